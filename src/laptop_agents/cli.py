@@ -1,0 +1,375 @@
+"""The one command-line parser, behind two doors.
+
+``python -m laptop_agents.run --mode ...`` (the seed system's flags, kept
+exactly) and the ``laptop-agents <subcommand>`` console script share the
+option definitions and the dispatch below: a seed ``--mode`` is just another
+name for a subcommand. Handlers are imported lazily by dotted name so that
+``--help`` stays fast and the deterministic core never imports the shell.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+from laptop_agents import __version__
+from laptop_agents.exit_codes import ExitCode
+
+
+class CliError(Exception):
+    """A usage error; printed as one line, exit code 2."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse prints usage plus the error on two+ lines; we want one clear line."""
+
+    def error(self, message: str) -> NoReturn:
+        raise CliError(f"{self.prog}: error: {message} (see --help)")
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    help: str
+    handler: str  # "module:function" returning an int exit code
+    issue: str  # where the feature is tracked, for the "not built yet" message
+    uses_config: bool = True
+    needs_lock_free: bool = False
+
+
+COMMANDS: dict[str, Command] = {
+    c.name: c
+    for c in (
+        Command("run", "run a live session (paper by default) on mock, bitunix or replay data",
+                "laptop_agents.session.runner:cmd_run", "issue 5"),
+        Command("backtest", "backtest a candle file (CSV/Parquet) with the live engine",
+                "laptop_agents.backtest.commands:cmd_backtest", "issue 7"),
+        Command("replay", "replay a recorded session or a candle file through the live runner",
+                "laptop_agents.session.runner:cmd_replay", "issue 6"),
+        Command("validate", "walk-forward validation over a parameter grid",
+                "laptop_agents.backtest.commands:cmd_validate", "issue 7"),
+        Command("preflight", "check config, workspace, exchange, keys, clock, disk and lock; PASS/FAIL each",
+                "laptop_agents.session.preflight:cmd_preflight", "issue 5"),
+        Command("selftest", "check the installation: imports, config, workspace, a tiny deterministic run",
+                "laptop_agents.ops.selftest:cmd_selftest", "issue 2"),
+        Command("status", "show the state of the session in the workspace (heartbeat, lock, last run)",
+                "laptop_agents.ops.status:cmd_status", "issue 5"),
+        Command("stop", "ask the running session to stop (creates <workspace>/kill.txt)",
+                "laptop_agents.ops.commands:cmd_stop", "issue 2"),
+        Command("report", "rebuild report.html and the summary of a run directory",
+                "laptop_agents.report.commands:cmd_report", "issue 7"),
+        Command("watchdog", "run a session and restart it when it crashes or hangs",
+                "laptop_agents.ops.watchdog:cmd_watchdog", "issue 5"),
+        Command("config", "show the effective configuration and where each value comes from",
+                "laptop_agents.ops.commands:cmd_config", "issue 2"),
+        Command("fake-exchange", "serve a fake Bitunix exchange on 127.0.0.1 (REST + websocket) with faults",
+                "laptop_agents.exchange.fake.commands:cmd_fake_exchange", "issue 6"),
+        Command("fetch-candles", "download candle history from Bitunix REST to a Parquet/CSV file",
+                "laptop_agents.backtest.fetch:cmd_fetch_candles", "issue 7"),
+    )
+}
+
+SEED_MODES: dict[str, str] = {
+    "live-session": "run",
+    "backtest": "backtest",
+    "replay": "replay",
+    "validate": "validate",
+    "selftest": "selftest",
+}
+
+# CLI option dest -> dotted config key. A flag that is not given stays None
+# and does not override the profile or the environment.
+CONFIG_FLAGS: dict[str, str] = {
+    "symbol": "trading.symbol",
+    "interval": "trading.interval",
+    "source": "trading.source",
+    "execution_mode": "trading.execution_mode",
+    "enable_live": "trading.live_enabled",
+    "duration": "trading.duration_min",
+    "speed": "trading.speed",
+    "seed": "trading.seed",
+    "replay_file": "trading.replay_file",
+    "replay_realtime": "trading.replay_realtime",
+    "record": "trading.record",
+    "bitunix_rest_url": "trading.bitunix_rest_url",
+    "bitunix_ws_url": "trading.bitunix_ws_url",
+    "warmup_bars": "trading.warmup_bars",
+    "stale_timeout": "system.stale_timeout_s",
+    "health_port": "system.health_port",
+    "dashboard": "system.dashboard",
+    "run_async": "system.run_async",
+    "log_level": "system.log_level",
+    "max_errors": "system.max_errors_per_session",
+    "max_md_errors": "system.max_consecutive_md_errors",
+    "flatten_on_kill": "system.flatten_on_kill",
+    "risk_pct": "risk.risk_pct",
+    "equity": "risk.starting_equity",
+    "stop_bps": "strategy.stop_bps",
+    "tp_r": "strategy.tp_r",
+    "strategy": "strategy.name",
+    "strategy_file": "strategy.file",
+}
+
+
+def _store_true_or_none(group: argparse._ArgumentGroup, *flags: str, dest: str, help: str) -> None:
+    group.add_argument(*flags, dest=dest, action="store_const", const=True, default=None, help=help)
+
+
+def add_common_options(p: argparse.ArgumentParser) -> None:
+    """Options every command understands (workspace, profile, logging)."""
+    g = p.add_argument_group("common")
+    g.add_argument("--workspace", metavar="DIR",
+                   help="state and output directory (env LAPTOP_AGENTS_WORKSPACE; default: per-user data dir)")
+    g.add_argument("--profile", default="paper", metavar="NAME|FILE",
+                   help="config profile: paper, live, backtest or a YAML path (default paper)")
+    g.add_argument("--log-level", dest="log_level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], default=None)
+
+
+def add_trading_options(p: argparse.ArgumentParser) -> None:
+    """The seed system's session flags (kept exactly) and their modern companions."""
+    g = p.add_argument_group("session (seed flags)")
+    mode = g.add_mutually_exclusive_group()
+    mode.add_argument("--async", dest="run_async", action="store_const", const=True, default=None,
+                      help="async runner (default)")
+    mode.add_argument("--sync", dest="run_async", action="store_const", const=False,
+                      help="synchronous loop (backtest/replay only; the live session is async)")
+    g.add_argument("--source", choices=["mock", "bitunix", "replay"], default=None, help="market data source")
+    g.add_argument("--symbol", default=None, help="BTCUSDT (default; btc/usdt, BTC-USDT accepted) or BTCUSD (inverse)")
+    g.add_argument("--interval", default=None, help="candle interval (default 1m)")
+    g.add_argument("--duration", type=float, default=None, metavar="MIN", help="session length in minutes")
+    g.add_argument("--stale-timeout", dest="stale_timeout", type=float, default=None, metavar="SEC",
+                   help="end the session after this many seconds without market data (default 60)")
+    g.add_argument("--execution-mode", dest="execution_mode", choices=["paper", "live"], default=None,
+                   help="paper (default) or live")
+    g.add_argument("--risk-pct", dest="risk_pct", type=float, default=None, metavar="PCT",
+                   help="risk per trade in percent of equity (1.0 = 1 %%)")
+    g.add_argument("--stop-bps", dest="stop_bps", type=float, default=None, metavar="BPS",
+                   help="fixed stop distance in basis points (overrides ATR-based stops)")
+    g.add_argument("--tp-r", dest="tp_r", type=float, default=None, metavar="R",
+                   help="take-profit distance in multiples of the risk R")
+    g.add_argument("--strategy", default=None, metavar="NAME",
+                   help="default, tight or sma_cross (or a strategy file path)")
+    _store_true_or_none(g, "--preflight", dest="preflight", help="run the preflight checks before starting")
+    _store_true_or_none(g, "--dashboard", dest="dashboard", help="serve the health endpoint and a status page")
+
+    x = p.add_argument_group("session (more)")
+    x.add_argument("--strategy-file", dest="strategy_file", default=None, metavar="FILE",
+                   help="strategy parameter file (JSON/YAML)")
+    x.add_argument("--equity", type=float, default=None, help="starting equity for a fresh state (default 10000)")
+    x.add_argument("--speed", type=float, default=None, metavar="X",
+                   help="mock source speed: 60 = one simulated minute per second (default 1 = real time)")
+    x.add_argument("--seed", type=int, default=None, help="seed of the mock price process (default 7)")
+    x.add_argument("--health-port", dest="health_port", type=int, default=None, metavar="PORT",
+                   help="serve /health on 127.0.0.1:PORT (off by default; 0 picks a free port)")
+    _store_true_or_none(x, "--record", dest="record", help="record every raw market message to the run directory")
+    x.add_argument("--replay-file", dest="replay_file", default=None, metavar="FILE",
+                   help="recording or candle file for --source replay")
+    _store_true_or_none(x, "--realtime", dest="replay_realtime", help="replay at recorded speed (default: as fast as possible)")
+    x.add_argument("--bitunix-rest-url", dest="bitunix_rest_url", default=None, metavar="URL")
+    x.add_argument("--bitunix-ws-url", dest="bitunix_ws_url", default=None, metavar="URL")
+    x.add_argument("--warmup-bars", dest="warmup_bars", type=int, default=None, metavar="N",
+                   help="candles fetched before trading starts (bitunix source)")
+    _store_true_or_none(x, "--enable-live", dest="enable_live",
+                        help="the explicit switch live execution needs (with --execution-mode live and API keys)")
+    x.add_argument("--max-errors", dest="max_errors", type=int, default=None, metavar="N",
+                   help="error budget (default max(20, 2 x duration minutes))")
+    x.add_argument("--max-md-errors", dest="max_md_errors", type=int, default=None, metavar="N",
+                   help="consecutive market-data errors before shutdown (default 3)")
+    x.add_argument("--no-flatten", dest="flatten_on_kill", action="store_const", const=False, default=None,
+                   help="on kill switch, cancel working orders but keep the position")
+    x.add_argument("--run-id", dest="run_id", default=None, help="name of the run directory (default: generated)")
+
+
+def add_data_options(p: argparse.ArgumentParser, *, positional: bool) -> None:
+    """Candle-file options for backtest / replay / validate."""
+    g = p.add_argument_group("data")
+    if positional:
+        g.add_argument("file", nargs="?", default=None, help="candle file (CSV/Parquet) or recording")
+    g.add_argument("--data", dest="data", default=None, metavar="FILE", help="candle file (CSV/Parquet)")
+    _store_true_or_none(g, "--strict", dest="strict", help="refuse dirty data instead of repairing it")
+    g.add_argument("--funding-rate", dest="funding_rate", type=float, default=None, metavar="FRACTION",
+                   help="constant funding rate per 8 h when the file has no funding column")
+    _store_true_or_none(g, "--no-report", dest="no_report", help="skip report.html")
+
+
+def add_validate_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("validate")
+    g.add_argument("--grid", default=None, help='parameter grid, e.g. "stop_atr_mult=1,1.5,2;tp_r_mult=1.5,2"')
+    g.add_argument("--splits", type=int, default=None, help="number of walk-forward folds (default 4)")
+    g.add_argument("--train-frac", dest="train_frac", type=float, default=None,
+                   help="train share of each fold (default 0.7)")
+    g.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
+
+
+def _add_subcommand_options(name: str, p: argparse.ArgumentParser) -> None:
+    if name in ("run", "replay", "backtest", "validate", "preflight"):
+        add_trading_options(p)
+    if name in ("backtest", "replay", "validate"):
+        add_data_options(p, positional=True)
+    if name == "validate":
+        add_validate_options(p)
+    if name == "report":
+        p.add_argument("run_dir", help="a run directory (runs/<run_id>)")
+    if name == "config":
+        p.add_argument("action", nargs="?", choices=["show"], default="show")
+        add_trading_options(p)
+    if name == "stop":
+        p.add_argument("--reason", default="user stop", help="recorded in the kill file")
+    if name == "watchdog":
+        p.add_argument("--restart-delay", dest="restart_delay", type=float, default=10.0, metavar="SEC",
+                       help="seconds before a restart (default 10), doubled per quick failure")
+        p.add_argument("--max-restarts-per-hour", dest="max_restarts_per_hour", type=int, default=10)
+        p.add_argument("--hang-timeout", dest="hang_timeout", type=float, default=120.0, metavar="SEC",
+                       help="restart when the heartbeat is older than this (default 120)")
+        p.add_argument("--max-delay", dest="max_delay", type=float, default=600.0, metavar="SEC",
+                       help="cap of the exponential backoff (default 600)")
+        p.add_argument("run_args", nargs=argparse.REMAINDER, help="-- followed by the arguments of `run`")
+    if name == "fake-exchange":
+        p.add_argument("--host", default="127.0.0.1", help="bind address (loopback only)")
+        p.add_argument("--port", type=int, default=0, help="port (0 = pick a free one, printed)")
+        p.add_argument("--seed", type=int, default=7)
+        p.add_argument("--faults", default=None, help="fault schedule, e.g. 'disconnect@30,silence@90:20'")
+    if name == "fetch-candles":
+        p.add_argument("--symbol", default=None)
+        p.add_argument("--interval", default=None)
+        p.add_argument("--out", required=True, help="output file (.parquet or .csv); resumes if it exists")
+        p.add_argument("--start", default=None, help="ISO date/time or epoch ms (default: --days ago)")
+        p.add_argument("--end", default=None, help="ISO date/time or epoch ms (default: now)")
+        p.add_argument("--days", type=float, default=7.0)
+        p.add_argument("--bitunix-rest-url", dest="bitunix_rest_url", default=None, metavar="URL")
+
+
+def build_parser() -> OneLineParser:
+    """The ``laptop-agents`` parser: one subcommand per feature."""
+    parser = OneLineParser(
+        prog="laptop-agents",
+        description="An unattended BTC perpetual-futures trading agent (paper by default).",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
+    for cmd in COMMANDS.values():
+        p = sub.add_parser(cmd.name, help=cmd.help, description=cmd.help)
+        add_common_options(p)
+        _add_subcommand_options(cmd.name, p)
+    return parser
+
+
+def build_seed_parser() -> OneLineParser:
+    """``python -m laptop_agents.run``: the seed system's flat flags."""
+    parser = OneLineParser(
+        prog="python -m laptop_agents.run",
+        description="Run btc-laptop-agents with the seed system's flags. "
+        "The same features are under the `laptop-agents` command.",
+    )
+    parser.add_argument("--mode", choices=list(SEED_MODES), default="live-session",
+                        help="what to run (default live-session)")
+    add_common_options(parser)
+    add_trading_options(parser)
+    add_data_options(parser, positional=False)
+    add_validate_options(parser)
+    return parser
+
+
+def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The dotted config keys that flags set (None = not given)."""
+    return {key: getattr(args, dest) for dest, key in CONFIG_FLAGS.items() if getattr(args, dest, None) is not None}
+
+
+def _load_handler(cmd: Command) -> Callable[..., int] | None:
+    module_name, _, func = cmd.handler.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and (module_name == exc.name or module_name.startswith(exc.name + ".")):
+            return None
+        raise
+    handler = getattr(module, func, None)
+    return handler if callable(handler) else None
+
+
+def dispatch(command: str, args: argparse.Namespace) -> int:
+    """Resolve workspace and config, set up logging, run the handler."""
+    from laptop_agents.config import ConfigError, load_config
+    from laptop_agents.context import CommandContext
+    from laptop_agents.logs import get_logger, setup_logging
+    from laptop_agents.ops.workspace import Workspace
+
+    cmd = COMMANDS[command]
+    handler = _load_handler(cmd)
+    if handler is None:
+        print(f"laptop-agents {command}: not built yet ({cmd.issue}); nothing was done", file=sys.stderr)
+        return ExitCode.NOT_IMPLEMENTED
+
+    try:
+        loaded = load_config(getattr(args, "profile", "paper") or "paper", config_overrides(args))
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return ExitCode.CONFIG_ERROR
+
+    workspace = Workspace.resolve(getattr(args, "workspace", None))
+    try:
+        workspace.ensure()
+    except OSError as exc:
+        print(f"workspace error: cannot create {workspace.root}: {exc.strerror or exc}", file=sys.stderr)
+        return ExitCode.DISK_FULL
+    system = loaded.config.system
+    setup_logging(workspace.system_log, system.log_level, max_bytes=system.log_max_bytes, backups=system.log_backups)
+    log = get_logger(f"cli.{command}")
+    log.debug("workspace resolved", extra={"fields": {"workspace": str(workspace.root)}})
+    ctx = CommandContext(command=command, args=args, loaded=loaded, workspace=workspace, log=log)
+    return int(handler(ctx))
+
+
+def _run_guarded(fn: Callable[[], int]) -> int:
+    from laptop_agents.logs import scrub
+
+    try:
+        return fn()
+    except CliError as exc:
+        print(str(exc), file=sys.stderr)
+        return ExitCode.CONFIG_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return ExitCode.OK
+    except Exception as exc:  # the last line of defence: scrubbed, with a crash code
+        import logging
+        import traceback
+
+        text = scrub("".join(traceback.format_exception(exc)))
+        logging.getLogger("laptop_agents.crash").error("unhandled exception: %s", scrub(str(exc)),
+                                                       extra={"fields": {"traceback": text}})
+        print(scrub(f"crash: {type(exc).__name__}: {exc}"), file=sys.stderr)
+        return ExitCode.CRASH
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Console script ``laptop-agents``."""
+
+    def go() -> int:
+        parser = build_parser()
+        args = parser.parse_args(list(argv) if argv is not None else None)
+        if not args.command:
+            parser.print_help()
+            return ExitCode.CONFIG_ERROR
+        return dispatch(args.command, args)
+
+    return _run_guarded(go)
+
+
+def seed_main(argv: Sequence[str] | None = None) -> int:
+    """``python -m laptop_agents.run``: the seed's flags mapped onto subcommands."""
+
+    def go() -> int:
+        args = build_seed_parser().parse_args(list(argv) if argv is not None else None)
+        command = SEED_MODES[args.mode]
+        if getattr(args, "file", None) is None:
+            args.file = None
+        if args.source == "replay" and command == "run":
+            command = "replay"
+        return dispatch(command, args)
+
+    return _run_guarded(go)

@@ -1,0 +1,178 @@
+"""Structured logs (JSON lines, size-rotated) and secret scrubbing.
+
+Secrets come from the environment only. Every value of an environment variable
+whose name looks secret (KEY, SECRET, TOKEN, PASSWORD, PASSPHRASE, SIGN) is
+registered with the scrubber and replaced by ``***`` in every log line, in
+exception text and tracebacks, and in anything else written to disk through
+:func:`scrub` (events, reports, crash files). Bearer tokens and ``sign=``
+query values are masked by pattern as well.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import logging.handlers
+import os
+import re
+import sys
+import threading
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+_SECRET_NAME = re.compile(r"(KEY|SECRET|TOKEN|PASSWORD|PASSPHRASE|SIGN|CREDENTIAL)", re.IGNORECASE)
+_PATTERNS = (
+    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{6,}"),
+    re.compile(r"(?i)((?:api[-_]?key|secret(?:[-_]?key)?|sign|token)[\"']?\s*[:=]\s*[\"']?)[A-Za-z0-9._~+/=-]{6,}"),
+)
+_MIN_SECRET_LEN = 6
+MASK = "***"
+
+
+class SecretScrubber:
+    """Replaces known secret values and secret-looking patterns in text."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._values: tuple[str, ...] = ()
+
+    def register(self, *values: str | None) -> None:
+        with self._lock:
+            new = {v for v in values if v and len(v) >= _MIN_SECRET_LEN}
+            # Longest first so a secret containing another is masked whole.
+            self._values = tuple(sorted(set(self._values) | new, key=len, reverse=True))
+
+    def register_environ(self, environ: Mapping[str, str] | None = None) -> None:
+        env = os.environ if environ is None else environ
+        self.register(*(v for k, v in env.items() if _SECRET_NAME.search(k)))
+
+    def scrub(self, text: str) -> str:
+        for value in self._values:
+            if value in text:
+                text = text.replace(value, MASK)
+        for pattern in _PATTERNS:
+            text = pattern.sub(lambda m: m.group(1) + MASK, text)
+        return text
+
+
+SCRUBBER = SecretScrubber()
+SCRUBBER.register_environ()
+
+
+def scrub(text: str) -> str:
+    """Mask secrets in ``text`` before it is written anywhere."""
+    return SCRUBBER.scrub(text)
+
+
+def scrub_obj(obj: Any) -> Any:
+    """Recursively scrub strings inside JSON-able data."""
+    if isinstance(obj, str):
+        return SCRUBBER.scrub(obj)
+    if isinstance(obj, dict):
+        return {k: scrub_obj(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [scrub_obj(v) for v in obj]
+    return obj
+
+
+class JsonLineFormatter(logging.Formatter):
+    """One JSON object per line: time, level, component, message, fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "component": record.name,
+            "message": record.getMessage(),
+        }
+        fields = getattr(record, "fields", None)
+        if fields:
+            entry["fields"] = fields
+        if record.exc_info or record.exc_text:
+            entry["exception"] = record.exc_text or self.formatException(record.exc_info)  # type: ignore[arg-type]
+        return scrub(json.dumps(scrub_obj(entry), default=str, ensure_ascii=False))
+
+
+class ScrubFilter(logging.Filter):
+    """Scrubs the message and exception text of records before any handler sees them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.getMessage()
+        clean = scrub(msg)
+        if clean != msg or record.args:
+            record.msg, record.args = clean, None
+        if record.exc_info and record.exc_info[1] is not None:
+            # Formatters reuse a cached exc_text, so caching the scrubbed one
+            # keeps the raw traceback (which may quote a secret) off every handler.
+            record.exc_text = scrub(logging.Formatter().formatException(record.exc_info))
+        fields = getattr(record, "fields", None)
+        if fields:
+            record.fields = scrub_obj(fields)
+        return True
+
+
+_configured_handlers: list[logging.Handler] = []
+
+
+def setup_logging(
+    log_file: Path | None,
+    level: str = "INFO",
+    *,
+    console: bool = True,
+    max_bytes: int = 10_000_000,
+    backups: int = 5,
+) -> logging.Logger:
+    """Configure the ``laptop_agents`` logger tree (idempotent).
+
+    JSON lines go to ``log_file`` (size-rotated); humans get a rich console
+    handler on stderr. Returns the package root logger.
+    """
+    root = logging.getLogger("laptop_agents")
+    for handler in _configured_handlers:
+        root.removeHandler(handler)
+        handler.close()
+    _configured_handlers.clear()
+    root.setLevel(level)
+    root.propagate = False
+    if not any(isinstance(f, ScrubFilter) for f in root.filters):
+        root.addFilter(ScrubFilter())
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        file_handler = logging.handlers.RotatingFileHandler(
+            log_file, maxBytes=max_bytes, backupCount=backups, encoding="utf-8"
+        )
+        file_handler.setFormatter(JsonLineFormatter())
+        file_handler.addFilter(ScrubFilter())
+        _configured_handlers.append(file_handler)
+    if console:
+        console_handler: logging.Handler
+        try:
+            from rich.console import Console
+            from rich.logging import RichHandler
+
+            console_handler = RichHandler(
+                console=Console(stderr=True), show_path=False, rich_tracebacks=False, markup=False
+            )
+        except ImportError:  # pragma: no cover - rich is a pinned dependency
+            console_handler = logging.StreamHandler(sys.stderr)
+        console_handler.addFilter(ScrubFilter())
+        _configured_handlers.append(console_handler)
+    for handler in _configured_handlers:
+        root.addHandler(handler)
+    return root
+
+
+def get_logger(component: str) -> logging.Logger:
+    """A logger named after its component (``laptop_agents.session.runner``...)."""
+    return logging.getLogger(component if component.startswith("laptop_agents") else f"laptop_agents.{component}")
+
+
+def log_fields(**fields: Any) -> dict[str, Any]:
+    """``log.info("msg", extra=log_fields(equity=1.0))`` puts structured fields in the JSON line."""
+    return {"fields": fields}
+
+
+def scrubbed_lines(lines: Iterable[str]) -> list[str]:
+    return [scrub(line) for line in lines]

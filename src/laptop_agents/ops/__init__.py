@@ -1,0 +1,1 @@
+"""Operations around a session: workspace, lock file, watchdog, kill switch."""
