@@ -5,6 +5,18 @@
 ``session`` shell feeds the Engine from a :class:`MarketSource`. Keeping these
 few shapes in one module is what lets backtest, replay and live drive the very
 same Engine.
+
+Event kinds written to ``events.jsonl`` (``Event.kind`` and its ``data``):
+
+- ``decision``      action (enter|cancel|block), reason, side, entry, stop, target, qty, ...
+- ``order``         client_id, side, type, qty, price, stop, target, status (accepted|working|rejected|duplicate), reason
+- ``fill``          client_id, side, qty, price, fee, liquidity (maker|taker), reason (entry|stop|target|trailing_stop|flatten|reverse)
+- ``trade_closed``  side (long|short), qty, entry_ts, entry_price, exit_ts, exit_price, pnl, fees, funding, net_pnl, exit_reason
+- ``order_cancelled`` client_id, reason  · ``order_expired`` client_id
+- ``funding``       rate, amount (positive = paid), position_qty
+- ``breaker_trip``  reason, value, until_ts  · ``breaker_reset``
+- ``agent_error``   agent, error  · ``journal`` text, tags, plan_id
+- ``session``       (written by the shell) event (start|stop), reason, ...
 """
 
 from __future__ import annotations
@@ -86,6 +98,9 @@ class StepResult:
     processed: bool = True
     events: list[Event] = field(default_factory=list)
     fills: list[Fill] = field(default_factory=list)
+    # Account after the step, for equity curves, heartbeat and /health.
+    equity: float = 0.0
+    position_qty: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
