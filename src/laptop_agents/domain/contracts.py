@@ -77,6 +77,13 @@ class Strategy(Protocol):
 
     name: str
 
+    def warmup(self, candle: Candle) -> None:
+        """Feed a historical candle to the indicators only: no decision, no intent.
+
+        Used for REST backfill before trading and for candles missed while the
+        process was down, which must not be traded at stale prices."""
+        ...
+
     def on_candle(self, candle: Candle, account: AccountView) -> StrategyOutput: ...
 
     def on_funding(self, funding: FundingRate) -> None: ...
@@ -124,6 +131,11 @@ class MarketSource(Protocol):
     """
 
     name: str
+
+    async def warmup(self) -> list[Candle]:
+        """Closed historical candles (oldest first) to prime the indicators
+        before trading starts; may be empty."""
+        ...
 
     def stream(self) -> AsyncIterator[MarketItem]: ...
 
