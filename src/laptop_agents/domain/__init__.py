@@ -1,8 +1,8 @@
 """Plain data of the system: no I/O, no clock."""
 
 from laptop_agents.domain.models import (
-    Candle,
     CancelIntent,
+    Candle,
     ContractKind,
     DomainError,
     Event,

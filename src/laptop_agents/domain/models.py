@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 
@@ -17,7 +17,7 @@ class DomainError(ValueError):
     """A value that violates a domain invariant (bad candle, bad order...)."""
 
 
-class Side(str, Enum):
+class Side(StrEnum):
     """Order side. Position direction is the sign of the position quantity."""
 
     BUY = "BUY"
@@ -31,12 +31,12 @@ class Side(str, Enum):
         return Side.SELL if self is Side.BUY else Side.BUY
 
 
-class OrderType(str, Enum):
+class OrderType(StrEnum):
     MARKET = "MARKET"
     LIMIT = "LIMIT"
 
 
-class ContractKind(str, Enum):
+class ContractKind(StrEnum):
     """Linear contracts are margined and settled in USDT; inverse ones in BTC."""
 
     LINEAR = "linear"
