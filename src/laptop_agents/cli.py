@@ -295,20 +295,21 @@ def dispatch(command: str, args: argparse.Namespace) -> int:
     """Resolve workspace and config, set up logging, run the handler."""
     from laptop_agents.config import ConfigError, load_config
     from laptop_agents.context import CommandContext
-    from laptop_agents.logs import get_logger, setup_logging
+    from laptop_agents.logs import get_logger, scrub, setup_logging
     from laptop_agents.ops.workspace import Workspace
 
     cmd = COMMANDS[command]
+    # Config first: a bad value is reported even for a command not built yet.
+    try:
+        loaded = load_config(getattr(args, "profile", "paper") or "paper", config_overrides(args))
+    except ConfigError as exc:
+        print(scrub(f"config error: {exc}"), file=sys.stderr)
+        return ExitCode.CONFIG_ERROR
+
     handler = _load_handler(cmd)
     if handler is None:
         print(f"laptop-agents {command}: not built yet ({cmd.issue}); nothing was done", file=sys.stderr)
         return ExitCode.NOT_IMPLEMENTED
-
-    try:
-        loaded = load_config(getattr(args, "profile", "paper") or "paper", config_overrides(args))
-    except ConfigError as exc:
-        print(f"config error: {exc}", file=sys.stderr)
-        return ExitCode.CONFIG_ERROR
 
     workspace = Workspace.resolve(getattr(args, "workspace", None))
     try:
@@ -330,7 +331,7 @@ def _run_guarded(fn: Callable[[], int]) -> int:
     try:
         return fn()
     except CliError as exc:
-        print(str(exc), file=sys.stderr)
+        print(scrub(str(exc)), file=sys.stderr)
         return ExitCode.CONFIG_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
