@@ -1,0 +1,653 @@
+"""Candle files (CSV, Parquet, JSON) in, clean ``list[Candle]`` out, with a report.
+
+Real candle files are dirty: mixed UTC offsets, duplicated rows, gaps, bars
+where ``high < close``, zero volume, a still-forming last bar. A backtest that
+silently eats them gives numbers nobody can trust; one that crashes on them is
+useless. So the loader *names* every problem (count and first examples) and
+applies one documented policy, or refuses with ``strict=True``.
+
+Layouts understood
+------------------
+- A header row with any case / spacing of: time ``Datetime | Date | timestamp |
+  time | open_time | ts | t``; ``open | o``; ``high | h``; ``low | l``;
+  ``close | c`` (``Adj Close`` is ignored); ``volume | vol | v``; optional
+  ``funding | funding_rate`` (a *fraction* per 8 h, 0.0001 = 0.01 %).
+- Exchange exports: Binance klines without a header (``open_time, open, high,
+  low, close, volume, close_time, ...``; any headerless numeric file is read in
+  that column order); Bitunix kline rows (``time, open, high, low, close,
+  quoteVol, baseVol``) as CSV/Parquet or as the REST reply saved to ``.json``.
+  Bitunix swaps its volume fields, so ``quoteVol`` (the BTC amount) is used as
+  the volume when there is no plain ``volume`` column.
+- Times: epoch seconds, milliseconds, microseconds or nanoseconds (told apart by
+  magnitude), ISO 8601 with or without offsets (naive times are taken as UTC),
+  native Parquet timestamps. Everything becomes ``int`` UTC milliseconds.
+
+Policy (``strict=False``), applied in this order
+------------------------------------------------
+1. rows with an unreadable time are dropped;
+2. a file that is entirely newest-first (Bitunix REST order) is reversed
+   silently; otherwise out-of-order rows are **sorted** (stable);
+3. rows with a non-finite or non-positive price or a non-finite/negative
+   volume are **dropped**;
+4. duplicated timestamps: the **last** row in file order is kept;
+5. bars whose open/close lie outside low..high are **repaired** by widening
+   high/low to include open and close (prices are kept; the bar is not invented);
+6. the trailing bar is **dropped** when it is partial: off the interval grid,
+   closer than one interval to the previous bar, or with a ``close_time``
+   before its interval ends;
+7. bars off the interval grid elsewhere are **dropped**;
+8. gaps are **left as gaps** (no bars are invented) and reported;
+9. zero-volume bars are **kept** and reported.
+
+With ``strict=True`` any of 1-8 raises :class:`CandleFileError` (one line);
+zero volume alone is not refused because it is normal in some exports.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from laptop_agents.domain.models import Candle, DomainError, FundingRate
+from laptop_agents.domain.timeframes import SUPPORTED_INTERVALS, interval_ms, parse_interval
+
+MAX_EXAMPLES = 3
+
+_TIME_ALIASES = ("opentime", "timestamp", "datetime", "time", "date", "ts", "t", "timems", "starttime", "opents")
+_OPEN_ALIASES = ("open", "o", "openprice")
+_HIGH_ALIASES = ("high", "h", "highprice")
+_LOW_ALIASES = ("low", "l", "lowprice")
+_CLOSE_ALIASES = ("close", "c", "closeprice", "last")
+_VOLUME_ALIASES = ("volume", "vol", "v", "basevolume", "volumebtc", "volbtc", "amount")
+_FUNDING_ALIASES = ("funding", "fundingrate", "funding8h", "fundingrate8h")
+_CLOSE_TIME_ALIASES = ("closetime",)
+
+_BINANCE_COLUMNS = (
+    "open_time", "open", "high", "low", "close", "volume", "close_time",
+    "quote_volume", "trades", "taker_buy_base", "taker_buy_quote", "ignore",
+)
+_STRICT_REFUSED = (
+    "bad_time", "non_monotonic", "invalid_values", "duplicates", "ohlc_inconsistent",
+    "partial_last", "misaligned", "gaps",
+)
+
+
+class CandleFileError(Exception):
+    """A candle file that cannot be used (or is refused with ``strict``); one line."""
+
+
+@dataclass(slots=True)
+class Problem:
+    """One kind of defect found in a file, what was done about it, and examples."""
+
+    kind: str
+    count: int
+    action: str
+    examples: list[str] = field(default_factory=list)
+    detail: str = ""
+
+    def line(self) -> str:
+        ex = f" e.g. {', '.join(self.examples)}" if self.examples else ""
+        detail = f" ({self.detail})" if self.detail else ""
+        return f"{self.kind}: {self.count}{detail} -> {self.action}{ex}"
+
+
+@dataclass(slots=True)
+class DataReport:
+    """What the loader found and did; printed by the CLI, stored in summary.json."""
+
+    path: str
+    layout: str
+    rows_read: int
+    rows_kept: int = 0
+    interval: str = ""
+    first_ts: int | None = None
+    last_ts: int | None = None
+    problems: list[Problem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        return not any(p.kind in _STRICT_REFUSED for p in self.problems)
+
+    def problem(self, kind: str) -> Problem | None:
+        return next((p for p in self.problems if p.kind == kind), None)
+
+    def lines(self) -> list[str]:
+        head = (
+            f"{self.path}: {self.layout}, {self.rows_read} rows read, {self.rows_kept} candles kept, "
+            f"interval {self.interval or '?'}"
+        )
+        if self.first_ts is not None and self.last_ts is not None:
+            head += f", {iso(self.first_ts)} -> {iso(self.last_ts)}"
+        return [head, *self.notes, *(p.line() for p in self.problems)]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "layout": self.layout,
+            "rows_read": self.rows_read,
+            "rows_kept": self.rows_kept,
+            "interval": self.interval,
+            "first_ts": self.first_ts,
+            "last_ts": self.last_ts,
+            "clean": self.clean,
+            "notes": list(self.notes),
+            "problems": [
+                {"kind": p.kind, "count": p.count, "action": p.action, "examples": p.examples, "detail": p.detail}
+                for p in self.problems
+            ],
+        }
+
+
+@dataclass(slots=True)
+class CandleFile:
+    """A loaded file: clean candles (oldest first), their interval, funding
+    updates (only where the rate changes) and the problem report."""
+
+    path: Path
+    candles: list[Candle]
+    interval: str
+    interval_ms: int
+    funding: list[FundingRate]
+    report: DataReport
+
+
+def iso(ts: int) -> str:
+    """UTC ISO time of an epoch-ms value, for messages and reports only."""
+    return datetime.fromtimestamp(ts / 1000.0, UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if ts % 1000 == 0 else (
+        datetime.fromtimestamp(ts / 1000.0, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    )
+
+
+def _norm(name: str) -> str:
+    return "".join(ch for ch in name.strip().lower() if ch.isalnum() or ch == "(")
+
+
+# ---------------------------------------------------------------------------
+# reading the raw table
+# ---------------------------------------------------------------------------
+def _first_line(path: Path) -> str:
+    import gzip
+
+    opener: Any = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8-sig", errors="replace") as fh:
+        for line in fh:
+            if line.strip():
+                return line.strip()
+    return ""
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text.strip().strip('"'))
+    except ValueError:
+        return False
+    return True
+
+
+def _read_csv(path: Path) -> tuple[pa.Table, str]:
+    line = _first_line(path)
+    if not line:
+        raise CandleFileError(f"{path.name}: the file is empty")
+    delimiter = max((",", ";", "\t", "|"), key=line.count)
+    tokens = line.split(delimiter)
+    headerless = len(tokens) >= 5 and all(_is_number(t) for t in tokens)
+    parse = pacsv.ParseOptions(delimiter=delimiter)
+    try:
+        if headerless:
+            names = list(_BINANCE_COLUMNS[: len(tokens)]) + [f"extra{i}" for i in range(len(tokens) - 12)]
+            table = pacsv.read_csv(
+                path, read_options=pacsv.ReadOptions(column_names=names), parse_options=parse
+            )
+            layout = "headerless klines (Binance order: open_time, open, high, low, close, volume, ...)"
+        else:
+            table = pacsv.read_csv(path, parse_options=parse)
+            layout = "CSV with header"
+    except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeDecodeError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CandleFileError(f"{path.name}: cannot parse as CSV: {first}") from None
+    return table, layout
+
+
+def _read_json(path: Path) -> tuple[pa.Table, str]:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CandleFileError(f"{path.name}: cannot parse as JSON: {exc}") from None
+    rows = doc.get("data", doc) if isinstance(doc, dict) else doc
+    if isinstance(rows, dict):  # {"data": {"list": [...]}} variants
+        rows = next((v for v in rows.values() if isinstance(v, list)), None)
+    if not isinstance(rows, list) or not rows:
+        raise CandleFileError(f"{path.name}: expected a list of kline rows (or {{'data': [...]}}), found none")
+    if all(isinstance(r, list) for r in rows):
+        width = len(rows[0])
+        names = list(_BINANCE_COLUMNS[:width]) + [f"extra{i}" for i in range(width - 12)]
+        rows = [dict(zip(names, r, strict=False)) for r in rows]
+    if not all(isinstance(r, dict) for r in rows):
+        raise CandleFileError(f"{path.name}: kline rows must be objects or arrays")
+    # Bitunix sends numbers as strings or numbers; make each column one type.
+    cols: dict[str, list[Any]] = {}
+    for r in rows:
+        for k in r:
+            cols.setdefault(k, [])
+    for k in cols:
+        values = [r.get(k) for r in rows]
+        if k.lower() != "type":
+            try:
+                values = [None if v is None or v == "" else float(v) if isinstance(v, str) else v for v in values]
+            except ValueError:
+                pass
+        cols[k] = values
+    try:
+        table = pa.table(cols)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise CandleFileError(f"{path.name}: inconsistent kline rows: {str(exc).splitlines()[0]}") from None
+    return table, "JSON kline rows"
+
+
+def _read_table(path: Path) -> tuple[pa.Table, str]:
+    if not path.exists():
+        raise CandleFileError(f"candle file not found: {path}")
+    if not path.is_file():
+        raise CandleFileError(f"not a file: {path}")
+    suffixes = [s.lower() for s in path.suffixes]
+    if ".parquet" in suffixes or ".pq" in suffixes:
+        try:
+            return pq.read_table(path), "Parquet"
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise CandleFileError(f"{path.name}: cannot read as Parquet: {str(exc).splitlines()[0]}") from None
+    if ".json" in suffixes:
+        return _read_json(path)
+    if suffixes and suffixes[-1] not in (".csv", ".txt", ".gz", ".tsv"):
+        raise CandleFileError(f"{path.name}: unsupported file type; allowed: .csv, .csv.gz, .tsv, .parquet, .json")
+    return _read_csv(path)
+
+
+# ---------------------------------------------------------------------------
+# columns and times
+# ---------------------------------------------------------------------------
+def _pick(names: dict[str, str], aliases: Sequence[str]) -> str | None:
+    for alias in aliases:
+        if alias in names:
+            return names[alias]
+    return None
+
+
+def _columns(table: pa.Table, path: Path, layout: str) -> tuple[dict[str, str | None], str]:
+    names: dict[str, str] = {}
+    for raw in table.column_names:
+        names.setdefault(_norm(raw), raw)
+    chosen: dict[str, str | None] = {
+        "time": _pick(names, _TIME_ALIASES),
+        "open": _pick(names, _OPEN_ALIASES),
+        "high": _pick(names, _HIGH_ALIASES),
+        "low": _pick(names, _LOW_ALIASES),
+        "close": _pick(names, _CLOSE_ALIASES),
+        "volume": _pick(names, _VOLUME_ALIASES),
+        "funding": _pick(names, _FUNDING_ALIASES),
+        "close_time": _pick(names, _CLOSE_TIME_ALIASES),
+    }
+    if chosen["volume"] is None and "quotevol" in names:
+        chosen["volume"] = names["quotevol"]  # Bitunix: quoteVol holds the base (BTC) amount
+        layout += " (Bitunix kline rows: volume from quoteVol)"
+    missing = [k for k in ("time", "open", "high", "low", "close") if chosen[k] is None]
+    if missing:
+        found = ", ".join(table.column_names[:12])
+        raise CandleFileError(
+            f"{path.name}: no {'/'.join(missing)} column; found: {found}; expected a time column "
+            f"(Datetime, Date, timestamp, time, open_time, ts) and open, high, low, close[, volume]"
+        )
+    return chosen, layout
+
+
+def _numeric_ms(values: np.ndarray) -> tuple[np.ndarray, str]:
+    """Epoch numbers to ms; the unit is told apart by magnitude of the median."""
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return np.full(values.shape, np.nan), "ms"
+    mag = float(np.median(np.abs(finite)))
+    if mag < 1e11:
+        factor, unit = 1000.0, "s"
+    elif mag < 1e14:
+        factor, unit = 1.0, "ms"
+    elif mag < 1e17:
+        factor, unit = 1e-3, "us"
+    else:
+        factor, unit = 1e-6, "ns"
+    return np.round(values * factor), unit
+
+
+def _parse_iso_strings(arr: pa.Array) -> np.ndarray:
+    """Slow path for text times pyarrow did not infer: parse each distinct value once."""
+    texts = arr.to_pylist()
+    cache: dict[str, float] = {}
+    out = np.full(len(texts), np.nan)
+    for i, raw in enumerate(texts):
+        if raw is None:
+            continue
+        value = cache.get(raw)
+        if value is None:
+            value = math.nan
+            text = str(raw).strip().replace("Z", "+00:00").replace("z", "+00:00")
+            try:
+                dt = datetime.fromisoformat(text)
+            except ValueError:
+                if _is_number(text):
+                    value = float(text)
+                    value = float(_numeric_ms(np.array([value]))[0][0])
+            else:
+                if dt.tzinfo is None:
+                    dt = dt.replace(tzinfo=UTC)
+                value = round(dt.timestamp() * 1000.0)
+            cache[raw] = value
+        out[i] = value
+    return out
+
+
+def _times_ms(col: pa.ChunkedArray) -> tuple[np.ndarray, str]:
+    """Any time column -> float64 epoch ms (NaN where unreadable) and a unit note."""
+    arr = col.combine_chunks()
+    t = arr.type
+    if pa.types.is_timestamp(t):
+        as_ms = pc.cast(pc.cast(arr, pa.timestamp("ms", tz=t.tz)), pa.int64())
+        return as_ms.to_numpy(zero_copy_only=False).astype("float64"), f"timestamps{' (' + t.tz + ')' if t.tz else ' (naive, taken as UTC)'}"
+    if pa.types.is_date(t):
+        days = pc.cast(pc.cast(arr, pa.date32()), pa.int32()).to_numpy(zero_copy_only=False).astype("float64")
+        return days * 86_400_000.0, "dates"
+    if pa.types.is_integer(t) or pa.types.is_floating(t):
+        values = pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False)
+        ms, unit = _numeric_ms(values)
+        return ms, f"epoch {unit}"
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return _parse_iso_strings(arr), "ISO text"
+    raise CandleFileError(f"time column of type {t} is not supported (need epoch numbers or ISO text)")
+
+
+def _floats(table: pa.Table, name: str | None, rows: int) -> np.ndarray:
+    if name is None:
+        return np.zeros(rows)
+    col = table.column(name).combine_chunks()
+    if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+        col = _text_floats(col)
+    try:
+        return pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False).astype("float64", copy=True)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise CandleFileError(f"column {name!r} is not numeric: {str(exc).splitlines()[0]}") from None
+
+
+def _text_floats(col: pa.Array) -> pa.Array:
+    values = []
+    for v in col.to_pylist():
+        try:
+            values.append(float(v) if v not in (None, "") else None)
+        except ValueError:
+            values.append(math.nan)
+    return pa.array(values, pa.float64())
+
+
+# ---------------------------------------------------------------------------
+# validation and policy
+# ---------------------------------------------------------------------------
+def _examples(ts: np.ndarray, idx: np.ndarray) -> list[str]:
+    return [iso(int(ts[i])) for i in idx[:MAX_EXAMPLES]]
+
+
+def _infer_interval(ts: np.ndarray, path: Path) -> str:
+    diffs = np.diff(ts)
+    diffs = diffs[diffs > 0]
+    if diffs.size == 0:
+        raise CandleFileError(f"{path.name}: cannot infer the interval from fewer than 2 distinct times; pass --interval")
+    values, counts = np.unique(diffs, return_counts=True)
+    mode = int(values[np.argmax(counts)])
+    for name in SUPPORTED_INTERVALS:
+        if interval_ms(name) == mode:
+            return name
+    raise CandleFileError(
+        f"{path.name}: the most common bar spacing is {mode} ms, not a supported interval "
+        f"({', '.join(SUPPORTED_INTERVALS)}); pass --interval"
+    )
+
+
+def load_candles(
+    path: str | Path,
+    *,
+    strict: bool = False,
+    interval: str | None = None,
+) -> CandleFile:
+    """Load, validate and clean a candle file (see the module docstring for the policy).
+
+    ``interval`` forces the bar length; by default it is inferred from the most
+    common spacing. Raises :class:`CandleFileError` with one line on a file that
+    cannot be used, or on any defect when ``strict``.
+    """
+    path = Path(path)
+    table, layout = _read_table(path)
+    rows = table.num_rows
+    if rows == 0:
+        raise CandleFileError(f"{path.name}: no rows")
+    cols, layout = _columns(table, path, layout)
+    report = DataReport(path=str(path), layout=layout, rows_read=rows)
+
+    assert cols["time"] is not None
+    ts_f, unit = _times_ms(table.column(cols["time"]))
+    report.notes.append(f"time column {cols['time']!r} read as {unit}")
+    o = _floats(table, cols["open"], rows)
+    h = _floats(table, cols["high"], rows)
+    lo = _floats(table, cols["low"], rows)
+    c = _floats(table, cols["close"], rows)
+    v = _floats(table, cols["volume"], rows)
+    if cols["volume"] is None:
+        report.notes.append("no volume column: volume set to 0")
+    fund = _floats(table, cols["funding"], rows) if cols["funding"] else None
+    close_t: np.ndarray | None = None
+    if cols["close_time"] is not None:
+        close_t = _times_ms(table.column(cols["close_time"]))[0]
+
+    # 1. unreadable times
+    bad_t = ~np.isfinite(ts_f)
+    keep = ~bad_t
+    if bad_t.any():
+        idx = np.flatnonzero(bad_t)
+        report.problems.append(Problem("bad_time", int(idx.size), "dropped",
+                                       [f"row {int(i) + 2}" for i in idx[:MAX_EXAMPLES]]))
+    order = np.flatnonzero(keep)
+    ts = ts_f[order].astype(np.int64)
+
+    # 2. order: reversed (newest first) is a layout, anything else is sorted.
+    if ts.size > 1:
+        d = np.diff(ts)
+        if (d < 0).all():
+            order = order[::-1]
+            report.notes.append("rows are newest first (exchange REST order): reversed")
+        elif (d < 0).any():
+            back = np.flatnonzero(d < 0) + 1
+            report.problems.append(Problem("non_monotonic", int(back.size), "sorted by time",
+                                           _examples(ts, back)))
+            order = order[np.argsort(ts, kind="stable")]
+        ts = ts_f[order].astype(np.int64)
+
+    # 3. invalid values
+    o, h, lo, c, v = o[order], h[order], lo[order], c[order], v[order]
+    if fund is not None:
+        fund = fund[order]
+    if close_t is not None:
+        close_t = close_t[order]
+    finite = np.isfinite(o) & np.isfinite(h) & np.isfinite(lo) & np.isfinite(c) & np.isfinite(v)
+    with np.errstate(invalid="ignore"):
+        invalid = ~finite | (o <= 0) | (h <= 0) | (lo <= 0) | (c <= 0) | (v < 0)
+    if invalid.any():
+        idx = np.flatnonzero(invalid)
+        report.problems.append(Problem("invalid_values", int(idx.size), "dropped", _examples(ts, idx),
+                                       "non-finite or non-positive price, or negative volume"))
+    good = ~invalid
+
+    # 4. duplicates: keep the last row in file order (the sort above is stable).
+    sel = np.flatnonzero(good)
+    tsg = ts[sel]
+    if tsg.size > 1:
+        later_same = np.append(tsg[1:] == tsg[:-1], False)  # row is followed by one with the same time
+        if later_same.any():
+            dup_idx = sel[later_same]
+            distinct = np.unique(ts[dup_idx]).size
+            report.problems.append(Problem("duplicates", int(dup_idx.size), "kept the last row of each time",
+                                           [iso(int(x)) for x in np.unique(ts[dup_idx])[:MAX_EXAMPLES]],
+                                           f"{distinct} timestamps repeated"))
+            sel = sel[~later_same]
+    ts, o, h, lo, c, v = ts[sel], o[sel], h[sel], lo[sel], c[sel], v[sel]
+    if fund is not None:
+        fund = fund[sel]
+    if close_t is not None:
+        close_t = close_t[sel]
+    if ts.size == 0:
+        raise CandleFileError(f"{path.name}: no usable rows ({'; '.join(p.line() for p in report.problems)})")
+
+    # 5. interval
+    name = parse_interval(interval) if interval else _infer_interval(ts, path)
+    step = interval_ms(name)
+    report.interval = name
+
+    # 5b. OHLC consistency: widen high/low to include open and close.
+    hi_new = np.maximum(np.maximum(h, o), np.maximum(c, lo))
+    lo_new = np.minimum(np.minimum(lo, o), np.minimum(c, h))
+    bad_ohlc = (hi_new != h) | (lo_new != lo)
+    if bad_ohlc.any():
+        idx = np.flatnonzero(bad_ohlc)
+        report.problems.append(Problem("ohlc_inconsistent", int(idx.size),
+                                       "repaired: high/low widened to include open and close", _examples(ts, idx)))
+        h, lo = hi_new, lo_new
+
+    # 6. partial last bar
+    keep_mask = np.ones(ts.size, dtype=bool)
+    phases = ts % step
+    vals, counts = np.unique(phases, return_counts=True)
+    phase = int(vals[np.argmax(counts)])
+    if phase:
+        report.notes.append(f"bars open {phase} ms after the {name} grid")
+    last = ts.size - 1
+    partial_reason = ""
+    if ts.size > 1 and phases[last] != phase:
+        partial_reason = "off the interval grid"
+    elif ts.size > 1 and ts[last] - ts[last - 1] < step:
+        partial_reason = "less than one interval after the previous bar"
+    elif close_t is not None and np.isfinite(close_t[last]) and close_t[last] < ts[last] + step - 1:
+        partial_reason = "close_time before the end of its interval"
+    if partial_reason:
+        keep_mask[last] = False
+        report.problems.append(Problem("partial_last", 1, "dropped", [iso(int(ts[last]))], partial_reason))
+
+    # 7. misaligned bars elsewhere
+    misaligned = (phases != phase) & keep_mask
+    if misaligned.any():
+        idx = np.flatnonzero(misaligned)
+        report.problems.append(Problem("misaligned", int(idx.size), f"dropped (not on the {name} grid)",
+                                       _examples(ts, idx)))
+        keep_mask &= ~misaligned
+    if not keep_mask.all():
+        ts, o, h, lo, c, v = ts[keep_mask], o[keep_mask], h[keep_mask], lo[keep_mask], c[keep_mask], v[keep_mask]
+        if fund is not None:
+            fund = fund[keep_mask]
+    if ts.size == 0:
+        raise CandleFileError(f"{path.name}: no usable rows left after cleaning")
+
+    # 8. gaps (left as gaps)
+    d = np.diff(ts)
+    gap_idx = np.flatnonzero(d > step)
+    if gap_idx.size:
+        missing = int(((d[gap_idx] // step) - 1).sum())
+        largest = int(d[gap_idx].max())
+        report.problems.append(Problem(
+            "gaps", int(gap_idx.size), "left as gaps (no bars invented)",
+            [f"{iso(int(ts[i]))} -> {iso(int(ts[i + 1]))}" for i in gap_idx[:MAX_EXAMPLES]],
+            f"{missing} missing bars, largest {_duration(largest)}",
+        ))
+
+    # 9. zero volume (kept)
+    zero = np.flatnonzero(v == 0)
+    if zero.size and cols["volume"] is not None:
+        report.problems.append(Problem("zero_volume", int(zero.size), "kept", _examples(ts, zero)))
+
+    if strict and not report.clean:
+        refused = [p for p in report.problems if p.kind in _STRICT_REFUSED]
+        what = "; ".join(p.line() for p in refused)
+        raise CandleFileError(f"{path.name}: refused with --strict: {what}; without --strict these are repaired")
+
+    candles = list(map(Candle, ts.tolist(), o.tolist(), h.tolist(), lo.tolist(), c.tolist(), v.tolist()))
+    funding = _funding_updates(ts, fund, path) if fund is not None else []
+    report.rows_kept = len(candles)
+    report.first_ts, report.last_ts = candles[0].ts, candles[-1].ts
+    return CandleFile(path=path, candles=candles, interval=name, interval_ms=step, funding=funding, report=report)
+
+
+def _funding_updates(ts: np.ndarray, fund: np.ndarray, path: Path) -> list[FundingRate]:
+    """Funding as updates: one :class:`FundingRate` wherever the column's value changes."""
+    out: list[FundingRate] = []
+    rows = np.flatnonzero(np.isfinite(fund))
+    if rows.size == 0:
+        return out
+    vals = fund[rows]
+    changed = np.append(True, vals[1:] != vals[:-1])
+    for i, rate in zip(rows[changed].tolist(), vals[changed].tolist(), strict=True):
+        try:
+            out.append(FundingRate(ts=int(ts[i]), rate=float(rate)))
+        except DomainError as exc:
+            raise CandleFileError(f"{path.name}: funding column at {iso(int(ts[i]))}: {exc}") from None
+    return out
+
+
+def _duration(ms: int) -> str:
+    minutes = ms // 60_000
+    days, rem = divmod(minutes, 1440)
+    hours, mins = divmod(rem, 60)
+    parts = [f"{days}d" if days else "", f"{hours}h" if hours else "", f"{mins}m" if mins or not (days or hours) else ""]
+    return "".join(parts)
+
+
+# ---------------------------------------------------------------------------
+# writing
+# ---------------------------------------------------------------------------
+def candles_table(candles: Iterable[Candle], funding: Sequence[float | None] | None = None) -> pa.Table:
+    """Candles as an Arrow table with the canonical columns (ts in UTC ms)."""
+    rows = list(candles)
+    cols: dict[str, Any] = {
+        "ts": pa.array([x.ts for x in rows], pa.int64()),
+        "open": pa.array([x.open for x in rows], pa.float64()),
+        "high": pa.array([x.high for x in rows], pa.float64()),
+        "low": pa.array([x.low for x in rows], pa.float64()),
+        "close": pa.array([x.close for x in rows], pa.float64()),
+        "volume": pa.array([x.volume for x in rows], pa.float64()),
+    }
+    if funding is not None:
+        cols["funding"] = pa.array(list(funding), pa.float64())
+    return pa.table(cols)
+
+
+def write_table(path: str | Path, table: pa.Table) -> Path:
+    """Write atomically (temp file + rename) as Parquet or CSV, chosen by suffix."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    if path.suffix.lower() in (".parquet", ".pq"):
+        pq.write_table(table, tmp)
+    elif path.suffix.lower() == ".csv":
+        pacsv.write_csv(table, tmp, write_options=pacsv.WriteOptions(quoting_style="needed"))
+    else:
+        raise CandleFileError(f"{path.name}: output must end in .parquet or .csv")
+    tmp.replace(path)
+    return path
+
+
+def write_candles(path: str | Path, candles: Iterable[Candle], funding: Sequence[float | None] | None = None) -> Path:
+    """Write candles to ``path`` (.csv or .parquet) in the canonical layout."""
+    return write_table(path, candles_table(candles, funding))

@@ -1,0 +1,243 @@
+"""Run output files, streamed while a run goes: candles.csv, equity.csv, trades.csv.
+
+One writer serves the backtest and the live session, so both leave the same
+files and the same report. Memory is bounded: candle and equity rows are
+buffered in column lists and written in chunks through Arrow's CSV writer
+(fast number formatting, which matters for a year of one-minute bars); a
+closed trade is written and flushed at once because it is rare and precious.
+``finish`` flushes everything and builds summary.json and report.html *from
+the files*, exactly as ``laptop-agents report RUN_DIR`` would later.
+
+``events.jsonl`` is not written here: the engine's EventJournal owns it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from laptop_agents.domain.contracts import StepResult
+from laptop_agents.domain.models import Candle, Event
+from laptop_agents.logs import scrub
+
+CANDLES_CSV = "candles.csv"
+EQUITY_CSV = "equity.csv"
+TRADES_CSV = "trades.csv"
+SUMMARY_JSON = "summary.json"
+REPORT_HTML = "report.html"
+EVENTS_JSONL = "events.jsonl"
+
+CANDLE_SCHEMA = pa.schema([
+    ("ts", pa.int64()), ("open", pa.float64()), ("high", pa.float64()), ("low", pa.float64()),
+    ("close", pa.float64()), ("volume", pa.float64()),
+])
+EQUITY_SCHEMA = pa.schema([
+    ("ts", pa.int64()), ("close", pa.float64()), ("equity", pa.float64()), ("position_qty", pa.float64()),
+    ("fees_paid", pa.float64()), ("funding_paid", pa.float64()),
+])
+TRADE_COLUMNS = (
+    "n", "side", "qty", "entry_ts", "entry_price", "exit_ts", "exit_price", "stop", "target",
+    "pnl", "fees", "funding", "net_pnl", "exit_reason",
+)
+
+
+class _ChunkedCsv:
+    """Column buffers flushed as one Arrow record batch per chunk."""
+
+    def __init__(self, path: Path, schema: pa.Schema, *, append: bool) -> None:
+        self.schema = schema
+        self.cols: list[list[Any]] = [[] for _ in schema.names]
+        header = not (append and path.exists() and path.stat().st_size > 0)
+        self._fh = open(path, "ab" if append else "wb")
+        if header:  # Arrow quotes header names; a plain header reads better everywhere.
+            self._fh.write((",".join(schema.names) + "\n").encode())
+        self._writer = pacsv.CSVWriter(
+            self._fh, schema, write_options=pacsv.WriteOptions(include_header=False, quoting_style="needed")
+        )
+
+    def __len__(self) -> int:
+        return len(self.cols[0])
+
+    def flush(self) -> None:
+        if self.cols[0]:
+            arrays = [pa.array(col, type=f.type) for col, f in zip(self.cols, self.schema, strict=True)]
+            self._writer.write_batch(pa.RecordBatch.from_arrays(arrays, schema=self.schema))
+            for col in self.cols:
+                col.clear()
+        self._fh.flush()
+
+    def close(self) -> None:
+        self.flush()
+        self._writer.close()
+        self._fh.close()
+
+
+def _last_ts(path: Path) -> int | None:
+    """The ``ts`` of the last data row of a CSV we wrote (first column), if any."""
+    if not path.exists() or path.stat().st_size == 0:
+        return None
+    with open(path, "rb") as fh:
+        fh.seek(0, io.SEEK_END)
+        size = fh.tell()
+        fh.seek(max(0, size - 4096))
+        lines = [ln for ln in fh.read().splitlines() if ln.strip()]
+    if not lines:
+        return None
+    try:
+        return int(lines[-1].split(b",")[0])
+    except ValueError:
+        return None
+
+
+class RunWriter:
+    """Streams one run's candles, equity and trades into ``run_dir``.
+
+    ``on_step(candle, result)`` after every Engine step (skipped results are
+    ignored); ``on_events(events)`` for steps without a candle (funding, shutdown
+    flattening); ``flush()`` whenever the caller wants the files current (the
+    live session: on each heartbeat); ``finish(summary_fields)`` at the end.
+
+    ``resume=True`` appends to existing files and ignores candles at or before
+    the last one already written, so a restarted live session continues its run
+    directory instead of truncating it.
+    """
+
+    def __init__(self, run_dir: str | Path, *, flush_every: int = 8192, resume: bool = False) -> None:
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.flush_every = max(1, int(flush_every))
+        self._last_ts = _last_ts(self.run_dir / EQUITY_CSV) if resume else None
+        self._candles = _ChunkedCsv(self.run_dir / CANDLES_CSV, CANDLE_SCHEMA, append=resume)
+        self._equity = _ChunkedCsv(self.run_dir / EQUITY_CSV, EQUITY_SCHEMA, append=resume)
+        trades_path = self.run_dir / TRADES_CSV
+        self._n_trades = 0
+        if resume and trades_path.exists():
+            with open(trades_path, encoding="utf-8") as fh:
+                self._n_trades = max(0, sum(1 for _ in fh) - 1)
+            self._fees, self._funding = self._resume_totals()
+        else:
+            self._fees = self._funding = 0.0
+        new_trades = not (resume and trades_path.exists() and trades_path.stat().st_size > 0)
+        self._trades_fh = open(trades_path, "a" if resume else "w", encoding="utf-8", newline="")
+        self._trades = csv.writer(self._trades_fh)
+        if new_trades:
+            self._trades.writerow(TRADE_COLUMNS)
+            self._trades_fh.flush()
+        # Protective prices of working entries (by client id) and of the open position.
+        self._brackets: dict[str, tuple[float | None, float | None]] = {}
+        self._position_bracket: tuple[float | None, float | None] = (None, None)
+        self._closed = False
+        self.steps = 0
+
+    def _resume_totals(self) -> tuple[float, float]:
+        path = self.run_dir / EQUITY_CSV
+        if not path.exists() or path.stat().st_size == 0:
+            return 0.0, 0.0
+        with open(path, "rb") as fh:
+            fh.seek(0, io.SEEK_END)
+            fh.seek(max(0, fh.tell() - 4096))
+            lines = [ln for ln in fh.read().splitlines() if ln.strip()]
+        try:
+            parts = lines[-1].split(b",")
+            return float(parts[4]), float(parts[5])
+        except (IndexError, ValueError):
+            return 0.0, 0.0
+
+    # -- streaming ----------------------------------------------------------
+    def on_step(self, candle: Candle, result: StepResult) -> None:
+        """Record one processed candle: its row, the equity after it, its events."""
+        if not result.processed or (self._last_ts is not None and candle.ts <= self._last_ts):
+            return
+        if result.events:
+            self.on_events(result.events)
+        c = self._candles.cols
+        c[0].append(candle.ts)
+        c[1].append(candle.open)
+        c[2].append(candle.high)
+        c[3].append(candle.low)
+        c[4].append(candle.close)
+        c[5].append(candle.volume)
+        e = self._equity.cols
+        e[0].append(candle.ts)
+        e[1].append(candle.close)
+        e[2].append(result.equity)
+        e[3].append(result.position_qty)
+        e[4].append(self._fees)
+        e[5].append(self._funding)
+        self._last_ts = candle.ts
+        self.steps += 1
+        if len(self._equity) >= self.flush_every:
+            self.flush()
+
+    def on_events(self, events: Iterable[Event]) -> None:
+        """Account fees, funding and closed trades from a batch of events."""
+        for ev in events:
+            kind = ev.kind
+            if kind == "fill":
+                self._fees += float(ev.data.get("fee") or 0.0)
+                cid = str(ev.data.get("client_id", ""))
+                if cid in self._brackets and ev.data.get("reason") in ("entry", "reverse", None, ""):
+                    self._position_bracket = self._brackets[cid]
+            elif kind == "funding":
+                self._funding += float(ev.data.get("amount") or 0.0)
+            elif kind == "order":
+                d = ev.data
+                if d.get("status") in ("accepted", "working", None) and (d.get("stop") or d.get("target")):
+                    self._brackets[str(d.get("client_id", ""))] = (_num(d.get("stop")), _num(d.get("target")))
+                    if len(self._brackets) > 256:  # bounded: old brackets are never needed again
+                        self._brackets.pop(next(iter(self._brackets)))
+            elif kind == "trade_closed":
+                self._write_trade(ev.data)
+
+    def _write_trade(self, d: Mapping[str, Any]) -> None:
+        self._n_trades += 1
+        stop, target = self._position_bracket
+        row = [
+            self._n_trades, d.get("side", ""), d.get("qty", ""), d.get("entry_ts", ""), d.get("entry_price", ""),
+            d.get("exit_ts", ""), d.get("exit_price", ""), "" if stop is None else stop,
+            "" if target is None else target, d.get("pnl", ""), d.get("fees", ""), d.get("funding", ""),
+            d.get("net_pnl", ""), scrub(str(d.get("exit_reason", ""))),
+        ]
+        self._trades.writerow(row)
+        self._trades_fh.flush()
+
+    def flush(self) -> None:
+        """Write buffered rows so the files on disk are current."""
+        self._candles.flush()
+        self._equity.flush()
+        self._trades_fh.flush()
+
+    def close(self) -> None:
+        """Flush and close the files without building the summary or report."""
+        if not self._closed:
+            self._candles.close()
+            self._equity.close()
+            self._trades_fh.close()
+            self._closed = True
+
+    def finish(self, summary_fields: Mapping[str, Any] | None = None, *, html: bool = True) -> Path:
+        """Close the files and build summary.json (and report.html unless ``html``
+        is false) from them. Returns the report's path (summary.json's without html)."""
+        self.close()
+        from laptop_agents.report.build import build_report
+
+        return build_report(self.run_dir, summary_fields, html=html)
+
+    def __enter__(self) -> RunWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _num(value: Any) -> float | None:
+    try:
+        return None if value is None or value == "" else float(value)
+    except (TypeError, ValueError):
+        return None
