@@ -227,6 +227,8 @@ def _add_subcommand_options(name: str, p: argparse.ArgumentParser) -> None:
                        help="restart when the heartbeat is older than this (default 120)")
         p.add_argument("--max-delay", dest="max_delay", type=float, default=600.0, metavar="SEC",
                        help="cap of the exponential backoff (default 600)")
+        p.add_argument("--stable-after", dest="stable_after", type=float, default=300.0, metavar="SEC",
+                       help="a session that ran this long was healthy: the backoff starts over (default 300)")
         p.add_argument("run_args", nargs=argparse.REMAINDER, help="-- followed by the arguments of `run`")
     if name == "fake-exchange":
         p.add_argument("--host", default="127.0.0.1", help="bind address (loopback only)")

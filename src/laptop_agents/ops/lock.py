@@ -63,7 +63,7 @@ _CREATE_TIME_TOLERANCE_S = 1.0
 class AlreadyRunningError(Exception):
     """Another live process holds the workspace lock (exit code ALREADY_RUNNING)."""
 
-    def __init__(self, path: Path, holder: dict[str, Any] | None) -> None:
+    def __init__(self, path: Path, holder: dict[str, Any] | None, what: str = "session") -> None:
         self.path = path
         self.holder = holder
         self.pid: int | None = holder.get("pid") if holder else None
@@ -73,7 +73,7 @@ class AlreadyRunningError(Exception):
         else:
             who = "pid unknown"
         super().__init__(
-            f"another session is already running on this workspace ({who}); lock file {path} "
+            f"another {what} is already running on this workspace ({who}); lock file {path} "
             f"- stop it with `laptop-agents stop` or use another --workspace"
         )
 
@@ -197,8 +197,9 @@ class WorkspaceLock:
     was taken over), so the caller can log it, or None.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, what: str = "session") -> None:
         self.path = Path(path)
+        self.what = what  # named in the refusal message
         self._fd: int | None = None
         self.took_over: dict[str, Any] | None = None
 
@@ -215,7 +216,7 @@ class WorkspaceLock:
         try:
             if not _try_os_lock(fd):
                 record = _read_record(self.path, expect_holder=True)
-                raise AlreadyRunningError(self.path, _with_liveness(record) if record else None)
+                raise AlreadyRunningError(self.path, _with_liveness(record) if record else None, self.what)
             previous = self._read_fd(fd)
             self._write_record(fd)
         except BaseException:
