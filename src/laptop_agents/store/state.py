@@ -1,0 +1,439 @@
+"""The state store: SQLite in WAL mode, one transaction per candle.
+
+Everything the Engine needs to continue after a crash is written in the same
+transaction as the open time of the candle it belongs to: broker state and
+circuit breaker (a compact pickle), the strategy snapshot, working orders
+(rows, rewritten only when they changed), processed client ids (appended),
+fills and closed trades (appended). Either the whole candle is durable or none
+of it is, so a restart resumes exactly after the last committed candle and the
+Engine skips anything at or before it (crash-only: startup and recovery are the
+same code path, :func:`open_engine`).
+
+Durability choice: ``journal_mode=WAL`` with ``synchronous=NORMAL``. A commit
+then appends to the WAL with a ``write()`` but no ``fsync``; the data is in the
+operating system's page cache the moment ``commit`` returns, so a process crash
+or ``kill -9`` at any instant loses nothing that was committed and never leaves
+a half-written candle (WAL frames are checksummed; a torn tail is ignored on
+recovery). Only a power cut or kernel panic can lose the last few commits —
+the database is still consistent then and the Engine simply re-processes those
+candles. ``synchronous=FULL`` (``StateStore(path, synchronous="FULL")``) makes
+every commit survive power loss too, at the cost of one fsync per candle.
+
+A damaged file is never "repaired" or overwritten: it is reported with
+:class:`StoreCorruptError` and kept for inspection.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from laptop_agents.config import AppConfig
+from laptop_agents.domain.contracts import StepResult, Strategy
+from laptop_agents.domain.symbols import instrument_for
+from laptop_agents.engine import Engine, EngineStateError, build_engine
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+SCHEMA_VERSION = 1
+
+
+class StoreError(Exception):
+    """Base class of state-store problems; the message is one line for the user."""
+
+
+class StoreCorruptError(StoreError):
+    """The state file is unreadable (bad header, truncated, failed integrity
+    check, unknown schema). The file is kept untouched for inspection."""
+
+
+class StoreWriteError(StoreError):
+    """A commit could not be written (disk full, read-only, I/O error)."""
+
+
+class StoreMismatchError(StoreError):
+    """The stored state belongs to another symbol or strategy than the config."""
+
+
+# --- schema and migrations ------------------------------------------------
+# Each migration moves the schema from version n-1 to n and runs in one
+# transaction with the version bump, so a crash mid-migration changes nothing.
+_MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: (
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        """CREATE TABLE engine_state (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            last_candle_ts INTEGER,
+            core BLOB NOT NULL,
+            strategy BLOB NOT NULL,
+            commits INTEGER NOT NULL)""",
+        "CREATE TABLE processed_ids (client_id TEXT PRIMARY KEY, ts INTEGER NOT NULL) WITHOUT ROWID",
+        """CREATE TABLE working_orders (
+            client_id TEXT PRIMARY KEY, side TEXT NOT NULL, type TEXT NOT NULL, qty REAL NOT NULL,
+            filled REAL NOT NULL, price REAL, stop REAL, target REAL, trailing INTEGER NOT NULL,
+            reduce_only INTEGER NOT NULL, reason TEXT NOT NULL, created_ts INTEGER NOT NULL,
+            expire_ts INTEGER NOT NULL, seq INTEGER NOT NULL)""",
+        """CREATE TABLE fills (
+            seq INTEGER PRIMARY KEY, ts INTEGER NOT NULL, client_id TEXT NOT NULL, side TEXT NOT NULL,
+            qty REAL NOT NULL, price REAL NOT NULL, fee REAL NOT NULL, liquidity TEXT NOT NULL,
+            reason TEXT NOT NULL)""",
+        """CREATE TABLE trades (
+            seq INTEGER PRIMARY KEY, client_id TEXT NOT NULL, side TEXT NOT NULL, qty REAL NOT NULL,
+            entry_ts INTEGER NOT NULL, entry_price REAL NOT NULL, exit_ts INTEGER NOT NULL,
+            exit_price REAL NOT NULL, pnl REAL NOT NULL, fees REAL NOT NULL, funding REAL NOT NULL,
+            net_pnl REAL NOT NULL, exit_reason TEXT NOT NULL)""",
+    ),
+}
+
+_TRADE_FIELDS = (
+    "client_id", "side", "qty", "entry_ts", "entry_price", "exit_ts", "exit_price", "pnl", "fees",
+    "funding", "net_pnl", "exit_reason",
+)  # fmt: skip
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _check_file(path: Path) -> None:
+    """Cheap structural checks before SQLite touches the file: the header
+    magic, and a file at least as long as its header says (truncation)."""
+    size = path.stat().st_size
+    if size == 0:
+        # The store is created atomically (temp file + rename), so an empty
+        # state.db was never a valid one: it was truncated.
+        raise StoreCorruptError(f"state store {path} is empty (truncated); it was kept for inspection")
+    with path.open("rb") as fh:
+        header = fh.read(100)
+    if len(header) < 100 or not header.startswith(SQLITE_MAGIC):
+        raise StoreCorruptError(
+            f"state store {path} is not an SQLite database (bad header); it was kept for inspection"
+        )
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(header[28:32], "big")
+    header_valid = header[24:28] == header[92:96]
+    if header_valid and pages and size < pages * page_size:
+        raise StoreCorruptError(
+            f"state store {path} is truncated ({size} bytes, header says {pages * page_size}); it was kept for inspection"
+        )
+
+
+class StateStore:
+    """The engine's durable state in one SQLite file (or ``":memory:"``)."""
+
+    def __init__(self, path: Path | str, *, synchronous: str = "NORMAL") -> None:
+        if synchronous not in ("NORMAL", "FULL"):
+            raise ValueError(f"synchronous must be NORMAL or FULL, got {synchronous!r}")
+        self.path = str(path)
+        self.memory = self.path == ":memory:"
+        if not self.memory:
+            p = Path(self.path)
+            wal = Path(self.path + "-wal")
+            if p.exists():
+                _check_file(p)
+            elif wal.exists() and wal.stat().st_size > 0:
+                raise StoreCorruptError(
+                    f"state store {p} is missing but its write-ahead log {wal} exists; both were kept for inspection"
+                )
+            else:
+                self._create(p)
+        try:
+            self.conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise StoreCorruptError(f"cannot open state store {self.path}: {_one_line(exc)}") from None
+        try:
+            self.conn.execute("PRAGMA busy_timeout=5000")
+            if not self.memory:
+                mode = self.conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+                if str(mode).lower() != "wal":
+                    raise StoreCorruptError(f"state store {self.path}: cannot use WAL mode (got {mode})")
+            self.conn.execute(f"PRAGMA synchronous={synchronous}")
+            rows = self.conn.execute("PRAGMA quick_check").fetchall()
+            if rows != [("ok",)]:
+                first = str(rows[0][0]) if rows else "no result"
+                raise StoreCorruptError(
+                    f"state store {self.path} failed its integrity check ({first}); it was kept for inspection"
+                )
+            self._migrate()
+            self._meta = dict(self.conn.execute("SELECT key, value FROM meta").fetchall())
+            self._has_state = (
+                self.conn.execute("SELECT 1 FROM engine_state WHERE id = 1").fetchone() is not None
+            )
+            row = self.conn.execute("SELECT COALESCE(MAX(seq), 0) FROM fills").fetchone()
+            self._fill_seq = int(row[0])
+            row = self.conn.execute("SELECT COALESCE(MAX(seq), 0) FROM trades").fetchone()
+            self._trade_seq = int(row[0])
+        except StoreError:
+            self.conn.close()
+            raise
+        except sqlite3.DatabaseError as exc:
+            self.conn.close()
+            raise StoreCorruptError(
+                f"state store {self.path} is unreadable ({_one_line(exc)}); it was kept for inspection"
+            ) from None
+
+    @staticmethod
+    def _create(path: Path) -> None:
+        """Create a new, fully initialised store under a temporary name and
+        rename it into place, so a crash never leaves a half-made state.db."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
+            leftover.unlink(missing_ok=True)
+        try:
+            conn = sqlite3.connect(tmp, isolation_level=None)
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                _apply_migrations(conn, 0)
+            finally:
+                conn.close()
+            os.replace(tmp, path)
+        except sqlite3.OperationalError as exc:
+            tmp.unlink(missing_ok=True)
+            raise StoreWriteError(f"cannot create state store {path}: {_one_line(exc)}") from None
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise StoreWriteError(f"cannot create state store {path}: {exc.strerror or exc}") from None
+
+    def _migrate(self) -> None:
+        has_table = self.conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='schema_version'"
+        ).fetchone()
+        version = 0
+        if has_table:
+            row = self.conn.execute("SELECT version FROM schema_version").fetchone()
+            version = int(row[0]) if row else 0
+        if version > SCHEMA_VERSION:
+            raise StoreCorruptError(
+                f"state store {self.path} has schema version {version}, newer than this program's "
+                f"{SCHEMA_VERSION}; upgrade the program (the file was kept)"
+            )
+        if version < SCHEMA_VERSION:
+            _apply_migrations(self.conn, version)
+
+    @property
+    def schema_version(self) -> int:
+        return int(self.conn.execute("SELECT version FROM schema_version").fetchone()[0])
+
+    # ------------------------------------------------------------------ write
+    def commit(self, engine: Engine, result: StepResult) -> None:
+        """Write everything ``result`` changed in ONE transaction.
+
+        Call it after every processed step (candle, warmup, shutdown); a
+        skipped candle (``processed=False``) writes nothing."""
+        if not result.processed:
+            return
+        payload = engine.persist_payload()
+        symbol = engine.instrument.symbol
+        strategy = engine.strategy.name
+        conn = self.conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                if not self._has_state:
+                    self._write_meta(symbol, strategy, engine)
+                    conn.execute(
+                        "INSERT INTO engine_state (id, last_candle_ts, core, strategy, commits) VALUES (1, ?, ?, ?, 1)",
+                        (payload.last_candle_ts, payload.core, payload.strategy),
+                    )
+                else:
+                    self._check_meta(symbol, strategy)
+                    conn.execute(
+                        "UPDATE engine_state SET last_candle_ts = ?, core = ?, strategy = ?, commits = commits + 1 "
+                        "WHERE id = 1",
+                        (payload.last_candle_ts, payload.core, payload.strategy),
+                    )
+                if payload.new_ids:
+                    conn.executemany(
+                        "INSERT OR IGNORE INTO processed_ids (client_id, ts) VALUES (?, ?)",
+                        [(cid, result.ts) for cid in payload.new_ids],
+                    )
+                if payload.orders is not None:
+                    conn.execute("DELETE FROM working_orders")
+                    if payload.orders:
+                        conn.executemany(
+                            "INSERT INTO working_orders VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            [(*row, i) for i, row in enumerate(payload.orders)],
+                        )
+                fill_seq = self._fill_seq
+                if result.fills:
+                    rows = []
+                    for f in result.fills:
+                        fill_seq += 1
+                        rows.append(
+                            (
+                                fill_seq,
+                                f.ts,
+                                f.client_id,
+                                f.side.value,
+                                f.qty,
+                                f.price,
+                                f.fee,
+                                f.liquidity,
+                                f.reason,
+                            )
+                        )
+                    conn.executemany("INSERT INTO fills VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                trade_seq = self._trade_seq
+                trade_rows = []
+                for ev in result.events:
+                    if ev.kind == "trade_closed":
+                        trade_seq += 1
+                        d = ev.data
+                        trade_rows.append((trade_seq, *(d.get(k) for k in _TRADE_FIELDS)))
+                if trade_rows:
+                    conn.executemany(
+                        "INSERT INTO trades VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", trade_rows
+                    )
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        except sqlite3.OperationalError as exc:
+            raise StoreWriteError(f"cannot write state store {self.path}: {_one_line(exc)}") from None
+        except sqlite3.DatabaseError as exc:
+            raise StoreCorruptError(f"state store {self.path} is damaged: {_one_line(exc)}") from None
+        self._has_state = True
+        self._fill_seq = fill_seq
+        self._trade_seq = trade_seq
+        engine.persisted()
+
+    def _write_meta(self, symbol: str, strategy: str, engine: Engine) -> None:
+        meta = {
+            "symbol": symbol,
+            "strategy": strategy,
+            "contract": engine.instrument.kind.value,
+            "starting_equity": repr(engine.broker.starting_equity_quote),
+        }
+        self.conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", list(meta.items()))
+        self._meta = meta
+
+    def _check_meta(self, symbol: str, strategy: str) -> None:
+        if self._meta.get("symbol") != symbol or self._meta.get("strategy") != strategy:
+            raise StoreMismatchError(
+                f"state store {self.path} holds {self._meta.get('symbol')}/{self._meta.get('strategy')}, "
+                f"not {symbol}/{strategy}"
+            )
+
+    # ------------------------------------------------------------------ read
+    def load_engine(
+        self, config: AppConfig, strategy: Strategy, *, now_ts: int | None = None
+    ) -> Engine | None:
+        """Rebuild the engine from the store, or None when nothing is stored.
+
+        Refuses (:class:`StoreMismatchError`) when the stored symbol or strategy
+        differ from the configured ones: continuing another market's position
+        with this config would be wrong. Working orders due by the last candle
+        (or ``now_ts`` if later, e.g. the wall clock of a live restart) expire
+        on load; their events go out with the next step."""
+        row = self.conn.execute(
+            "SELECT last_candle_ts, core, strategy FROM engine_state WHERE id = 1"
+        ).fetchone()
+        if row is None:
+            return None
+        symbol = instrument_for(config.trading.symbol).symbol
+        stored_symbol, stored_strategy = self._meta.get("symbol"), self._meta.get("strategy")
+        if stored_symbol != symbol:
+            raise StoreMismatchError(
+                f"state store {self.path} holds symbol {stored_symbol}, but the config trades {symbol}; "
+                f"use another workspace or remove the store"
+            )
+        if stored_strategy != strategy.name:
+            raise StoreMismatchError(
+                f"state store {self.path} holds strategy {stored_strategy!r}, but the config uses "
+                f"{strategy.name!r}; use another workspace or remove the store"
+            )
+        orders = [
+            tuple(r)
+            for r in self.conn.execute(
+                "SELECT client_id, side, type, qty, filled, price, stop, target, trailing, reduce_only, reason, "
+                "created_ts, expire_ts FROM working_orders ORDER BY seq"
+            )
+        ]
+        ids = {r[0] for r in self.conn.execute("SELECT client_id FROM processed_ids")}
+        try:
+            engine = Engine.from_parts(config, strategy, bytes(row[1]), bytes(row[2]), orders, ids)
+        except EngineStateError as exc:
+            raise StoreMismatchError(f"state store {self.path}: {exc}") from None
+        except Exception as exc:
+            raise StoreCorruptError(
+                f"state store {self.path} holds unreadable engine state ({type(exc).__name__}: {_one_line(exc)}); "
+                f"it was kept for inspection"
+            ) from None
+        check_ts = engine.last_candle_ts
+        if now_ts is not None and (check_ts is None or now_ts > check_ts):
+            check_ts = now_ts
+        if check_ts is not None and engine.broker.orders:
+            engine.expire_orders(check_ts)
+        return engine
+
+    def meta(self) -> dict[str, str]:
+        return dict(self._meta)
+
+    def last_candle_ts(self) -> int | None:
+        row = self.conn.execute("SELECT last_candle_ts FROM engine_state WHERE id = 1").fetchone()
+        return None if row is None else row[0]
+
+    def fills(self) -> list[dict[str, Any]]:
+        """The fill ledger, oldest first."""
+        return self._rows("SELECT * FROM fills ORDER BY seq")
+
+    def trades(self) -> list[dict[str, Any]]:
+        """Closed trades, oldest first."""
+        return self._rows("SELECT * FROM trades ORDER BY seq")
+
+    def processed_ids(self) -> set[str]:
+        return {r[0] for r in self.conn.execute("SELECT client_id FROM processed_ids")}
+
+    def _rows(self, sql: str) -> list[dict[str, Any]]:
+        cur = self.conn.execute(sql)
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+    def close(self) -> None:
+        try:
+            self.conn.close()
+        except sqlite3.Error:  # closing after a failed write: nothing more to save
+            pass
+
+    def __enter__(self) -> StateStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _apply_migrations(conn: sqlite3.Connection, current: int) -> None:
+    for version in range(current + 1, SCHEMA_VERSION + 1):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if version == 1:
+                conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            for sql in _MIGRATIONS[version]:
+                conn.execute(sql)
+            conn.execute("DELETE FROM schema_version")
+            conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+
+def open_engine(
+    store: StateStore,
+    config: AppConfig,
+    strategy: Strategy,
+    *,
+    now_ts: int | None = None,
+) -> Engine:
+    """Crash-only startup: the stored engine if there is one, else a fresh one.
+
+    A first start and a restart after ``kill -9`` run exactly this code."""
+    engine = store.load_engine(config, strategy, now_ts=now_ts)
+    if engine is None:
+        engine = build_engine(config, strategy)
+    return engine
