@@ -439,8 +439,19 @@ def cmd_watchdog(ctx: CommandContext) -> int:
         problems.append(f"--stable-after must be > 0 seconds, got {stable_after:g}")
     other_ws = _workspace_in_args(run_args)
     if other_ws is not None and resolve_workspace(other_ws) != ws.root:
-        problems.append(f"--workspace after -- ({other_ws}) differs from the watchdog's workspace {ws.root}; "
-                        f"give --workspace before --")
+        if getattr(args, "workspace", None) is None:
+            # Only given to the session (e.g. by scripts/watchdog.ps1): the
+            # watchdog must watch the same place.
+            ws = Workspace(resolve_workspace(other_ws))
+            try:
+                ws.ensure()
+            except OSError as exc:
+                print(f"watchdog: workspace error: cannot create {ws.root}: {exc.strerror or exc}",
+                      file=sys.stderr)
+                return int(ExitCode.DISK_FULL)
+        else:
+            problems.append(f"--workspace after -- ({other_ws}) differs from the watchdog's --workspace "
+                            f"{ws.root}; give it once, before --")
     if problems:
         print(f"watchdog: config error: {problems[0]}", file=sys.stderr)
         return int(ExitCode.CONFIG_ERROR)
