@@ -366,7 +366,23 @@ def _times_ms(col: pa.ChunkedArray) -> tuple[np.ndarray, str]:
     if pa.types.is_date(t):
         days = pc.cast(pc.cast(arr, pa.date32()), pa.int32()).to_numpy(zero_copy_only=False).astype("float64")
         return days * 86_400_000.0, "dates"
-    if pa.types.is_integer(t) or pa.types.is_floating(t):
+    if pa.types.is_integer(t):
+        # Integer arithmetic: ns/us epochs do not fit a float64 exactly.
+        valid = pc.is_valid(arr).to_numpy(zero_copy_only=False)
+        ints = pc.fill_null(pc.cast(arr, pa.int64()), 0).to_numpy(zero_copy_only=False)
+        mag = float(np.median(np.abs(ints[valid]))) if valid.any() else 0.0
+        if mag < 1e11:
+            out, unit = ints * 1000, "s"
+        elif mag < 1e14:
+            out, unit = ints, "ms"
+        elif mag < 1e17:
+            out, unit = ints // 1000, "us"
+        else:
+            out, unit = ints // 1_000_000, "ns"
+        result = out.astype("float64")
+        result[~valid] = np.nan
+        return result, f"epoch {unit}"
+    if pa.types.is_floating(t):
         values = pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False)
         ms, unit = _numeric_ms(values)
         return ms, f"epoch {unit}"

@@ -34,8 +34,9 @@ def _bucket_starts(n: int, limit: int) -> tuple[np.ndarray, int]:
     return np.arange(0, n, size), size
 
 
-def downsample_candles(c: dict[str, np.ndarray], limit: int = MAX_BARS) -> tuple[dict[str, list[Any]], int]:
-    """OHLC aggregation into at most ``limit`` bars; returns the bars and the bucket size."""
+def downsample_candles(c: dict[str, np.ndarray], limit: int | None = None) -> tuple[dict[str, list[Any]], int]:
+    """OHLC aggregation into at most ``limit`` bars (default MAX_BARS); returns the bars and the bucket size."""
+    limit = MAX_BARS if limit is None else limit
     n = int(c["ts"].size)
     if n == 0:
         return {k: [] for k in ("ts", "open", "high", "low", "close")}, 1
@@ -52,8 +53,11 @@ def downsample_candles(c: dict[str, np.ndarray], limit: int = MAX_BARS) -> tuple
     }, size
 
 
-def downsample_curve(ts: np.ndarray, eq: np.ndarray, dd_pct: np.ndarray, limit: int = MAX_POINTS) -> dict[str, list[Any]]:
-    """Equity at the end of each bucket and the deepest drawdown inside it."""
+def downsample_curve(
+    ts: np.ndarray, eq: np.ndarray, dd_pct: np.ndarray, limit: int | None = None
+) -> dict[str, list[Any]]:
+    """Equity at the end of each bucket and the deepest drawdown inside it (at most MAX_POINTS)."""
+    limit = MAX_POINTS if limit is None else limit
     n = int(ts.size)
     if n == 0:
         return {"ts": [], "equity": [], "dd_pct": []}

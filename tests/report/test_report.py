@@ -1,0 +1,272 @@
+"""RunWriter files, summary.json, report.html (parsed), rebuild, resume, scrubbing, console."""
+
+from __future__ import annotations
+
+import csv
+import json
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from laptop_agents.backtest.metrics import compute_metrics
+from laptop_agents.cli import main
+from laptop_agents.domain.contracts import StepResult
+from laptop_agents.domain.models import Candle, Event
+from laptop_agents.exit_codes import ExitCode
+from laptop_agents.logs import SCRUBBER
+from laptop_agents.report import RunWriter, build_report
+from laptop_agents.report import html as report_html
+from laptop_agents.report.console import print_summary
+
+T0 = 1_704_067_200_000  # 2024-01-01T00:00Z
+M1 = 60_000
+
+
+class _Tables(HTMLParser):
+    """Collects table rows by table id, and the JSON data block."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: dict[str, list[list[str]]] = {}
+        self._table: str | None = None
+        self._row: list[str] | None = None
+        self._cell: list[str] | None = None
+        self._in_data = False
+        self.data_json = ""
+        self.scripts = 0
+        self.metric_keys: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "table":
+            self._table = a.get("id") or "?"
+            self.tables[self._table] = []
+        elif tag == "tr" and self._table:
+            self._row = []
+        elif tag in ("td", "th") and self._row is not None:
+            self._cell = []
+        elif tag == "script":
+            self.scripts += 1
+            self._in_data = a.get("id") == "report-data"
+        elif tag == "div" and a.get("data-key"):
+            self.metric_keys.append(str(a["data-key"]))
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("td", "th") and self._cell is not None and self._row is not None:
+            self._row.append("".join(self._cell))
+            self._cell = None
+        elif tag == "tr" and self._row is not None and self._table:
+            self.tables[self._table].append(self._row)
+            self._row = None
+        elif tag == "table":
+            self._table = None
+        elif tag == "script":
+            self._in_data = False
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None:
+            self._cell.append(data)
+        if self._in_data:
+            self.data_json += data
+
+
+def parse(path: Path) -> _Tables:
+    p = _Tables()
+    p.feed(path.read_text(encoding="utf-8"))
+    return p
+
+
+def candle(i: int, base: float = 100.0) -> Candle:
+    px = base + (i % 17) - (i % 5)
+    return Candle(T0 + i * M1, px, px + 2, px - 2, px + 1, 10.0 + i % 3)
+
+
+def drive(writer: RunWriter, n: int, *, start: int = 0, reason: str = "target") -> list[tuple[float, float]]:
+    """Feed ``n`` candles with one long trade every 20 bars (entry at bar 5, exit at 15)."""
+    equity = 10_000.0
+    pos = 0.0
+    entry = (0, 0.0)
+    curve = []
+    for i in range(start, start + n):
+        c = candle(i)
+        evs: list[Event] = []
+        if i % 20 == 5:
+            cid = f"e{i}"
+            evs = [
+                Event(c.ts, "decision", {"action": "enter", "reason": "pullback", "side": "BUY"}),
+                Event(c.ts, "order", {"client_id": cid, "side": "BUY", "type": "MARKET", "qty": 1.0,
+                                      "stop": c.close - 5, "target": c.close + 10, "status": "accepted"}),
+                Event(c.ts, "fill", {"client_id": cid, "side": "BUY", "qty": 1.0, "price": c.close,
+                                     "fee": 0.06, "reason": "entry"}),
+            ]
+            pos, entry = 1.0, (c.ts, c.close)
+        elif i % 20 == 15 and pos:
+            pnl = c.close - entry[1]
+            evs = [
+                Event(c.ts, "funding", {"rate": 0.0001, "amount": 0.01, "position_qty": 1.0}),
+                Event(c.ts, "fill", {"client_id": f"x{i}", "side": "SELL", "qty": 1.0, "price": c.close,
+                                     "fee": 0.06, "reason": reason}),
+                Event(c.ts, "trade_closed", {"side": "long", "qty": 1.0, "entry_ts": entry[0],
+                                             "entry_price": entry[1], "exit_ts": c.ts, "exit_price": c.close,
+                                             "pnl": pnl, "fees": 0.12, "funding": 0.01, "net_pnl": pnl - 0.13,
+                                             "exit_reason": reason, "client_id": f"e{i - 10}"}),
+            ]
+            equity += pnl - 0.13
+            pos = 0.0
+        else:
+            evs = [Event(c.ts, "decision", {"action": "hold", "reason": "no_setup"})]
+        writer.on_step(c, StepResult(ts=c.ts, events=evs, equity=equity + (c.close - entry[1]) * pos,
+                                     position_qty=pos))
+        curve.append((equity, pos))
+    return curve
+
+
+FIELDS = {"run_id": "r1", "mode": "backtest", "strategy": "test", "symbol": "BTCUSDT", "interval": "1m",
+          "starting_equity": 10_000.0}
+
+
+def test_files_summary_and_metrics(tmp_path: Path) -> None:
+    run = tmp_path / "r1"
+    w = RunWriter(run, flush_every=7)
+    drive(w, 100)
+    report = w.finish(FIELDS)
+    assert report == run / "report.html"
+    for name in ("summary.json", "trades.csv", "equity.csv", "candles.csv", "report.html"):
+        assert (run / name).exists(), name
+    with open(run / "trades.csv", newline="") as fh:
+        trades = list(csv.DictReader(fh))
+    assert len(trades) == 5
+    first = trades[0]
+    c5 = candle(5)
+    assert float(first["entry_price"]) == c5.close
+    assert float(first["stop"]) == c5.close - 5 and float(first["target"]) == c5.close + 10
+    assert first["exit_reason"] == "target"
+    with open(run / "equity.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 100 and rows[0]["ts"] == str(T0)
+    assert float(rows[-1]["fees_paid"]) == pytest.approx(5 * 0.12)
+    assert float(rows[-1]["funding_paid"]) == pytest.approx(5 * 0.01)
+    summary = json.loads((run / "summary.json").read_text())
+    expected = compute_metrics(
+        starting_equity=10_000.0, equity=[float(r["equity"]) for r in rows],
+        position_qty=[float(r["position_qty"]) for r in rows],
+        trade_net_pnl=[float(t["net_pnl"]) for t in trades], interval_ms=M1, fees_paid=0.6, funding_paid=0.05,
+    )
+    for key, value in expected.items():
+        assert summary["metrics"][key] == pytest.approx(value), key
+    assert summary["candles"] == 100 and summary["first_time"] == "2024-01-01T00:00:00Z"
+    assert summary["strategy"] == "test" and "report.html" in summary["files"]
+
+
+def test_report_html_has_trades_charts_data_and_decisions(tmp_path: Path) -> None:
+    run = tmp_path / "r2"
+    w = RunWriter(run)
+    drive(w, 60)
+    # The EventJournal (engine helper) writes events.jsonl; here a minimal stand-in file.
+    with open(run / "events.jsonl", "w") as fh:
+        for i in range(60):
+            ev = {"ts": T0 + i * M1, "kind": "decision", "action": "enter" if i % 20 == 5 else "hold",
+                  "reason": "pullback" if i % 20 == 5 else "no_setup"}
+            fh.write(json.dumps(ev) + "\n")
+        fh.write(json.dumps({"ts": T0, "kind": "journal", "text": "plan created", "tags": ["plan"]}) + "\n")
+    path = w.finish(FIELDS)
+    text = path.read_text()
+    assert text.startswith("<!DOCTYPE html>") and "https://" not in text.split("<body>")[1][:2000]
+    p = parse(path)
+    trades = p.tables["trades"]
+    assert trades[0][:5] == ["#", "side", "qty", "entry time", "entry"]
+    assert len(trades) == 1 + 3
+    assert trades[1][1] == "long" and trades[1][3] == "2024-01-01T00:05:00Z"
+    assert trades[1][-1] == "target"
+    data = json.loads(p.data_json)
+    assert len(data["candles"]["ts"]) == 60 and data["bucket"] == 1
+    assert data["candles"]["high"][7] == candle(7).high
+    assert len(data["curve"]["equity"]) == 60 and data["curve"]["dd_pct"][0] <= 0
+    assert [t["entry_ts"] for t in data["trades"]] == [T0 + 5 * M1, T0 + 25 * M1, T0 + 45 * M1]
+    assert data["trades"][0]["stop"] == candle(5).close - 5
+    counts = dict((r[0], r[1]) for r in p.tables["decision-counts"][1:])
+    assert counts == {"hold: no_setup": "57", "enter: pullback": "3"}
+    assert len(p.tables["decisions"]) == 1 + 3  # holds are counted, not listed
+    assert p.tables["journal"][1][2] == "plan created"
+    assert {"net_pnl", "sharpe", "max_drawdown_pct", "win_rate_pct", "profit_factor"} <= set(p.metric_keys)
+    assert "Plotly.newPlot" in text and len(text) > 1_000_000  # plotly inlined: opens offline
+
+
+def test_long_runs_are_downsampled_and_say_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(report_html, "MAX_BARS", 10)
+    monkeypatch.setattr(report_html, "MAX_POINTS", 10)
+    run = tmp_path / "r3"
+    w = RunWriter(run)
+    drive(w, 95)
+    p = parse(w.finish(FIELDS))
+    data = json.loads(p.data_json)
+    assert data["bucket"] == 10 and len(data["candles"]["ts"]) == 10
+    assert data["candles"]["high"][0] == max(candle(i).high for i in range(10))
+    assert data["candles"]["low"][9] == min(candle(i).low for i in range(90, 95))
+    assert data["candles"]["close"][9] == candle(94).close
+    assert "aggregates every 10 candles" in (run / "report.html").read_text()
+
+
+def test_rebuild_from_files_matches_and_cli_report(tmp_path: Path, workspace: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    run = tmp_path / "r4"
+    w = RunWriter(run)
+    drive(w, 80)
+    w.finish(FIELDS)
+    before = json.loads((run / "summary.json").read_text())
+    (run / "report.html").unlink()
+    assert build_report(run) == run / "report.html"
+    after = json.loads((run / "summary.json").read_text())
+    assert after == before  # fields survive a rebuild, metrics are recomputed identically
+    assert main(["report", str(run)]) == ExitCode.OK
+    out = capsys.readouterr().out
+    assert "net PnL" in out and "report.html" in out
+    assert main(["report", str(tmp_path / "missing")]) == ExitCode.BAD_INPUT
+    assert "run directory not found" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["report", str(tmp_path / "empty")]) == ExitCode.BAD_INPUT
+
+
+def test_resume_appends_without_duplicates(tmp_path: Path) -> None:
+    run = tmp_path / "r5"
+    w = RunWriter(run, flush_every=3)
+    drive(w, 30)
+    w.close()
+    w2 = RunWriter(run, resume=True)
+    drive(w2, 30, start=20)  # bars 20..29 are seen again after the restart
+    w2.finish(FIELDS)
+    with open(run / "equity.csv", newline="") as fh:
+        ts = [int(r["ts"]) for r in csv.DictReader(fh)]
+    assert ts == [T0 + i * M1 for i in range(50)]
+    with open(run / "candles.csv") as fh:
+        assert fh.read().count("ts,open") == 1
+    with open(run / "trades.csv", newline="") as fh:
+        ns = [int(r["n"]) for r in csv.DictReader(fh)]
+    assert ns == list(range(1, len(ns) + 1))
+
+
+def test_secrets_are_scrubbed_from_every_file(tmp_path: Path) -> None:
+    secret = "sk_live_TOPSECRET_9f8e7d"
+    SCRUBBER.register(secret)
+    run = tmp_path / "r6"
+    w = RunWriter(run)
+    drive(w, 30, reason=f"stop {secret}")
+    with open(run / "events.jsonl", "w") as fh:
+        fh.write(json.dumps({"ts": T0, "kind": "journal", "text": f"key {secret}"}) + "\n")
+    w.finish({**FIELDS, "note": f"api {secret}"})
+    for f in run.iterdir():
+        if f.name != "events.jsonl":
+            assert secret not in f.read_text(encoding="utf-8"), f.name
+
+
+def test_console_summary() -> None:
+    console = Console(record=True, width=100)
+    print_summary({"mode": "backtest", "run_id": "x", "strategy": "sma_cross",
+                   "metrics": {"net_pnl": -12.5, "trades": 3, "profit_factor": None, "sharpe": 1.234}},
+                  console=console)
+    text = console.export_text()
+    assert "sma_cross" in text and "-12.50" in text and "n/a" in text and "1.23" in text
+
+
