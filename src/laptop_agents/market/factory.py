@@ -1,0 +1,143 @@
+"""Build the MarketSource a configuration asks for.
+
+One place decides which source a session reads and how the runner should
+treat its time, so the runner itself never branches on ``trading.source``:
+
+- ``mock``: the synthetic market in simulated real time (``speed``);
+- ``bitunix``: the exchange's websocket + REST, optionally recorded;
+- ``replay``: a recording (``.jsonl``, parsed by the same code as live) or a
+  candle file (CSV/Parquet), as fast as possible unless ``--realtime``.
+
+Imports of the heavier sources are lazy so that a mock session does not load
+the websocket and HTTP stacks.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from laptop_agents.config import AppConfig
+from laptop_agents.domain.contracts import MarketSource
+from laptop_agents.domain.timeframes import interval_ms
+
+RECORDING_SUFFIXES = (".jsonl", ".ndjson")
+
+
+class SourceConfigError(Exception):
+    """The source cannot be built from this configuration (one line; exit BAD_INPUT)."""
+
+
+@dataclass
+class SessionSource:
+    """A source plus what the runner needs to know about its clock.
+
+    ``clock`` returns the market's "now" in UTC ms (simulated for the mock,
+    wall for bitunix); None for replays, whose time is only the data's. With a
+    clock the runner applies the duration limit (in market time) and routes
+    candles that arrive more than ~2 intervals late to the warm-up path.
+    ``speed`` is market seconds per wall second (None: as fast as possible).
+    """
+
+    source: MarketSource
+    clock: Callable[[], int] | None
+    speed: float | None
+    live: bool
+    recorder: Any = None
+    description: str = ""
+    # Candles that closed longer ago than this (market time) go to the warm-up
+    # path: backfill after a websocket gap is never traded at a stale price.
+    late_after_ms: int | None = None
+
+    async def aclose(self) -> None:
+        try:
+            await self.source.aclose()
+        finally:
+            if self.recorder is not None:
+                close = getattr(self.recorder, "close", None)
+                if close is not None:
+                    close()
+
+
+def _wall_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def build_source(
+    config: AppConfig,
+    *,
+    run_dir: Path | None = None,
+    resume_after_ts: int | None = None,
+    environ: dict[str, str] | None = None,
+) -> SessionSource:
+    """The source for ``config.trading.source``.
+
+    ``run_dir`` is where ``--record`` writes ``market.jsonl``; ``resume_after_ts``
+    is the last candle the store already processed (the mock resumes after it).
+    """
+    trading = config.trading
+    if trading.source == "mock":
+        from laptop_agents.market.mock import MockSource, faults_from_env
+
+        mock = MockSource(trading, resume_after_ts=resume_after_ts, faults=faults_from_env(environ))
+        return SessionSource(
+            mock, mock.now_ms, trading.speed, live=True,
+            description=f"mock (seed {trading.seed}, speed {trading.speed:g}x)",
+        )
+    if trading.source == "bitunix":
+        from laptop_agents.market.bitunix import BitunixSource
+
+        recorder = None
+        if trading.record:
+            if run_dir is None:
+                raise SourceConfigError("--record needs a run directory")
+            from laptop_agents.market.recording import Recorder
+
+            run_dir.mkdir(parents=True, exist_ok=True)
+            recorder = Recorder(run_dir / "market.jsonl")
+        source = BitunixSource(trading, recorder=recorder)
+        return SessionSource(
+            source, _wall_ms, 1.0, live=True, recorder=recorder,
+            description=f"bitunix {trading.bitunix_ws_url}" + (" (recording)" if recorder else ""),
+            late_after_ms=2 * interval_ms(trading.interval),
+        )
+    if trading.source == "replay":
+        return build_replay_source(config)
+    raise SourceConfigError(f"unknown source {trading.source!r}: allowed mock, bitunix, replay")
+
+
+def build_replay_source(config: AppConfig, path: Path | None = None, *, strict: bool = False) -> SessionSource:
+    """A recording or a candle file, never the live state: see ``cmd_replay``."""
+    trading = config.trading
+    file = path or trading.replay_file
+    if file is None:
+        raise SourceConfigError("--source replay needs --replay-file FILE (a recording .jsonl or a candle CSV/Parquet)")
+    file = Path(file).expanduser().resolve()
+    if not file.is_file():
+        raise SourceConfigError(f"replay file not found: {file}")
+    speed = None if not trading.replay_realtime else 1.0
+    if file.suffix.lower() in RECORDING_SUFFIXES:
+        from laptop_agents.market.recording import RecordingReplaySource
+
+        rec = RecordingReplaySource(file, realtime=trading.replay_realtime)
+        return SessionSource(rec, None, speed, live=False, description=f"recording {file}")
+    return SessionSource(
+        candle_file_source(file, realtime=trading.replay_realtime, strict=strict), None, speed, live=False,
+        description=f"candle file {file}",
+    )
+
+
+def candle_file_source(file: Path, *, realtime: bool = False, strict: bool = False) -> MarketSource:
+    """A candle file through the shared loader (same repairs and errors as backtest)."""
+    from laptop_agents.market import candle_files
+    from laptop_agents.market.candle_source import CandleListSource
+
+    try:
+        loaded = candle_files.load_candles(file, strict=strict)
+    except candle_files.CandleFileError as exc:
+        raise SourceConfigError(str(exc)) from None
+    funding = {f.ts: f.rate for f in loaded.funding} or None
+    return CandleListSource(loaded.candles, funding=funding, realtime=realtime, label=str(file))

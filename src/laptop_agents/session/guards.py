@@ -1,0 +1,162 @@
+"""The session's guards as small synchronous objects the async runner consults.
+
+Keeping the rules here, apart from the tasks and sockets, makes each of them a
+few lines that a test can drive directly: why a session stops, with which exit
+code, after how many errors, how old the data is.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from laptop_agents.exit_codes import ExitCode
+
+
+class StopReason(StrEnum):
+    """Why a session ended: recorded in summary.json, the heartbeat, the
+    ``session`` event and the log, and mapped to the process exit code."""
+
+    DURATION = "duration"
+    KILL_SWITCH = "kill_switch"
+    SIGNAL = "signal"
+    END_OF_DATA = "end_of_data"
+    STALE_DATA = "stale_data"
+    MARKET_DATA_ERRORS = "market_data_errors"
+    SOURCE_ENDED = "source_ended"
+    ERROR_BUDGET = "error_budget"
+    DISK_FULL = "disk_full"
+    STORE_CORRUPT = "store_corrupt"
+    CRASH = "crash"
+
+
+EXIT_CODES: dict[StopReason, ExitCode] = {
+    StopReason.DURATION: ExitCode.OK,
+    StopReason.KILL_SWITCH: ExitCode.KILL_SWITCH,
+    StopReason.SIGNAL: ExitCode.OK,
+    StopReason.END_OF_DATA: ExitCode.OK,
+    StopReason.STALE_DATA: ExitCode.STALE_DATA,
+    StopReason.MARKET_DATA_ERRORS: ExitCode.MARKET_DATA_ERRORS,
+    # A live stream that ends by itself is a market-data failure: restartable.
+    StopReason.SOURCE_ENDED: ExitCode.MARKET_DATA_ERRORS,
+    StopReason.ERROR_BUDGET: ExitCode.ERROR_BUDGET,
+    StopReason.DISK_FULL: ExitCode.DISK_FULL,
+    StopReason.STORE_CORRUPT: ExitCode.STORE_CORRUPT,
+    StopReason.CRASH: ExitCode.CRASH,
+}
+
+# Stops asked for by the user: cancel working orders and (optionally) flatten.
+USER_STOPS = frozenset({StopReason.KILL_SWITCH, StopReason.SIGNAL})
+
+
+def exit_code_for(reason: StopReason) -> int:
+    return int(EXIT_CODES[reason])
+
+
+@dataclass
+class ErrorCounters:
+    """Consecutive market-data errors and the session's error budget.
+
+    Every error of any kind spends the budget (market data, agent errors the
+    strategy isolated, store retries, task failures); only market-data errors
+    count towards the consecutive limit, and any good market message resets it.
+    """
+
+    max_consecutive_md: int
+    budget: int
+    consecutive_md: int = 0
+    total: int = 0
+    by_kind: dict[str, int] = field(default_factory=dict)
+
+    def good_data(self) -> None:
+        self.consecutive_md = 0
+
+    def market_data_error(self) -> StopReason | None:
+        self.consecutive_md += 1
+        reason = self.record("market_data")
+        if self.consecutive_md >= self.max_consecutive_md:
+            return StopReason.MARKET_DATA_ERRORS
+        return reason
+
+    def record(self, kind: str, n: int = 1) -> StopReason | None:
+        """Count ``n`` errors of ``kind``; the reason to stop once the budget is spent."""
+        if n <= 0:
+            return None
+        self.total += n
+        self.by_kind[kind] = self.by_kind.get(kind, 0) + n
+        return StopReason.ERROR_BUDGET if self.total >= self.budget else None
+
+    def snapshot(self) -> dict[str, object]:
+        return {
+            "total": self.total,
+            "budget": self.budget,
+            "consecutive_market_data": self.consecutive_md,
+            "max_consecutive_market_data": self.max_consecutive_md,
+            **{f"{k}": v for k, v in sorted(self.by_kind.items())},
+        }
+
+
+class StaleGuard:
+    """Seconds since the last real market data (pings and errors never count)."""
+
+    def __init__(self, timeout_s: float, monotonic: Callable[[], float]) -> None:
+        self.timeout_s = timeout_s
+        self._monotonic = monotonic
+        self._last = monotonic()
+
+    def touch(self) -> None:
+        self._last = self._monotonic()
+
+    def age_s(self) -> float:
+        return self._monotonic() - self._last
+
+    def stale(self) -> bool:
+        return self.age_s() >= self.timeout_s
+
+
+class LatencyStats:
+    """A fixed-size histogram of per-candle latencies (bounded memory for any run length).
+
+    Bins are 1 µs wide up to 10 ms, then one overflow bin holding the maximum;
+    percentiles are therefore exact to the microsecond where it matters.
+    """
+
+    _BINS = 10_000
+
+    def __init__(self) -> None:
+        self._counts = [0] * (self._BINS + 1)
+        self.count = 0
+        self.max_ns = 0
+        self.sum_ns = 0
+
+    def add(self, ns: int) -> None:
+        us = ns // 1000
+        self._counts[us if us < self._BINS else self._BINS] += 1
+        self.count += 1
+        self.sum_ns += ns
+        if ns > self.max_ns:
+            self.max_ns = ns
+
+    def percentile_ms(self, p: float) -> float | None:
+        if not self.count:
+            return None
+        rank = max(1, math.ceil(p / 100.0 * self.count))  # nearest rank
+        seen = 0
+        for us, n in enumerate(self._counts):
+            seen += n
+            if seen >= rank:
+                if us == self._BINS:
+                    return self.max_ns / 1e6
+                return (us + 1) / 1000.0  # upper edge of the bin
+        return self.max_ns / 1e6
+
+    def snapshot(self) -> dict[str, float | int | None]:
+        return {
+            "candles": self.count,
+            "p50_ms": self.percentile_ms(50),
+            "p99_ms": self.percentile_ms(99),
+            "max_ms": round(self.max_ns / 1e6, 3) if self.count else None,
+            "mean_ms": round(self.sum_ns / self.count / 1e6, 4) if self.count else None,
+        }
