@@ -1,1 +1,119 @@
-"""strategy layer."""
+"""Strategy layer: incremental indicators, the Supervisor and its agents,
+``sma_cross``, and validated strategy files.
+
+Public entry points (the rest of the product calls only these):
+
+- :func:`build_strategy` — a ready ``Strategy`` for an :class:`AppConfig`.
+- :func:`load_strategy_params` — the validated parameters (symbol overrides and
+  CLI flags applied).
+- :func:`starting_equity` — the starting equity the broker should use.
+- :func:`strategy_names` — the built-in presets.
+- :class:`StrategyConfigError` — one-line error for any bad strategy input.
+
+Precedence of parameters, highest first: ``build_strategy(overrides=...)``
+(a validate grid) > CLI ``--stop-bps`` / ``--tp-r`` > the file's
+``symbols.<SYMBOL>`` section > the file's base values. ``risk_pct`` and the
+starting equity come from ``config.risk`` when set there (``--risk-pct``,
+``--equity``), else from the file's ``risk`` section.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from laptop_agents.domain.contracts import Strategy
+from laptop_agents.domain.symbols import instrument_for
+from laptop_agents.strategy.params import (
+    PRESET_NAMES,
+    SmaCrossParams,
+    StrategyConfigError,
+    StrategyParams,
+    SupervisorParams,
+    apply_overrides,
+    parse_params,
+    read_raw,
+)
+from laptop_agents.strategy.sma_cross import SmaCross
+from laptop_agents.strategy.supervisor import Supervisor
+
+if TYPE_CHECKING:  # the strategy layer reads the config; it does not import its machinery
+    from laptop_agents.config import AppConfig, StrategyConfig
+
+__all__ = [
+    "SmaCross",
+    "SmaCrossParams",
+    "StrategyConfigError",
+    "StrategyParams",
+    "Supervisor",
+    "SupervisorParams",
+    "build_strategy",
+    "load_strategy_params",
+    "starting_equity",
+    "strategy_names",
+]
+
+
+def strategy_names() -> list[str]:
+    """The built-in strategy presets selectable by ``--strategy``."""
+    return list(PRESET_NAMES)
+
+
+def _label(config: StrategyConfig) -> str:
+    return str(config.file) if config.file is not None else config.name
+
+
+def load_strategy_params(config: StrategyConfig, symbol: str) -> StrategyParams:
+    """Validated parameters for ``symbol``: the preset or file named by
+    ``config`` (``file`` wins over ``name``), its ``symbols.<SYMBOL>`` section,
+    then the CLI's ``stop_bps`` / ``tp_r``.
+
+    ``stop_bps`` replaces the ATR-based stop of both Supervisor setups by a
+    fixed distance (and, for ``sma_cross``, sets its stop distance and attaches
+    the stop to the order); ``tp_r`` sets every ``tp_r_mult``.
+    """
+    raw, where = read_raw(config.name, config.file)
+    params = parse_params(raw, symbol, where)
+    cli: dict[str, object] = {}
+    if config.tp_r is not None:
+        cli["tp_r_mult"] = config.tp_r
+    if config.stop_bps is not None:
+        cli["stop_bps"] = config.stop_bps
+        if isinstance(params, SmaCrossParams):
+            cli["attach_stop"] = True
+    return apply_overrides(params, cli, "command-line strategy options")
+
+
+def _risk_pct(config: AppConfig, params: StrategyParams) -> float:
+    return config.risk.risk_pct if config.risk.risk_pct is not None else params.risk.risk_pct
+
+
+def starting_equity(config: AppConfig) -> float:
+    """``risk.starting_equity`` when configured, else the strategy file's
+    ``risk.equity`` (after the symbol's overrides). In the account's margin
+    currency: USDT for BTCUSDT, BTC for the inverse BTCUSD."""
+    if config.risk.starting_equity is not None:
+        return float(config.risk.starting_equity)
+    return float(load_strategy_params(config.strategy, config.trading.symbol).risk.equity)
+
+
+def build_strategy(config: AppConfig, *, overrides: Mapping[str, float] | None = None) -> Strategy:
+    """A fresh strategy for ``config`` (its ``strategy``, ``risk`` and
+    ``trading.symbol`` sections).
+
+    ``overrides`` are flat parameter names from a validate grid, e.g.
+    ``{"stop_atr_mult": 1.5, "tp_r_mult": 2}``: a flat name applies to every
+    section that has it, a dotted one (``"sweep.tp_r_mult"``) to one section.
+    Raises :class:`StrategyConfigError` on any bad name or value.
+    """
+    symbol = config.trading.symbol
+    params = load_strategy_params(config.strategy, symbol)
+    if overrides:
+        params = apply_overrides(params, overrides, "strategy overrides")
+    instrument = instrument_for(symbol)
+    name = _label(config.strategy)
+    rp = _risk_pct(config, params)
+    mn, ml = config.risk.max_position_notional, config.risk.max_leverage
+    if isinstance(params, SmaCrossParams):
+        return SmaCross(params, instrument, risk_pct=rp, max_notional=mn, max_leverage=ml, name=name)
+    return Supervisor(params, instrument, risk_pct=rp, max_notional=mn, max_leverage=ml, name=name)

@@ -1,0 +1,398 @@
+"""Strategy parameter files: validated models, presets, per-symbol and flat overrides.
+
+Why pydantic with ``extra="forbid"``: a mistyped key in a strategy file
+(``stop_atr_mul``) must stop the run with one clear line rather than silently
+trade the default. Every error becomes a :class:`StrategyConfigError` whose
+message names the key, the value and what is allowed.
+
+Units (the seed system mixed percent and fraction; here each field says which):
+
+- ``risk.risk_pct`` is a **percent** of equity (1.0 = 1 %).
+- ``derivatives_gates.*_funding_8h`` are **percent per 8 h** (0.05 = 0.05 %,
+  i.e. a funding rate of 0.0005 as a fraction). The spec's HALT threshold
+  "|funding| >= 0.001" (fraction) is ``halt_funding_8h = 0.1`` percent. With
+  the spec's defaults read as fractions (5 % and 3 % per 8 h) the NO_TRADE and
+  HALF_SIZE gates could never fire before the 0.1 % halt; read as percent they
+  order naturally: half size 0.03 % < no trade 0.05 % < halt 0.1 %.
+- ``entry_band_pct`` and ``eq_tolerance_pct`` are **fractions** of price
+  (0.001 = 10 bps), as in the seed system's code.
+- ``stop_bps`` is in basis points (100 = 1 %).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from laptop_agents.domain.models import DomainError
+from laptop_agents.domain.symbols import normalize_symbol
+
+PRESET_NAMES: tuple[str, ...] = ("default", "tight", "sma_cross")
+REGIMES: tuple[str, ...] = ("CHOP_LOWVOL", "NORMAL", "TREND_HIGHVOL")
+Regime = Literal["CHOP_LOWVOL", "NORMAL", "TREND_HIGHVOL"]
+
+
+class StrategyConfigError(ValueError):
+    """A bad strategy file, preset name or parameter override; the message is
+    the one line shown to the user."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# -- the Supervisor's parameters ---------------------------------------------
+
+
+class EngineParams(_Strict):
+    """Bar counts of the pipeline's timers."""
+
+    pending_trigger_max_bars: int = Field(24, ge=1, le=100_000)
+    derivatives_refresh_bars: int = Field(6, ge=1, le=100_000)
+    cooldown_bars: int = Field(5, ge=0, le=100_000)
+
+
+class FundingGates(_Strict):
+    """Funding-rate gates in PERCENT per 8 h (0.05 = 0.05 %)."""
+
+    halt_funding_8h: float = Field(0.1, gt=0, le=5)
+    no_trade_funding_8h: float = Field(0.05, gt=0, le=5)
+    half_size_funding_8h: float = Field(0.03, gt=0, le=5)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> FundingGates:
+        if not self.half_size_funding_8h <= self.no_trade_funding_8h <= self.halt_funding_8h:
+            raise ValueError(
+                "need half_size_funding_8h <= no_trade_funding_8h <= halt_funding_8h "
+                f"(got {self.half_size_funding_8h}, {self.no_trade_funding_8h}, {self.halt_funding_8h})"
+            )
+        return self
+
+
+class MarketParams(_Strict):
+    """MarketIntake: trend EMAs, ATR and the volatility regime thresholds
+    (atr/close, as fractions)."""
+
+    ema_fast: int = Field(20, ge=1, le=10_000)
+    ema_slow: int = Field(50, ge=2, le=10_000)
+    atr_period: int = Field(14, ge=1, le=10_000)
+    lowvol_atr_ratio: float = Field(0.002, ge=0, le=1)
+    highvol_atr_ratio: float = Field(0.006, ge=0, le=1)
+    # Regimes in which no new setup is taken (empty = trade every regime).
+    block_regimes: tuple[Regime, ...] = ()
+
+    @model_validator(mode="after")
+    def _ordered(self) -> MarketParams:
+        if self.ema_fast >= self.ema_slow:
+            raise ValueError(f"need ema_fast < ema_slow (got {self.ema_fast} and {self.ema_slow})")
+        if self.lowvol_atr_ratio > self.highvol_atr_ratio:
+            raise ValueError(
+                f"need lowvol_atr_ratio <= highvol_atr_ratio (got {self.lowvol_atr_ratio} and {self.highvol_atr_ratio})"
+            )
+        return self
+
+
+class CvdParams(_Strict):
+    """CvdDivergence: how many previous lows/highs a new extreme is compared with."""
+
+    lookback: int = Field(4, ge=1, le=1000)
+
+
+class RibbonParams(_Strict):
+    """Setup A, pullback to the EMA ribbon in a trend (limit entry at the fast EMA)."""
+
+    enabled: bool = True
+    entry_band_pct: float = Field(0.001, ge=0, le=0.05)
+    stop_atr_mult: float = Field(1.5, gt=0, le=50)
+    tp_r_mult: float = Field(2.0, gt=0, le=50)
+    # When set, the stop is this many bps from the entry instead of ATR * stop_atr_mult.
+    stop_bps: float | None = Field(None, gt=0, le=5000)
+    trailing: bool = True
+
+
+class SweepParams(_Strict):
+    """Setup B, liquidity sweep and reclaim of the ``lookback_bars`` high/low."""
+
+    enabled: bool = True
+    eq_tolerance_pct: float = Field(0.0008, ge=0, le=0.05)
+    tp_r_mult: float = Field(2.0, gt=0, le=50)
+    stop_atr_mult: float = Field(0.5, gt=0, le=50)
+    min_vol_ratio: float = Field(0.5, ge=0, le=100)
+    lookback_bars: int = Field(10, ge=2, le=10_000)
+    require_cvd_confirm: bool = False
+    vwap_bars: int = Field(60, ge=1, le=10_000)
+    volume_mean_bars: int = Field(20, ge=1, le=10_000)
+    ema_filter_fast: int = Field(9, ge=1, le=10_000)
+    ema_filter_slow: int = Field(20, ge=2, le=10_000)
+    stop_bps: float | None = Field(None, gt=0, le=5000)
+    trailing: bool = True
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SweepParams:
+        if self.ema_filter_fast >= self.ema_filter_slow:
+            raise ValueError(
+                f"need ema_filter_fast < ema_filter_slow (got {self.ema_filter_fast} and {self.ema_filter_slow})"
+            )
+        return self
+
+
+class SetupsParams(_Strict):
+    pullback_ribbon: RibbonParams = RibbonParams()
+    sweep_invalidation: SweepParams = SweepParams()
+
+
+class RiskParams(_Strict):
+    """Starting equity, risk per trade in PERCENT (1.0 = 1 %), minimum reward/risk."""
+
+    equity: float = Field(10_000.0, gt=0, le=1e12)
+    risk_pct: float = Field(1.0, gt=0, le=10)
+    rr_min: float = Field(1.5, ge=0, le=50)
+
+
+class SupervisorParams(_Strict):
+    """Everything the Supervisor pipeline needs (after symbol overrides)."""
+
+    strategy: Literal["supervisor"] = "supervisor"
+    engine: EngineParams = EngineParams()
+    derivatives_gates: FundingGates = FundingGates()
+    market: MarketParams = MarketParams()
+    cvd: CvdParams = CvdParams()
+    setups: SetupsParams = SetupsParams()
+    risk: RiskParams = RiskParams()
+
+
+# -- sma_cross ---------------------------------------------------------------
+
+
+class SmaRiskParams(_Strict):
+    equity: float = Field(10_000.0, gt=0, le=1e12)
+    risk_pct: float = Field(1.0, gt=0, le=10)
+
+
+class SmaCrossParams(_Strict):
+    """Fast/slow SMA crossover, always in the market.
+
+    Sizing: the position risks ``risk_pct`` % of equity over a stop distance of
+    ``stop_bps`` basis points (defaults 1 % over 100 bps = 1x notional). The
+    stop is attached to the order as a protective stop only when
+    ``attach_stop`` is true (the CLI's ``--stop-bps`` sets it); a target at
+    ``tp_r_mult`` R is attached only when ``tp_r_mult`` is set (``--tp-r``).
+    """
+
+    strategy: Literal["sma_cross"] = "sma_cross"
+    fast: int = Field(10, ge=1, le=10_000)
+    slow: int = Field(30, ge=2, le=10_000)
+    stop_bps: float = Field(100.0, gt=0, le=5000)
+    attach_stop: bool = False
+    tp_r_mult: float | None = Field(None, gt=0, le=50)
+    risk: SmaRiskParams = SmaRiskParams()
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SmaCrossParams:
+        if self.fast >= self.slow:
+            raise ValueError(f"need fast < slow (got fast={self.fast}, slow={self.slow})")
+        return self
+
+
+StrategyParams = SupervisorParams | SmaCrossParams
+_MODELS: dict[str, type[SupervisorParams] | type[SmaCrossParams]] = {
+    "supervisor": SupervisorParams,
+    "sma_cross": SmaCrossParams,
+}
+
+# Short names accepted as the first part of a dotted override ("sweep.tp_r_mult").
+SECTION_ALIASES: dict[str, tuple[str, ...]] = {
+    "ribbon": ("setups", "pullback_ribbon"),
+    "pullback_ribbon": ("setups", "pullback_ribbon"),
+    "sweep": ("setups", "sweep_invalidation"),
+    "sweep_invalidation": ("setups", "sweep_invalidation"),
+    "gates": ("derivatives_gates",),
+    "funding": ("derivatives_gates",),
+}
+
+
+# -- error formatting ----------------------------------------------------------
+
+
+def _allowed(err: Mapping[str, Any]) -> str:
+    ctx = err.get("ctx") or {}
+    if "expected" in ctx:
+        return f"allowed: {ctx['expected']}"
+    for bound, word in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<")):
+        if bound in ctx:
+            return f"must be {word} {ctx[bound]}"
+    return str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+
+
+def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """Field names of the (sub)model that owns the last element of ``loc``."""
+    current: Any = model
+    for part in loc[:-1]:
+        fields = getattr(current, "model_fields", None)
+        if not fields or part not in fields:
+            return []
+        current = fields[part].annotation
+    fields = getattr(current, "model_fields", None)
+    return list(fields) if fields else []
+
+
+def _one_line(where: str, exc: ValidationError, model: type[BaseModel], prefix: str = "") -> StrategyConfigError:
+    err = exc.errors()[0]
+    loc = tuple(err.get("loc", ()))
+    key = prefix + ".".join(str(p) for p in loc)
+    if err.get("type") == "extra_forbidden":
+        known = ", ".join(_fields_at(model, loc)) or "(none)"
+        return StrategyConfigError(f"{where}: unknown key {key!r}; allowed keys here: {known}")
+    if not loc or err.get("type") == "value_error" and not isinstance(err.get("input"), (int, float, str, bool)):
+        # A cross-field rule (model validator): its message names the fields.
+        section = f" in {key!r}" if key else ""
+        return StrategyConfigError(f"{where}: bad values{section}: {_allowed(err)}")
+    return StrategyConfigError(f"{where}: bad value {key}={err.get('input')!r}: {_allowed(err)}")
+
+
+# -- loading -----------------------------------------------------------------
+
+
+def _deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), dict):
+            out[k] = _deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def _read_file(path: Path, where: str) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise StrategyConfigError(f"{where}: cannot read it ({exc.strerror or type(exc).__name__})") from None
+    try:
+        if path.suffix.lower() in (".yaml", ".yml"):
+            data = yaml.safe_load(text)
+        else:
+            data = json.loads(text)
+    except (ValueError, yaml.YAMLError) as exc:
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise StrategyConfigError(f"{where}: not valid {'YAML' if path.suffix.lower() in ('.yaml', '.yml') else 'JSON'}: {first}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise StrategyConfigError(f"{where}: must be a mapping of parameters, got {type(data).__name__}")
+    return data
+
+
+def _read_preset(name: str) -> dict[str, Any]:
+    text = resources.files("laptop_agents.strategy").joinpath("presets", f"{name}.json").read_text(encoding="utf-8")
+    data = json.loads(text)
+    assert isinstance(data, dict)
+    return data
+
+
+def read_raw(name: str, file: Path | None = None) -> tuple[dict[str, Any], str]:
+    """The raw parameter mapping and a label for messages: from ``file`` when
+    given, else the built-in preset ``name``, else ``name`` as a file path."""
+    if file is not None:
+        path = Path(file)
+        return _read_file(path, f"strategy file {str(path)!r}"), f"strategy file {str(path)!r}"
+    if name in PRESET_NAMES:
+        return _read_preset(name), f"strategy preset {name!r}"
+    path = Path(name)
+    if path.suffix.lower() in (".json", ".yaml", ".yml") or path.is_file():
+        if not path.is_file():
+            raise StrategyConfigError(f"strategy file {name!r} does not exist")
+        return _read_file(path, f"strategy file {name!r}"), f"strategy file {name!r}"
+    raise StrategyConfigError(
+        f"unknown strategy {name!r}: use one of {', '.join(PRESET_NAMES)} or a path to a .json/.yaml strategy file"
+    )
+
+
+def parse_params(raw: Mapping[str, Any], symbol: str, where: str = "strategy parameters") -> StrategyParams:
+    """Validate a raw parameter mapping and apply its ``symbols.<SYMBOL>`` section.
+
+    Every symbol section is validated (a typo in the BTCUSD section is an
+    error even while trading BTCUSDT); only ``symbol``'s is applied.
+    """
+    data = dict(raw)
+    kind = data.get("strategy", "supervisor")
+    if kind not in _MODELS:
+        raise StrategyConfigError(f"{where}: bad value strategy={kind!r}: allowed: {', '.join(map(repr, _MODELS))}")
+    model = _MODELS[kind]
+    symbols = data.pop("symbols", None) or {}
+    if not isinstance(symbols, Mapping):
+        raise StrategyConfigError(f"{where}: 'symbols' must map a symbol to its overrides, got {type(symbols).__name__}")
+    try:
+        base = model.model_validate(data)
+    except ValidationError as exc:
+        raise _one_line(where, exc, model) from None
+    wanted = normalize_symbol(symbol)
+    chosen: StrategyParams = base
+    for raw_sym, over in symbols.items():
+        try:
+            sym = normalize_symbol(str(raw_sym))
+        except DomainError as exc:
+            raise StrategyConfigError(f"{where}: bad key symbols.{raw_sym}: {exc}") from None
+        if not isinstance(over, Mapping):
+            raise StrategyConfigError(f"{where}: symbols.{raw_sym} must be a mapping of overrides")
+        if "strategy" in over and over["strategy"] != kind:
+            raise StrategyConfigError(f"{where}: symbols.{raw_sym} cannot change 'strategy' (is {kind!r})")
+        try:
+            merged = model.model_validate(_deep_merge(data, over))
+        except ValidationError as exc:
+            raise _one_line(where, exc, model, prefix=f"symbols.{raw_sym}.") from None
+        if sym == wanted:
+            chosen = merged
+    return chosen
+
+
+def _leaf_paths(tree: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    out: list[tuple[str, ...]] = []
+    for k, v in tree.items():
+        if isinstance(v, Mapping):
+            out.extend(_leaf_paths(v, (*prefix, k)))
+        else:
+            out.append((*prefix, k))
+    return out
+
+
+def apply_overrides(params: StrategyParams, overrides: Mapping[str, Any], where: str = "parameter overrides") -> StrategyParams:
+    """Return ``params`` with overrides applied and re-validated.
+
+    A flat name (``tp_r_mult``) sets that key in every section that has it; a
+    dotted name targets one (``sweep.tp_r_mult``, ``setups.pullback_ribbon.stop_atr_mult``;
+    ``ribbon``, ``sweep`` and ``gates`` are accepted section shorthands).
+    """
+    if not overrides:
+        return params
+    tree = params.model_dump()
+    leaves = _leaf_paths(tree)
+    for name, value in overrides.items():
+        parts = tuple(str(name).split("."))
+        if len(parts) == 1:
+            targets = [p for p in leaves if p[-1] == parts[0] and p[0] != "strategy"]
+        else:
+            head = SECTION_ALIASES.get(parts[0], (parts[0],))
+            full = (*head, *parts[1:])
+            targets = [full] if full in leaves else []
+        if not targets:
+            known = sorted({p[-1] for p in leaves if p[0] != "strategy"})
+            raise StrategyConfigError(
+                f"{where}: unknown parameter {name!r} for strategy {params.strategy!r}; known names: {', '.join(known)}"
+            )
+        for path in targets:
+            node: dict[str, Any] = tree
+            for part in path[:-1]:
+                node = node[part]
+            node[path[-1]] = value
+    model = _MODELS[params.strategy]
+    try:
+        return model.model_validate(tree)
+    except ValidationError as exc:
+        raise _one_line(where, exc, model) from None

@@ -1,0 +1,362 @@
+"""The Supervisor: runs the agents in a fixed order on every closed candle.
+
+It implements the ``Strategy`` protocol of ``domain/contracts.py``. Two phases
+per candle:
+
+- *observe*: every agent that keeps indicators advances them (always, even
+  while a position is open, so indicators never skip a candle);
+- *decide*: only when the account is flat and no working order exists (the
+  broker owns exits through the bracket attached to the entry), a setup is
+  looked for, assessed, gated and turned into one entry ``OrderIntent``.
+
+Agent isolation: each agent call is guarded on its own. An exception records
+an ``agent_error`` event naming the agent and the candle produces no entry;
+the other agents still advance their indicators, and the next candle is
+processed normally. A cancel of an expired pending entry is still issued on
+such a candle, because cancelling only reduces risk.
+
+Events: a ``decision`` event for each entry, cancel and block; a block is not
+repeated while the same setup keeps being blocked for the same reason on
+consecutive candles (so a long funding halt or circuit-breaker day costs one
+event, not one per candle). Quiet candles produce no event at all.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from laptop_agents.domain.contracts import AccountView, Intent, StrategyOutput
+from laptop_agents.domain.models import (
+    CancelIntent,
+    Candle,
+    Event,
+    FundingRate,
+    Instrument,
+    OrderIntent,
+    OrderType,
+    Side,
+)
+from laptop_agents.strategy.agents import (
+    DIVERGENCE_NAMES,
+    GATE_HALT,
+    LIMIT,
+    TREND_NAMES,
+    CvdDivergence,
+    DerivativesFlows,
+    ExecutionRiskSentinel,
+    JournalCoach,
+    MarketIntake,
+    PendingTrigger,
+    RiskGate,
+    Setup,
+    SetupSignal,
+)
+from laptop_agents.strategy.params import SupervisorParams
+
+# Block reasons after which the sentinel's cooldown starts (a judgement on the
+# setup); halts and circuit-breaker blocks are the account's state instead.
+COOLDOWN_REASONS = frozenset(
+    {
+        "funding_no_trade",
+        "rr_below_min",
+        "bad_bracket",
+        "max_notional",
+        "max_leverage",
+        "zero_stop_distance",
+        "no_equity",
+        "size_below_min_qty",
+        "size_below_min_notional",
+        "bad_price",
+        "order_rejected",
+    }
+)
+
+_MAX_ERROR_TEXT = 300
+
+
+def id_prefix(name: str) -> str:
+    """A short, exchange-safe client-id prefix from a strategy name or path."""
+    stem = re.sub(r"\.(json|ya?ml)$", "", name.replace("\\", "/").rsplit("/", 1)[-1], flags=re.IGNORECASE)
+    clean = re.sub(r"[^A-Za-z0-9]", "", stem)[:12]
+    return clean or "strat"
+
+
+def agent_error(ts: int, agent: str, exc: BaseException) -> Event:
+    text = f"{type(exc).__name__}: {exc}"
+    return Event(ts, "agent_error", {"agent": agent, "error": text[:_MAX_ERROR_TEXT]})
+
+
+class Supervisor:
+    """The default strategy (and its presets): see the module docstring.
+
+    ``risk_pct`` is a percent; ``max_notional`` (USD) and ``max_leverage`` come
+    from the risk configuration. ``name`` labels events; client ids are
+    ``f"{prefix}-{candle.ts}-{seq}"`` so a replay yields the same ids.
+    """
+
+    __slots__ = (
+        "_bar",
+        "_last_block",
+        "cvd_divergence",
+        "derivatives_flows",
+        "execution_risk_sentinel",
+        "id_prefix",
+        "instrument",
+        "journal_coach",
+        "market_intake",
+        "name",
+        "params",
+        "pending_trigger",
+        "risk_gate",
+        "setup_signal",
+        "warmup_errors",
+    )
+
+    def __init__(
+        self,
+        params: SupervisorParams,
+        instrument: Instrument,
+        *,
+        risk_pct: float | None = None,
+        max_notional: float = 200_000.0,
+        max_leverage: float = 20.0,
+        name: str = "default",
+    ) -> None:
+        self.params = params
+        self.instrument = instrument
+        self.name = name
+        self.id_prefix = id_prefix(name)
+        rp = params.risk.risk_pct if risk_pct is None else risk_pct
+        self.market_intake = MarketIntake(params.market)
+        self.derivatives_flows = DerivativesFlows(params.derivatives_gates, params.engine)
+        self.cvd_divergence = CvdDivergence(params.cvd)
+        self.setup_signal = SetupSignal(params.setups, params.market.block_regimes, instrument.tick_size)
+        self.execution_risk_sentinel = ExecutionRiskSentinel(
+            params.engine, rp, instrument, max_notional, max_leverage
+        )
+        self.pending_trigger = PendingTrigger(params.engine)
+        self.risk_gate = RiskGate(params.risk, instrument, max_notional, max_leverage)
+        self.journal_coach = JournalCoach()
+        self._bar = 0
+        self._last_block: tuple[str, str, int] | None = None
+        self.warmup_errors = 0
+
+    # -- Strategy protocol -------------------------------------------------
+
+    def warmup(self, candle: Candle) -> None:
+        """Advance the indicators only (no decision, no intent, no event)."""
+        self._bar += 1
+        errors = self._observe(candle, None)
+        if errors:
+            self.warmup_errors += len(errors)
+
+    def on_funding(self, funding: FundingRate) -> None:
+        self.derivatives_flows.observe(funding.rate)
+
+    def on_candle(self, candle: Candle, account: AccountView) -> StrategyOutput:
+        self._bar += 1
+        bar = self._bar
+        ts = candle.ts
+        if account.funding_rate is not None:
+            self.derivatives_flows.latest = account.funding_rate
+        errors = self._observe(candle, ts)
+        events: list[Event] = errors if errors else []
+        intents: list[Intent] = []
+
+        working = account.working_orders
+        cancelled = False
+        if self.pending_trigger.client_id is not None:
+            try:
+                cancel = self.pending_trigger.check(bar, working, self.derivatives_flows.gate == GATE_HALT)
+            except Exception as exc:
+                events.append(agent_error(ts, PendingTrigger.name, exc))
+                errors = events
+                cancel = None
+            if cancel is not None:
+                cid, reason = cancel
+                intents.append(CancelIntent(cid, reason))
+                events.append(Event(ts, "decision", {"action": "cancel", "reason": reason, "client_id": cid}))
+                cancelled = True
+
+        if errors or cancelled or account.position_qty != 0.0 or working:
+            self._last_block = None
+            return StrategyOutput(intents, events)
+        self._decide(candle, account, bar, events, intents)
+        return StrategyOutput(intents, events)
+
+    def on_broker_event(self, event: Event) -> list[Event]:
+        """Journal lines for our plans; a broker rejection of our entry starts
+        the cooldown (so a refused order is not re-sent every candle)."""
+        try:
+            kind = event.kind
+            if kind == "order" and event.data.get("status") in ("rejected", "duplicate"):
+                cid = event.data.get("client_id")
+                if isinstance(cid, str) and cid.startswith(self.id_prefix + "-"):
+                    self.pending_trigger.forget(cid)
+                    if event.data.get("status") == "rejected":
+                        self.execution_risk_sentinel.start_cooldown(self._bar)
+            return self.journal_coach.on_event(event, self._bar)
+        except Exception as exc:
+            return [agent_error(event.ts, JournalCoach.name, exc)]
+
+    # -- phases -------------------------------------------------------------
+
+    def _observe(self, c: Candle, ts: int | None) -> list[Event]:
+        """Advance every agent's indicators; return agent_error events."""
+        errors: list[Event] = []
+        h, lo, cl, v = c.high, c.low, c.close, c.volume
+        try:
+            self.market_intake.update(h, lo, cl)
+        except Exception as exc:
+            errors.append(agent_error(c.ts, MarketIntake.name, exc))
+        try:
+            self.derivatives_flows.update()
+        except Exception as exc:
+            errors.append(agent_error(c.ts, DerivativesFlows.name, exc))
+        try:
+            self.cvd_divergence.update(h, lo, cl, v)
+        except Exception as exc:
+            errors.append(agent_error(c.ts, CvdDivergence.name, exc))
+        try:
+            self.setup_signal.update(h, lo, cl, v)
+        except Exception as exc:
+            errors.append(agent_error(c.ts, SetupSignal.name, exc))
+        return errors
+
+    def _decide(
+        self, c: Candle, account: AccountView, bar: int, events: list[Event], intents: list[Intent]
+    ) -> None:
+        ts = c.ts
+        sig = self.setup_signal
+        try:
+            setup = sig.find(c.high, c.low, c.close, c.volume, self.market_intake, self.cvd_divergence.signal)
+        except Exception as exc:
+            events.append(agent_error(ts, SetupSignal.name, exc))
+            return
+        if setup is None:
+            blocked = sig.blocked_setup
+            if blocked is not None:
+                self._block(ts, sig.blocked, blocked, events)
+            else:
+                self._last_block = None
+            return
+
+        flows = self.derivatives_flows
+        sentinel = self.execution_risk_sentinel
+        try:
+            qty, reason, mult = sentinel.assess(setup, flows.gate, account.equity, bar)
+        except Exception as exc:
+            events.append(agent_error(ts, ExecutionRiskSentinel.name, exc))
+            return
+        if reason:
+            if reason in COOLDOWN_REASONS:
+                sentinel.start_cooldown(bar)
+            self._block(ts, reason, setup, events)
+            return
+
+        try:
+            reason, rr = self.risk_gate.check(setup, qty, account.equity, account.entries_blocked, flows.gate)
+        except Exception as exc:
+            events.append(agent_error(ts, RiskGate.name, exc))
+            return
+        if reason:
+            if reason in COOLDOWN_REASONS:
+                sentinel.start_cooldown(bar)
+            self._block(ts, reason, setup, events, rr=rr, qty=qty)
+            return
+
+        cid = f"{self.id_prefix}-{ts}-0"
+        side = Side.BUY if setup.side > 0 else Side.SELL
+        if setup.order_type == LIMIT:
+            intent = OrderIntent(
+                client_id=cid,
+                side=side,
+                type=OrderType.LIMIT,
+                qty=qty,
+                price=setup.entry,
+                stop=setup.stop,
+                target=setup.target,
+                trailing=setup.trailing,
+                reason=setup.name,
+            )
+            self.pending_trigger.track(cid, bar)
+        else:
+            intent = OrderIntent(
+                client_id=cid,
+                side=side,
+                type=OrderType.MARKET,
+                qty=qty,
+                stop=setup.stop,
+                target=setup.target,
+                trailing=setup.trailing,
+                reason=setup.name,
+            )
+        intents.append(intent)
+        self._last_block = None
+        data = self._context(setup)
+        data.update(action="enter", reason=setup.name, qty=qty, rr=round(rr, 4), size_mult=mult, client_id=cid)
+        events.append(Event(ts, "decision", data))
+        try:
+            events.append(self.journal_coach.plan_created(
+                    ts, cid, setup.name, setup.side, setup.order_type, setup.entry, setup.stop, setup.target, qty, bar
+                ))
+        except Exception as exc:
+            events.append(agent_error(ts, JournalCoach.name, exc))
+
+    # -- helpers ------------------------------------------------------------
+
+    def _context(self, setup: Setup) -> dict[str, Any]:
+        mi = self.market_intake
+        flows = self.derivatives_flows
+        d = setup.as_dict()
+        d["trend"] = TREND_NAMES[mi.trend]
+        d["regime"] = mi.regime
+        d["atr"] = mi.atr.value
+        d["funding_gate"] = flows.gate
+        d["funding_rate"] = flows.rate
+        d["cvd_divergence"] = DIVERGENCE_NAMES[self.cvd_divergence.signal]
+        return d
+
+    def _block(
+        self,
+        ts: int,
+        reason: str,
+        setup: Setup,
+        events: list[Event],
+        *,
+        rr: float | None = None,
+        qty: float | None = None,
+    ) -> None:
+        key = (reason, setup.name, setup.side)
+        last = self._last_block
+        if last is not None:
+            if key == last:
+                return
+            # A persisting setup that a cooldown holds back after its own no-go
+            # was already reported: stay quiet (and keep the original key, so
+            # the no-go repeating after the cooldown stays quiet as well).
+            if reason == "cooldown" and last[1:] == key[1:]:
+                return
+        self._last_block = key
+        data = self._context(setup)
+        data.update(action="block", reason=reason)
+        if rr is not None and rr > 0.0:
+            data["rr"] = round(rr, 4)
+        if qty:
+            data["qty"] = qty
+        events.append(Event(ts, "decision", data))
+
+    def status(self) -> dict[str, Any]:
+        """A JSON-able view of the agents' state (for /health and reports)."""
+        mi = self.market_intake
+        return {
+            "strategy": self.name,
+            "bar": self._bar,
+            "trend": TREND_NAMES[mi.trend],
+            "regime": mi.regime,
+            "ready": mi.ready,
+            "funding_gate": self.derivatives_flows.gate,
+            "cooldown_until_bar": self.execution_risk_sentinel.cooldown_until,
+            "pending_entry": self.pending_trigger.client_id,
+        }
