@@ -1,0 +1,26 @@
+"""A fake Bitunix exchange on 127.0.0.1: the documented REST and websocket
+market protocol from a seeded synthetic market, with faults on command.
+
+``start_fake_exchange(...)`` runs it in a thread for tests; ``laptop-agents
+fake-exchange`` runs it in the foreground.
+"""
+
+from laptop_agents.exchange.fake.faults import Fault, FaultSpecError, parse_schedule
+from laptop_agents.exchange.fake.server import (
+    FakeExchangeError,
+    FakeExchangeHandle,
+    check_loopback,
+    start_fake_exchange,
+)
+from laptop_agents.exchange.fake.state import FakeExchangeConfig
+
+__all__ = [
+    "FakeExchangeConfig",
+    "FakeExchangeError",
+    "FakeExchangeHandle",
+    "Fault",
+    "FaultSpecError",
+    "check_loopback",
+    "parse_schedule",
+    "start_fake_exchange",
+]
