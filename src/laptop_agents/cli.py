@@ -235,6 +235,15 @@ def _add_subcommand_options(name: str, p: argparse.ArgumentParser) -> None:
         p.add_argument("--port", type=int, default=0, help="port (0 = pick a free one, printed)")
         p.add_argument("--seed", type=int, default=7)
         p.add_argument("--faults", default=None, help="fault schedule, e.g. 'disconnect@30,silence@90:20'")
+        p.add_argument("--speed", dest="fake_speed", type=float, default=None, metavar="X",
+                       help="simulated seconds per real second (default 1)")
+        p.add_argument("--interval", dest="fake_interval", default=None, help="candle interval served (default 1m)")
+        p.add_argument("--push-interval", dest="push_interval", type=float, default=None, metavar="SEC",
+                       help="websocket push period in real seconds (default 0.5)")
+        p.add_argument("--ping-timeout", dest="ping_timeout", type=float, default=None, metavar="SEC",
+                       help="close sockets that do not ping for this long (default 60)")
+        p.add_argument("--history-bars", dest="history_bars", type=int, default=None, metavar="N",
+                       help="closed candles of REST history before the start (default 20000)")
     if name == "fetch-candles":
         p.add_argument("--symbol", default=None)
         p.add_argument("--interval", default=None)
