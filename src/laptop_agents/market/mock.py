@@ -150,7 +150,8 @@ class MockSource:
         # time spent opening the store and warming up is not skipped at high speed.
         self._t0: float | None = None
         # The first candle the stream will emit: the one forming at start.
-        self._next_index = self.market.index_at(wall_ms)
+        self._start_index = self.market.index_at(wall_ms)
+        self._next_index = self._start_index
         self._emitted = 0
         self._errors = 0
         self._last_item_ms: int | None = None
@@ -171,8 +172,8 @@ class MockSource:
     # -- MarketSource -----------------------------------------------------------
     async def warmup(self) -> list[Candle]:
         """The ``warmup_bars`` closed candles before the one forming now, oldest first."""
-        first = max(0, self._next_index - self.warmup_bars)
-        return self.market.candles(first, self._next_index - first)
+        first = max(0, self._start_index - self.warmup_bars)
+        return self.market.candles(first, self._start_index - first)
 
     def status(self) -> dict[str, Any]:
         age = None if self._last_item_ms is None else round((self.now_ms() - self._last_item_ms) / 1000.0, 3)
