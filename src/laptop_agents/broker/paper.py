@@ -21,9 +21,8 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from laptop_agents.config import BrokerConfig, RiskConfig
 from laptop_agents.domain.models import (
     CancelIntent,
     Candle,
@@ -43,6 +42,9 @@ MINUTE_MS = 60_000
 QTY_EPS = 1e-9  # quantities below this are zero (float noise from partial fills)
 DEFAULT_STARTING_EQUITY = 10_000.0  # quote currency (USD/USDT), as the seed's default
 STATE_VERSION = 1
+
+if TYPE_CHECKING:  # the broker depends on domain only; config sections are read by attribute
+    from laptop_agents.config import BrokerConfig, RiskConfig
 
 
 @dataclass(slots=True)
@@ -165,6 +167,7 @@ class PaperBroker:
         self.mark: float | None = None  # last close
         self.mark_ts: int | None = None
         self.volume = 0.0  # last candle's volume (liquidity for new market orders)
+        self.liquidity_left = math.inf  # what orders placed on this close may still fill
         self.next_day_ts: int | None = None
         self.next_funding_ts: int | None = None
         self.day_start_equity = 0.0
@@ -336,17 +339,23 @@ class PaperBroker:
             exit_reason=reason, client_id=pos.client_id,
         )  # fmt: skip
 
-    def _market_price(self, side: Side, ts: int) -> float:
-        """Where a market order placed now would trade: the touch of the last
-        tick if one arrived within the current candle, else the last close;
-        plus slippage against us."""
+    def _touch(self, side: Side) -> float:
+        """The price a taker meets now: the bid/ask of the last tick if one
+        arrived within the current candle, else the last close."""
         tick = self.tick
-        mark = self.mark if self.mark is not None else 0.0
         if tick is not None and self.mark_ts is not None and tick.ts >= self.mark_ts:
-            base = tick.ask if side is Side.BUY else tick.bid
-        else:
-            base = mark
+            return tick.ask if side is Side.BUY else tick.bid
+        return self.mark if self.mark is not None else 0.0
+
+    def _market_price(self, side: Side, ts: int) -> float:
+        """Where a market order placed now trades: the touch plus slippage against us."""
+        base = self._touch(side)
         return base * (1.0 + self._slip) if side is Side.BUY else base * (1.0 - self._slip)
+
+    def _exit_id(self, pos: Position, reason: str) -> str:
+        """Client id of a broker-initiated exit: the trade's opening id, the
+        reason and the fill's sequence number, unique and deterministic."""
+        return f"{pos.client_id}:{reason}:{self.fill_count + 1}"
 
     def _cap(self, volume: float) -> float:
         """Largest quantity one candle can fill: a fraction of its volume.
@@ -414,8 +423,9 @@ class PaperBroker:
             self._emit(ts, "order", **base, status="rejected", reason="min_qty")
             return
         mkt = self._market_price(o.side, ts)
+        touch = self._touch(o.side)
         marketable = o.type is OrderType.MARKET or (
-            o.price is not None and (o.price >= mkt if o.side is Side.BUY else o.price <= mkt)
+            o.price is not None and (o.price >= touch if o.side is Side.BUY else o.price <= touch)
         )
         if o.type is OrderType.MARKET or o.price is None:
             px = mkt
@@ -429,9 +439,11 @@ class PaperBroker:
             note = f"clipped to close: {why}"
         else:
             note = o.reason
-            if not o.reduce_only and self.notional(o.qty, px) < self.instrument.min_notional:
-                self._emit(ts, "order", **base, status="rejected", reason="min_notional")
-                return
+            if not o.reduce_only and fill_reason(self.position_qty, o.side, o.qty) != "exit":
+                bad = self._bad_bracket(o, px)
+                if bad:
+                    self._emit(ts, "order", **base, status="rejected", reason=bad)
+                    return
         times.append(ts)
         expire = o.expire_ts if o.expire_ts is not None else ts + self._expiry_ms
         wo = WorkingOrder(
@@ -444,18 +456,31 @@ class PaperBroker:
             self.orders_dirty = True
             return
         self._emit(ts, "order", **{**base, "qty": allowed}, status="accepted", reason=note)
-        fill_qty = min(allowed, self._cap(self.volume))
+        fill_qty = min(allowed, self.liquidity_left)
         if fill_qty >= self.instrument.min_qty - QTY_EPS:
             reason = fill_reason(self.position_qty, o.side, fill_qty)
             self._execute(ts, cid, o.side, fill_qty, px, "taker", reason, wo)
+            self.liquidity_left -= fill_qty
             wo.qty -= fill_qty
             wo.filled += fill_qty
         if wo.qty > QTY_EPS:
-            # The rest waits for the next candles' liquidity as a market order.
-            wo.type = OrderType.MARKET
+            # The rest waits for the next candles' liquidity (a limit keeps its price).
             self.orders[cid] = wo
             self.orders_dirty = True
             self._emit(ts, "order", **{**base, "qty": wo.qty}, status="working", reason="partial_fill")
+
+    def _bad_bracket(self, o: OrderIntent, px: float) -> str:
+        """Why an opening order's size or protective prices make no sense at
+        ``px`` ("" when they are fine): a stop or target on the wrong side
+        would trigger at once."""
+        if self.notional(o.qty, px) < self.instrument.min_notional:
+            return "min_notional"
+        s = o.side.sign
+        if o.stop is not None and (o.stop - px) * s >= 0:
+            return "stop_on_wrong_side"
+        if o.target is not None and (o.target - px) * s <= 0:
+            return "target_on_wrong_side"
+        return ""
 
     def cancel(self, client_id: str, ts: int, reason: str) -> bool:
         if self.orders.pop(client_id, None) is None:
@@ -479,7 +504,7 @@ class PaperBroker:
         side = Side.SELL if pos.qty > 0 else Side.BUY
         self._execute(
             ts,
-            f"{pos.client_id}:{reason}:{ts}",
+            self._exit_id(pos, reason),
             side,
             abs(pos.qty),
             self._market_price(side, ts),
@@ -511,6 +536,7 @@ class PaperBroker:
         self.mark = c.close
         self.mark_ts = ts
         self.volume = c.volume
+        self.liquidity_left = self._cap(c.volume)
 
     def _first_price(self, c: Candle) -> None:
         if self.start_balance is None:
@@ -568,14 +594,14 @@ class PaperBroker:
         qty = abs(pos.qty)
         if stop is not None and (c.open <= stop if long else c.open >= stop):
             px = c.open * (1.0 - self._slip) if long else c.open * (1.0 + self._slip)
-            self._execute(c.ts, f"{pos.client_id}:{stop_reason}", side, qty, px, "taker", stop_reason)
+            self._execute(c.ts, self._exit_id(pos, stop_reason), side, qty, px, "taker", stop_reason)
         elif target is not None and (c.open >= target if long else c.open <= target):
-            self._execute(c.ts, f"{pos.client_id}:target", side, qty, c.open, "maker", "target")
+            self._execute(c.ts, self._exit_id(pos, "target"), side, qty, c.open, "maker", "target")
         elif stop is not None and (c.low <= stop if long else c.high >= stop):
             px = stop * (1.0 - self._slip) if long else stop * (1.0 + self._slip)
-            self._execute(c.ts, f"{pos.client_id}:{stop_reason}", side, qty, px, "taker", stop_reason)
+            self._execute(c.ts, self._exit_id(pos, stop_reason), side, qty, px, "taker", stop_reason)
         elif target is not None and (c.high >= target if long else c.low <= target):
-            self._execute(c.ts, f"{pos.client_id}:target", side, qty, target, "maker", "target")
+            self._execute(c.ts, self._exit_id(pos, "target"), side, qty, target, "maker", "target")
 
     def _stop_after_entry(self, c: Candle) -> None:
         """A position entered during this candle is stopped out in the same
@@ -588,7 +614,7 @@ class PaperBroker:
         if c.low <= pos.stop if long else c.high >= pos.stop:
             side = Side.SELL if long else Side.BUY
             px = pos.stop * (1.0 - self._slip) if long else pos.stop * (1.0 + self._slip)
-            self._execute(c.ts, f"{pos.client_id}:stop", side, abs(pos.qty), px, "taker", "stop")
+            self._execute(c.ts, self._exit_id(pos, "stop"), side, abs(pos.qty), px, "taker", "stop")
 
     def _fill_working(self, c: Candle, had_position: bool) -> None:
         cap = self._cap(c.volume)
@@ -630,7 +656,7 @@ class PaperBroker:
             o.filled += allowed
             self.orders_dirty = True
             if allowed < want - QTY_EPS:
-                self.cancel(cid, c.ts, f"clipped: {why}")
+                self.cancel(cid, c.ts, f"clipped: {why or 'reduce_only'}")
             elif o.qty <= QTY_EPS:
                 del self.orders[cid]
         if entered:
@@ -700,6 +726,7 @@ class PaperBroker:
             pos, self.trades_closed, self.fill_count,
         ) = state  # fmt: skip
         self.order_times = deque(times)
+        self.liquidity_left = self._cap(self.volume)
         self.position = None if pos is None else Position.from_row(pos)
         if orders is not None:
             self.orders = {row[0]: WorkingOrder.from_row(row) for row in orders}
