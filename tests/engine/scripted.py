@@ -39,6 +39,13 @@ class ScriptedStrategy:
     def warmup(self, candle: Candle) -> None:
         self.warmed.append(candle.ts)
 
+    # The script is code (a closure), so only the recorded data is state.
+    def snapshot_state(self) -> tuple[list[int], list[float]]:
+        return list(self.warmed), list(self.funding)
+
+    def restore_state(self, state: tuple[list[int], list[float]]) -> None:
+        self.warmed, self.funding = list(state[0]), list(state[1])
+
     def on_candle(self, candle: Candle, account: AccountView) -> StrategyOutput:
         self.views.append(account)
         intents = self.script(candle, account) if self.script else []
