@@ -176,7 +176,7 @@ def _probe_exchange(config: AppConfig, timeout_s: float, wall: Callable[[], floa
     t0 = wall()
     try:
         resp = httpx.get(url, params={"symbols": config.trading.symbol}, timeout=timeout_s)
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, httpx.InvalidURL, OSError) as exc:
         return _Probe(_fail("exchange REST", f"{base} unreachable: {type(exc).__name__}: {exc}"))
     t1 = wall()
     server_time: float | None = None
@@ -237,12 +237,12 @@ def run_preflight(
     """Run every check (none stops the others) and return the results in order."""
     env = os.environ if environ is None else environ
     results = [
-        check_config(config, env),
-        check_workspace_writable(workspace),
-        check_disk_space(workspace, min_free_mb),
-        check_single_instance(workspace),
-        check_no_pending_stop(workspace),
-        check_state_store(workspace),
+        _guarded("config", lambda: check_config(config, env)),
+        _guarded("workspace", lambda: check_workspace_writable(workspace)),
+        _guarded("disk space", lambda: check_disk_space(workspace, min_free_mb)),
+        _guarded("single instance", lambda: check_single_instance(workspace)),
+        _guarded("kill switch", lambda: check_no_pending_stop(workspace)),
+        _guarded("state store", lambda: check_state_store(workspace)),
     ]
     if needs_exchange(config):
         probe = _probe_exchange(config, http_timeout_s, wall_clock)
@@ -252,6 +252,16 @@ def run_preflight(
         results += [_skip("exchange REST", why), _skip("clock skew", why)]
     results.append(check_api_keys(config, env))
     return results
+
+
+def _guarded(name: str, check: Callable[[], CheckResult]) -> CheckResult:
+    """A check that raises is a FAIL naming the error, never a preflight crash."""
+    try:
+        return check()
+    except OSError as exc:
+        return _fail(name, f"{type(exc).__name__}: {exc.strerror or exc} ({exc.filename or ''})".replace(" ()", ""))
+    except Exception as exc:
+        return _fail(name, f"check failed: {type(exc).__name__}: {exc}")
 
 
 def print_results(results: list[CheckResult], print_fn: Callable[[str], None] = print) -> bool:
