@@ -247,7 +247,8 @@ def _one_line(where: str, exc: ValidationError, model: type[BaseModel], prefix: 
     loc = tuple(err.get("loc", ()))
     key = prefix + ".".join(str(p) for p in loc)
     if err.get("type") == "extra_forbidden":
-        known = ", ".join(_fields_at(model, loc)) or "(none)"
+        names = _fields_at(model, loc) + (["symbols"] if len(loc) == 1 else [])
+        known = ", ".join(names) or "(none)"
         return StrategyConfigError(f"{where}: unknown key {key!r}; allowed keys here: {known}")
     if not loc or err.get("type") == "value_error" and not isinstance(err.get("input"), (int, float, str, bool)):
         # A cross-field rule (model validator): its message names the fields.
