@@ -290,6 +290,9 @@ class Watchdog:
         stopped = False
         heartbeat: dict[str, Any] | None = None
         next_check = 0.0
+        # Wall time at which the child was last known alive, besides its heartbeat.
+        alive_ref = started_wall
+        last_check_wall = started_wall
         while proc.poll() is None:
             if self._stop.is_set() and not stopped:
                 stopped = True
@@ -300,9 +303,17 @@ class Watchdog:
             now = time.monotonic()
             if now >= next_check:
                 next_check = now + max(opts.poll_interval, 0.05)
+                wall = time.time()
+                if wall - last_check_wall > self._stall_threshold():
+                    # The laptop slept (or this process was frozen, or the clock
+                    # jumped): the child could not beat either. Judge it from now.
+                    self._say(f"no check for {wall - last_check_wall:.1f} s (suspend, stall or clock jump); "
+                              f"the hang timeout starts over", reason="suspend", pid=proc.pid)
+                    alive_ref = wall
+                last_check_wall = wall
                 heartbeat = self._own_heartbeat(proc.pid, started_wall)
-                last = max(started_wall, heartbeat_wall_ts(heartbeat)) if heartbeat else started_wall
-                age = time.time() - last
+                last = max(alive_ref, heartbeat_wall_ts(heartbeat)) if heartbeat else alive_ref
+                age = wall - last
                 if age > opts.hang_timeout:
                     hung = True
                     self._say(f"session pid {proc.pid} is hung: no heartbeat for {age:.1f} s "
@@ -319,6 +330,10 @@ class Watchdog:
         self.log.info("session exited", extra={"fields": {
             "pid": proc.pid, "exit_code": code, "uptime_s": round(uptime, 3), "hung": hung, "attempt": attempt}})
         return ChildOutcome(code, uptime, hung=hung, stopped_by_watchdog=stopped, heartbeat=heartbeat)
+
+    def _stall_threshold(self) -> float:
+        """A gap between two checks this long means nothing ran (suspend), not a hang."""
+        return max(2.0, 10 * self.options.poll_interval, self.options.hang_timeout / 2)
 
     def _own_heartbeat(self, pid: int, started_wall: float) -> dict[str, Any] | None:
         """The heartbeat if it belongs to this child (same pid, or written since it started)."""
@@ -350,6 +365,9 @@ class Watchdog:
                 proc.send_signal(signal.CTRL_BREAK_EVENT)
             else:
                 proc.send_signal(signal.SIGTERM)
+                # A stopped (SIGSTOP/SIGTSTP) child would keep the SIGTERM pending
+                # forever; let it run so its graceful shutdown can happen.
+                proc.send_signal(signal.SIGCONT)
         except (ProcessLookupError, OSError):
             pass
 
