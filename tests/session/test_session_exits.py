@@ -205,3 +205,30 @@ def test_seed_smoke_command_runs_about_a_minute(tmp_path: Path) -> None:
     s = summary(ws)
     assert s["reason"] == "duration" and 55 <= s["wall_s"] <= 90
     assert "run dir:" in out and "stopped: duration (exit 0)" in out
+
+
+def test_health_port_serves_health_json_during_the_session(tmp_path: Path) -> None:
+    import httpx
+
+    ws = tmp_path / "ws"
+    sess = start(ws, *FAST, "--duration", "600", "--health-port", "0")
+    try:
+        url = None
+        assert sess.proc.stdout is not None
+        for _ in range(50):
+            line = sess.proc.stdout.readline()
+            if line.startswith("health: "):
+                url = line.split()[1]
+                break
+        assert url and url.startswith("http://127.0.0.1:") and url.endswith("/health")
+        wait_until(lambda: (h := sess.heartbeat()) and h["status"] == "running", timeout=30, what="running")
+        r = httpx.get(url, timeout=5)
+        assert r.status_code == 200
+        body = r.json()
+        assert body["status"] == "running" and body["healthy"] is True
+        assert body["source"]["state"] == "streaming" and "market_data_age_s" in body
+        sess.proc.send_signal(signal.SIGTERM)
+        code, _, err = sess.wait(30)
+        assert code == ExitCode.OK, err
+    finally:
+        sess.kill()

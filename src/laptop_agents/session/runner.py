@@ -556,7 +556,8 @@ class AsyncRunner:
             self._beat("starting")
             self._first_status = self._engine_status()
             self._session_event("start", run_id=opts.run_id, mode=opts.mode, source=self.parts.source.description)
-            if self.config.system.health_port is not None or self.config.system.dashboard or opts.health_port:
+            system = self.config.system
+            if opts.health_port is not None or system.health_port is not None or system.dashboard:
                 await self._start_health()
             await self._warmup()
             self._beat("running")

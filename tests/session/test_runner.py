@@ -1,0 +1,268 @@
+"""The AsyncRunner in-process: parity with a plain Engine loop, failure paths,
+the health endpoint during a run, and the replay command."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from laptop_agents.config import AppConfig, load_config
+from laptop_agents.domain.contracts import MarketItem, SourceError, StepResult
+from laptop_agents.domain.models import Candle
+from laptop_agents.engine import build_engine
+from laptop_agents.exit_codes import ExitCode
+from laptop_agents.market.candle_source import CandleListSource
+from laptop_agents.market.factory import SessionSource
+from laptop_agents.market.mock import MockFaults, MockSource
+from laptop_agents.market.synthetic import SyntheticMarket
+from laptop_agents.report import RunWriter
+from laptop_agents.session.guards import StopReason
+from laptop_agents.session.runner import AsyncRunner, RunnerOptions, SessionParts
+from laptop_agents.store import EventJournal, StateStore, StoreWriteError, read_events
+from laptop_agents.strategy import build_strategy
+from tests.session.helpers import run
+
+ORIGIN = 1_767_225_600_000  # 2026-01-01 UTC
+
+
+def _cfg(**over: Any) -> AppConfig:
+    return load_config("paper", over, environ={}).config
+
+
+def _candles(n: int, seed: int = 11) -> list[Candle]:
+    return SyntheticMarket(seed, ORIGIN).candles(0, n)
+
+
+def _runner(tmp_path: Path, config: AppConfig, source: SessionSource, *, store: Any = None,
+            engine: Any = None, **opts: Any) -> tuple[AsyncRunner, Any]:
+    run_dir = tmp_path / "run"
+    store = store or StateStore(":memory:")
+    engine = engine or build_engine(config, build_strategy(config))
+    parts = SessionParts(engine=engine, store=store, journal=EventJournal(run_dir / "events.jsonl"),
+                         source=source, writer=RunWriter(run_dir))
+    options = RunnerOptions(run_id="t", run_dir=run_dir, mode="replay", install_signal_handlers=False, **opts)
+    return AsyncRunner(config, parts, options, print_fn=lambda _s: None), store
+
+
+def _replay_source(candles: list[Candle]) -> SessionSource:
+    return SessionSource(CandleListSource(candles), None, None, live=False, description="test candles")
+
+
+def test_replay_through_the_runner_equals_a_plain_engine_loop(tmp_path: Path) -> None:
+    """Parity by construction: the runner adds persistence and guards, never decisions."""
+    config = _cfg()
+    candles = _candles(3000)
+    runner, store = _runner(tmp_path, config, _replay_source(candles))
+    outcome = asyncio.run(runner.run())
+    assert outcome.reason is StopReason.END_OF_DATA and outcome.exit_code == 0
+    got = [e for e in read_events(tmp_path / "run" / "events.jsonl") if e["kind"] != "session"]
+
+    engine = build_engine(config, build_strategy(config))
+    expected: list[dict[str, Any]] = []
+    for c in candles:
+        expected += [json.loads(json.dumps(e.to_dict())) for e in engine.on_candle(c).events]
+    assert got == expected and any(e["kind"] == "fill" for e in got)
+    assert runner.counts["candles"] == 3000 and runner.latency.count == 3000
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["reason"] == "end_of_data" and summary["candles"] == 3000
+    assert summary["final_equity"] == pytest.approx(engine.status()["equity"])
+
+
+def test_candles_already_in_the_store_are_skipped(tmp_path: Path) -> None:
+    config = _cfg()
+    candles = _candles(200)
+    db = tmp_path / "state.db"
+    store = StateStore(db)
+    runner, _ = _runner(tmp_path / "a", config, _replay_source(candles[:120]), store=store)
+    asyncio.run(runner.run())
+    store = StateStore(db)
+    from laptop_agents.store import open_engine
+
+    engine = open_engine(store, config, build_strategy(config))
+    assert engine.last_candle_ts == candles[119].ts
+    runner, _ = _runner(tmp_path / "b", config, _replay_source(candles), store=store, engine=engine)
+    asyncio.run(runner.run())
+    assert runner.counts["skipped"] == 120 and runner.counts["candles"] == 80
+
+
+class _FailingStore:
+    """Commits fine N times, then every write fails like a full disk."""
+
+    def __init__(self, ok: int) -> None:
+        self.ok = ok
+        self.commits = 0
+        self.attempts = 0
+
+    def commit(self, engine: Any, result: StepResult) -> None:
+        self.attempts += 1
+        if self.commits >= self.ok:
+            raise StoreWriteError("cannot write state store x: database or disk is full")
+        self.commits += 1
+
+    def close(self) -> None:
+        pass
+
+
+def test_full_disk_retries_then_stops_with_disk_full(tmp_path: Path) -> None:
+    store = _FailingStore(ok=10)
+    runner, _ = _runner(tmp_path, _cfg(), _replay_source(_candles(100)), store=store)
+    outcome = asyncio.run(runner.run())
+    assert outcome.reason is StopReason.DISK_FULL and outcome.exit_code == ExitCode.DISK_FULL
+    assert store.commits == 10 and store.attempts == 14  # 1 + 3 retries, no final commit attempt
+    assert runner.errors.by_kind["store_retry"] == 3
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["reason"] == "disk_full"
+
+
+class _ExplodingEngine:
+    """A real engine that raises on the 5th candle (an engine bug, not an agent error)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.n = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def on_candle(self, candle: Candle) -> StepResult:
+        self.n += 1
+        if self.n == 5:
+            raise ZeroDivisionError("engine bug")
+        return self.inner.on_candle(candle)
+
+
+def test_engine_exception_is_a_crash_without_a_final_commit(tmp_path: Path) -> None:
+    config = _cfg()
+    engine = _ExplodingEngine(build_engine(config, build_strategy(config)))
+    store = _FailingStore(ok=10**9)
+    runner, _ = _runner(tmp_path, config, _replay_source(_candles(50)), store=store, engine=engine)
+    outcome = asyncio.run(runner.run())
+    assert outcome.reason is StopReason.CRASH and outcome.exit_code == ExitCode.CRASH
+    assert "ZeroDivisionError" in outcome.detail
+    assert store.commits == 4  # the broken engine's state is never persisted
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["reason"] == "crash" and summary["final_commit"] is True
+
+
+class _RaisingSource:
+    """A source that raises instead of yielding SourceError (a source bug)."""
+
+    name = "raising"
+
+    def __init__(self) -> None:
+        self.opened = 0
+
+    async def warmup(self) -> list[Candle]:
+        return []
+
+    def stream(self) -> AsyncIterator[MarketItem]:
+        return self._gen()
+
+    async def _gen(self) -> AsyncIterator[MarketItem]:
+        self.opened += 1
+        raise ConnectionResetError("socket died")
+        yield  # pragma: no cover
+
+    def status(self) -> dict[str, Any]:
+        return {"opened": self.opened}
+
+    async def aclose(self) -> None:
+        pass
+
+
+def test_a_raising_stream_is_reopened_and_counted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("laptop_agents.session.runner._STREAM_RESTART_S", 0.01)
+    src = _RaisingSource()
+    runner, _ = _runner(tmp_path, _cfg(), SessionSource(src, None, None, live=True))
+    outcome = asyncio.run(runner.run())
+    assert outcome.reason is StopReason.MARKET_DATA_ERRORS and src.opened == 3
+    assert "socket died" in outcome.detail
+
+
+def test_late_candles_go_to_warmup(tmp_path: Path) -> None:
+    """With a wall-clock source, candles that closed > 2 intervals ago are never traded."""
+    candles = _candles(50)
+    now = candles[-1].ts + 60_000 + 1000  # "now" is just after the last candle closed
+    src = SessionSource(CandleListSource(candles), lambda: now, None, live=False, late_after_ms=120_000)
+    runner, _ = _runner(tmp_path, _cfg(), src)
+    asyncio.run(runner.run())
+    assert runner.counts["late_warmup"] == 48 and runner.counts["candles"] == 2
+
+
+def test_health_endpoint_during_a_run_and_503_when_stale(tmp_path: Path) -> None:
+    config = _cfg(**{"trading.speed": 600.0, "trading.warmup_bars": 5, "trading.duration_min": 600.0,
+                     "system.stale_timeout_s": 30.0})
+    mock = MockSource(config.trading, faults=MockFaults(silence_after=2))
+    src = SessionSource(mock, mock.now_ms, 600.0, live=True, description="mock")
+    runner, _ = _runner(tmp_path, config, src, health_port=0)
+
+    async def main() -> dict[str, Any]:
+        task = asyncio.create_task(runner.run())
+        while runner.counts["candles"] < 2:
+            await asyncio.sleep(0.02)
+        url = runner.health.url
+        loop = asyncio.get_running_loop()
+        r = await loop.run_in_executor(None, lambda: httpx.get(url, timeout=5))
+        assert r.status_code == 200, r.text
+        body = r.json()
+        # Pretend 31 s without data have passed: the same request now answers 503.
+        runner.stale._last -= 31.0
+        r2 = await loop.run_in_executor(None, lambda: httpx.get(url, timeout=5))
+        await task
+        return {"first": body, "second_status": r2.status_code, "second": r2.json()}
+
+    res = asyncio.run(main())
+    first = res["first"]
+    assert first["status"] == "running" and first["healthy"] is True
+    assert first["source"]["source"] == "mock" and first["equity"] == pytest.approx(10_000.0)
+    assert {"market_data_age_s", "errors", "position", "breaker"} <= set(first)
+    assert res["second_status"] == 503 and res["second"]["stale"] is True
+    assert runner.reason is StopReason.STALE_DATA
+
+
+def test_source_errors_in_the_stream_reset_on_good_data(tmp_path: Path) -> None:
+    class Flaky(CandleListSource):
+        async def _stream(self) -> AsyncIterator[MarketItem]:  # type: ignore[override]
+            async for item in super()._stream():
+                yield SourceError("flaky", "one bad frame")
+                yield SourceError("flaky", "two bad frames")
+                yield item
+
+    src = SessionSource(Flaky(_candles(30)), None, None, live=False)
+    runner, _ = _runner(tmp_path, _cfg(**{"system.max_errors_per_session": 1000}), src)
+    outcome = asyncio.run(runner.run())
+    assert outcome.reason is StopReason.END_OF_DATA
+    assert runner.counts["source_errors"] == 60 and runner.errors.total == 60
+
+
+def test_replay_command_uses_its_own_state(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    csv = tmp_path / "candles.csv"
+    rows = ["timestamp,open,high,low,close,volume"]
+    rows += [f"{c.ts},{c.open},{c.high},{c.low},{c.close},{c.volume}" for c in _candles(500)]
+    csv.write_text("\n".join(rows) + "\n")
+    code, out, err = run(ws, "--source", "replay", "--replay-file", str(csv), "--run-id", "rp", timeout=60)
+    assert code == ExitCode.OK, err
+    summary = json.loads((ws / "runs" / "rp" / "summary.json").read_text())
+    assert summary["reason"] == "end_of_data" and summary["mode"] == "replay" and summary["candles"] == 500
+    # Never the workspace's live state, heartbeat or lock.
+    assert not (ws / "state.db").exists() and not (ws / "heartbeat.json").exists()
+    assert (ws / "runs" / "rp" / "heartbeat.json").exists()
+    with pytest.raises(sqlite3.OperationalError):
+        sqlite3.connect(f"file:{ws / 'state.db'}?mode=ro", uri=True).execute("SELECT 1")
+
+
+def test_replay_of_a_missing_or_bad_file(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    code, _, err = run(ws, "--source", "replay", "--replay-file", str(tmp_path / "nope.csv"), timeout=60)
+    assert code == ExitCode.BAD_INPUT and "not found" in err
+    bad = tmp_path / "bad.csv"
+    bad.write_text("hello\nworld\n")
+    code, _, err = run(ws, "--source", "replay", "--replay-file", str(bad), timeout=60)
+    assert code == ExitCode.BAD_INPUT and len(err.strip().splitlines()) == 1
