@@ -19,7 +19,7 @@ venv: $(STAMP)
 
 ## The main job: a one-minute paper live-session on the mock source, then its report.
 run: venv
-	$(BIN)/python -m laptop_agents.run --mode selftest $(RUN_ARGS)
+	$(BIN)/python -m laptop_agents.run --mode live-session --async --source mock --duration 1 $(RUN_ARGS)
 
 ## The full test suite: lint, types, tests (slow tests with LA_SLOW=1).
 test: venv lint typecheck unit
