@@ -10,7 +10,7 @@ n-th entry; the last one repeats):
   nobeat:S:N    never heartbeat, exit N after S seconds
   hang          one heartbeat, then silence (SIGTERM still ends it, exit 0)
   stubborn      one heartbeat, then silence, ignoring SIGTERM
-  ks_hang       heartbeat "stopping/kill_switch", then silence
+  endhang:R     heartbeat "stopped" with reason R, then silence
   sigkill       heartbeat once, then SIGKILL itself
   killfile:N    create the kill file, exit N
 
@@ -76,10 +76,10 @@ elif kind == "runfor":
 elif kind == "nobeat":
     time.sleep(float(params[0]))
     code = int(params[1])
-elif kind in ("hang", "stubborn", "ks_hang"):
+elif kind in ("hang", "stubborn", "endhang"):
     if kind == "stubborn":
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    beat("stopping", "kill_switch") if kind == "ks_hang" else beat()
+    beat("stopped", params[0]) if kind == "endhang" else beat()
     time.sleep(3600)
     code = 0
 elif kind == "sigkill":

@@ -28,6 +28,8 @@ from laptop_agents.ops.watchdog import (
 )
 from laptop_agents.ops.workspace import Workspace
 
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="the child script uses POSIX signals")
+
 CHILD = Path(__file__).with_name("child_script.py")
 SLACK = 0.05  # timestamp rounding between processes
 
@@ -126,9 +128,18 @@ def test_hung_session_ignoring_sigterm_is_killed(h: Harness) -> None:
     assert any("killing it" in line for line in h.lines)
 
 
-def test_hang_while_stopping_on_kill_switch_is_not_restarted(h: Harness) -> None:
-    result = h.run("ks_hang,exit:0", hang_timeout=2.0)
-    assert (result.reason, result.starts, result.exit_code) == ("kill_switch", 1, 0)
+@pytest.mark.parametrize(("stop_reason", "why", "code", "starts"), [
+    ("kill_switch", "kill_switch", 0, 1),
+    ("duration", "clean_exit", 0, 1),
+    ("store_corrupt", "not_restartable", int(ExitCode.STORE_CORRUPT), 1),
+    ("stale_data", "clean_exit", 0, 2),  # meant to be restarted: it is, and the next one exits 0
+])
+def test_hang_while_stopping_follows_the_recorded_reason(
+    h: Harness, stop_reason: str, why: str, code: int, starts: int
+) -> None:
+    result = h.run(f"endhang:{stop_reason},exit:0", hang_timeout=2.0)
+    assert (result.reason, result.starts, result.exit_code) == (why, starts, code)
+    assert result.outcomes[0].hung
 
 
 def test_old_heartbeat_of_a_previous_session_does_not_count(h: Harness) -> None:

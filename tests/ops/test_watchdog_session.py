@@ -278,3 +278,4 @@ def test_workspace_given_only_to_the_session_is_adopted(ws: Path, tmp_path: Path
     proc = _cli("--restart-delay", "0.1", "--", "--workspace", str(ws), "--source", "mock", cwd=tmp_path)
     assert proc.returncode == ExitCode.PREFLIGHT_FAILED, proc.stdout + proc.stderr
     assert f"watchdog: workspace {ws}" in proc.stdout
+

@@ -111,6 +111,18 @@ def describe_exit(code: int) -> str:
         return f"exit {code}"
 
 
+def _intended_exit(reason: Any) -> int | None:
+    """The exit code the session maps its recorded stop reason to (None if unknown)."""
+    if not isinstance(reason, str):
+        return None
+    try:
+        from laptop_agents.session.guards import StopReason, exit_code_for
+
+        return exit_code_for(StopReason(reason))
+    except (ImportError, ValueError, KeyError):
+        return None
+
+
 def read_heartbeat(path: Path) -> dict[str, Any] | None:
     """The heartbeat record with ``_mtime`` added, or None if absent/unreadable.
 
@@ -213,10 +225,14 @@ class Watchdog:
 
             if outcome.hung:
                 hb = outcome.heartbeat or {}
-                if hb.get("status") in _ENDING_STATUSES and hb.get("reason") == "kill_switch":
-                    self._say("session hung while stopping on the kill switch; not restarting",
-                              reason="kill_switch", **fields)
-                    return WatchdogResult(0, "kill_switch", starts, outcomes, delays)
+                intended = _intended_exit(hb.get("reason")) if hb.get("status") in _ENDING_STATUSES else None
+                if intended is not None and intended not in RESTARTABLE:
+                    # It was ending on purpose and only its exit hung: honour the purpose.
+                    why = "kill_switch" if hb.get("reason") == "kill_switch" else (
+                        "clean_exit" if intended == 0 else "not_restartable")
+                    self._say(f"session hung while stopping ({hb.get('reason')}, meant to exit {intended}); "
+                              f"not restarting", reason=why, **fields)
+                    return WatchdogResult(intended, why, starts, outcomes, delays)
                 reason = "hung"
             elif code == 0:
                 self._say("session ended cleanly (exit 0); not restarting", reason="clean_exit", **fields)
