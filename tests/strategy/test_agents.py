@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 
 from laptop_agents.domain.models import Event
@@ -227,8 +229,8 @@ SWEEP = SweepParams(
 
 
 def sweep_run(
-    history: list[tuple[float, float, float, float, float]],
-    last: tuple[float, float, float, float, float],
+    history: Sequence[tuple[float, ...]],
+    last: tuple[float, ...],
     *,
     params: SweepParams = SWEEP,
     cvd_signal: int = 0,

@@ -254,7 +254,7 @@ def test_indicators_pickle_and_continue_identically() -> None:
             return ind.update(c)
         if isinstance(ind, ATR):
             return ind.update(h, lo, c)
-        return ind.update(h, lo, c, v)  # type: ignore[attr-defined, no-any-return]
+        return ind.update(h, lo, c, v)  # type: ignore[attr-defined]
 
     for ind in inds:
         for r in rows[:15]:

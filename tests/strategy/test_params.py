@@ -23,7 +23,7 @@ from laptop_agents.strategy.params import apply_overrides, parse_params
 
 
 def sup(name: str = "default", symbol: str = "BTCUSDT", **kw: object) -> SupervisorParams:
-    p = load_strategy_params(StrategyConfig(name=name, **kw), symbol)  # type: ignore[arg-type]
+    p = load_strategy_params(StrategyConfig(name=name, **kw), symbol)
     assert isinstance(p, SupervisorParams)
     return p
 
