@@ -48,11 +48,10 @@ TRADE_COLUMNS = (
 
 
 class _ChunkedCsv:
-    """Column buffers flushed as one Arrow record batch per chunk."""
+    """An Arrow CSV writer fed one record batch of columns at a time."""
 
     def __init__(self, path: Path, schema: pa.Schema, *, append: bool) -> None:
         self.schema = schema
-        self.cols: list[list[Any]] = [[] for _ in schema.names]
         header = not (append and path.exists() and path.stat().st_size > 0)
         self._fh = open(path, "ab" if append else "wb")
         if header:  # Arrow quotes header names; a plain header reads better everywhere.
@@ -61,19 +60,14 @@ class _ChunkedCsv:
             self._fh, schema, write_options=pacsv.WriteOptions(include_header=False, quoting_style="needed")
         )
 
-    def __len__(self) -> int:
-        return len(self.cols[0])
+    def write(self, cols: list[list[Any]]) -> None:
+        arrays = [pa.array(col, type=f.type) for col, f in zip(cols, self.schema, strict=True)]
+        self._writer.write_batch(pa.RecordBatch.from_arrays(arrays, schema=self.schema))
 
     def flush(self) -> None:
-        if self.cols[0]:
-            arrays = [pa.array(col, type=f.type) for col, f in zip(self.cols, self.schema, strict=True)]
-            self._writer.write_batch(pa.RecordBatch.from_arrays(arrays, schema=self.schema))
-            for col in self.cols:
-                col.clear()
         self._fh.flush()
 
     def close(self) -> None:
-        self.flush()
         self._writer.close()
         self._fh.close()
 
@@ -132,6 +126,7 @@ class RunWriter:
         # Protective prices of working entries (by client id) and of the open position.
         self._brackets: dict[str, tuple[float | None, float | None]] = {}
         self._position_bracket: tuple[float | None, float | None] = (None, None)
+        self._rows: list[tuple[Candle, float, float, float, float]] = []
         self._closed = False
         self.steps = 0
 
@@ -156,23 +151,10 @@ class RunWriter:
             return
         if result.events:
             self.on_events(result.events)
-        c = self._candles.cols
-        c[0].append(candle.ts)
-        c[1].append(candle.open)
-        c[2].append(candle.high)
-        c[3].append(candle.low)
-        c[4].append(candle.close)
-        c[5].append(candle.volume)
-        e = self._equity.cols
-        e[0].append(candle.ts)
-        e[1].append(candle.close)
-        e[2].append(result.equity)
-        e[3].append(result.position_qty)
-        e[4].append(self._fees)
-        e[5].append(self._funding)
+        self._rows.append((candle, result.equity, result.position_qty, self._fees, self._funding))
         self._last_ts = candle.ts
         self.steps += 1
-        if len(self._equity) >= self.flush_every:
+        if len(self._rows) >= self.flush_every:
             self.flush()
 
     def on_events(self, events: Iterable[Event]) -> None:
@@ -209,13 +191,26 @@ class RunWriter:
 
     def flush(self) -> None:
         """Write buffered rows so the files on disk are current."""
-        self._candles.flush()
-        self._equity.flush()
-        self._trades_fh.flush()
+        rows = self._rows
+        if rows and not self._closed:
+            # One tuple per step while running; transposed here, once per chunk.
+            candles = [r[0] for r in rows]
+            ts = [c.ts for c in candles]
+            close = [c.close for c in candles]
+            self._candles.write([ts, [c.open for c in candles], [c.high for c in candles],
+                                 [c.low for c in candles], close, [c.volume for c in candles]])
+            self._equity.write([ts, close, [r[1] for r in rows], [r[2] for r in rows], [r[3] for r in rows],
+                                [r[4] for r in rows]])
+            rows.clear()
+        if not self._closed:
+            self._candles.flush()
+            self._equity.flush()
+            self._trades_fh.flush()
 
     def close(self) -> None:
         """Flush and close the files without building the summary or report."""
         if not self._closed:
+            self.flush()
             self._candles.close()
             self._equity.close()
             self._trades_fh.close()

@@ -1,0 +1,244 @@
+"""``laptop-agents backtest`` and ``laptop-agents validate``.
+
+Data: the candle file named by the positional FILE or ``--data``. Without a
+file, both commands use the **mock market** (the seeded synthetic BTC process
+of ``--source mock``) for ``trading.duration_min`` minutes (``--duration``,
+default 60) at ``trading.interval``, starting 2024-01-01T00:00Z, seed
+``--seed``: a reproducible demo that needs no data. The interval of a file is
+the file's own; an explicit ``--interval`` that disagrees is an error.
+
+Outputs go to ``<workspace>/runs/<run_id>/`` (``--run-id``, default
+``backtest-<UTC time>-<strategy>`` / ``validate-...``). Backtests never open
+the workspace's ``state.db``.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from laptop_agents.config import AppConfig
+from laptop_agents.context import CommandContext
+from laptop_agents.domain.models import Candle, FundingRate
+from laptop_agents.exit_codes import ExitCode
+from laptop_agents.logs import scrub
+
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,120}$")
+
+
+class _Fail(Exception):
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _err(console: Console, message: str) -> None:
+    console.print(scrub(message), markup=False, highlight=False, soft_wrap=True)
+
+
+def _data_file(ctx: CommandContext) -> Path | None:
+    raw = getattr(ctx.args, "file", None) or getattr(ctx.args, "data", None)
+    return Path(raw).expanduser() if raw else None
+
+
+def _explicit(ctx: CommandContext, key: str) -> bool:
+    src = ctx.loaded.sources.get(key, "default")
+    return src == "cli" or src.startswith("env")
+
+
+def load_data(
+    ctx: CommandContext, config: AppConfig, err: Console
+) -> tuple[AppConfig, list[Candle], list[FundingRate], dict[str, Any] | None, str, Path | None]:
+    """Candles, funding updates, the file's problem report and a description;
+    the config comes back with the data's interval."""
+    file = _data_file(ctx)
+    if file is None:
+        from laptop_agents.backtest.runner import mock_candles, mock_funding
+
+        candles = mock_candles(config)
+        desc = (f"no candle file: mock market, seed {config.trading.seed}, {config.trading.duration_min:g} min "
+                f"of {config.trading.interval} candles from 2024-01-01T00:00Z")
+        return config, candles, mock_funding(config, candles), None, desc, None
+    from laptop_agents.market.candle_files import CandleFileError, load_candles
+
+    strict = bool(getattr(ctx.args, "strict", False))
+    try:
+        loaded = load_candles(file, strict=strict)
+    except CandleFileError as exc:
+        raise _Fail(ExitCode.BAD_INPUT, f"bad candle file: {exc}") from None
+    for line in loaded.report.lines():
+        err.print(scrub(line), markup=False, highlight=False, style="dim")
+    if _explicit(ctx, "trading.interval") and config.trading.interval != loaded.interval:
+        raise _Fail(ExitCode.BAD_INPUT, f"{file.name} has {loaded.interval} candles but --interval "
+                    f"{config.trading.interval} was given; drop --interval or pass {loaded.interval}")
+    cfg = config.model_copy(deep=True)
+    cfg.trading.interval = loaded.interval
+    return cfg, loaded.candles, loaded.funding, loaded.report.to_dict(), f"candle file {file}", file
+
+
+def new_run_id(ctx: CommandContext, prefix: str, strategy: str) -> str:
+    """``--run-id`` (checked) or ``<prefix>-<UTC time>-<strategy>``, never an existing directory."""
+    given = getattr(ctx.args, "run_id", None)
+    if given:
+        if not _RUN_ID.match(given):
+            raise _Fail(ExitCode.CONFIG_ERROR, f"bad --run-id {given!r}: use letters, digits, '.', '_' or '-'")
+        if ctx.workspace.run_dir(given).exists():
+            raise _Fail(ExitCode.CONFIG_ERROR, f"run directory {ctx.workspace.run_dir(given)} already exists; "
+                        "choose another --run-id")
+        return str(given)
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    label = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(strategy).stem)[:40] or "strategy"
+    base = f"{prefix}-{stamp}-{label}"
+    run_id, k = base, 2
+    while ctx.workspace.run_dir(run_id).exists():
+        run_id, k = f"{base}-{k}", k + 1
+    return run_id
+
+
+def _strategy_label(config: AppConfig) -> str:
+    return str(config.strategy.file) if config.strategy.file is not None else config.strategy.name
+
+
+def cmd_backtest(ctx: CommandContext) -> int:
+    """Backtest a candle file (or the mock market) with the live Engine; write runs/<run_id>/."""
+    from laptop_agents.backtest.runner import run_backtest
+    from laptop_agents.report.console import print_summary
+    from laptop_agents.strategy import StrategyConfigError
+
+    out = Console()
+    err = Console(stderr=True)
+    try:
+        config, candles, funding, data_report, desc, file = load_data(ctx, ctx.config, err)
+        if not candles:
+            raise _Fail(ExitCode.BAD_INPUT, "no candles to backtest")
+        run_id = new_run_id(ctx, "backtest", _strategy_label(config))
+        run_dir = ctx.workspace.run_dir(run_id)
+        err.print(scrub(desc), markup=False, highlight=False, style="dim")
+        fields: dict[str, Any] = {"run_id": run_id, "source": desc}
+        if data_report is not None:
+            fields["data_report"] = data_report
+        if getattr(ctx.args, "funding_rate", None) is not None:
+            fields["constant_funding_rate"] = ctx.args.funding_rate
+        ctx.log.info("backtest start", extra={"fields": {"run_id": run_id, "candles": len(candles), "source": desc}})
+        result = run_backtest(
+            config, candles, funding=funding, constant_funding=getattr(ctx.args, "funding_rate", None),
+            run_dir=run_dir, summary_fields=fields, html=not getattr(ctx.args, "no_report", False),
+        )
+    except _Fail as exc:
+        _err(err, str(exc))
+        return exc.code
+    except StrategyConfigError as exc:
+        _err(err, f"strategy error: {exc}")
+        return ExitCode.CONFIG_ERROR
+    except OSError as exc:
+        _err(err, f"cannot write the run output: {exc.strerror or exc} ({getattr(exc, 'filename', '')})")
+        return ExitCode.DISK_FULL
+    print_summary(result.summary, console=out)
+    out.print(f"{result.steps:,} candles in {result.elapsed_s:.2f} s ({result.candles_per_s:,.0f} candles/s)",
+              highlight=False)
+    out.print(f"run directory: {run_dir}", markup=False, highlight=False)
+    if result.report is not None and result.report.name == "report.html":
+        out.print(f"report: {result.report}", markup=False, highlight=False)
+    ctx.log.info("backtest done", extra={"fields": {"run_id": run_id, "net_pnl": result.metrics["net_pnl"],
+                                                    "trades": result.metrics["trades"]}})
+    return ExitCode.OK
+
+
+def cmd_validate(ctx: CommandContext) -> int:
+    """Walk-forward validation over ``--grid``; leaderboard.csv/json in runs/<run_id>/."""
+    from laptop_agents.backtest.validate import (
+        DataSpec,
+        GridError,
+        parse_grid,
+        walk_forward,
+        write_leaderboard,
+    )
+    from laptop_agents.strategy import StrategyConfigError, build_strategy
+
+    out = Console()
+    err = Console(stderr=True)
+    args = ctx.args
+    try:
+        try:
+            grid = parse_grid(getattr(args, "grid", None))
+        except GridError as exc:
+            raise _Fail(ExitCode.CONFIG_ERROR, f"bad --grid: {exc}") from None
+        config, candles, _funding, data_report, desc, file = load_data(ctx, ctx.config, err)
+        for combo in grid:  # refuse a bad parameter name or value before any work starts
+            build_strategy(config, overrides=combo)
+        jobs = getattr(args, "jobs", None)
+        if jobs is not None and jobs < 1:
+            raise _Fail(ExitCode.CONFIG_ERROR, f"bad --jobs {jobs}: must be >= 1")
+        splits = getattr(args, "splits", None) or 4
+        train_frac = getattr(args, "train_frac", None) or 0.7
+        run_id = new_run_id(ctx, "validate", _strategy_label(config))
+        run_dir = ctx.workspace.run_dir(run_id)
+        spec = DataSpec(file=str(file.resolve()) if file else None, strict=bool(getattr(args, "strict", False)),
+                        interval=config.trading.interval if file else None)
+        err.print(scrub(f"{desc}; {len(grid)} combination(s) x {splits} fold(s)"), markup=False, highlight=False,
+                  style="dim")
+        try:
+            doc = walk_forward(config, spec, grid, n_candles=len(candles), splits=splits, train_frac=train_frac,
+                               jobs=jobs, constant_funding=getattr(args, "funding_rate", None))
+        except GridError as exc:
+            raise _Fail(ExitCode.CONFIG_ERROR, str(exc)) from None
+        doc = {"run_id": run_id, "mode": "validate", "strategy": _strategy_label(config),
+               "symbol": config.trading.symbol, "interval": config.trading.interval, "source": desc,
+               "grid": getattr(args, "grid", None) or "", "data_report": data_report, **doc}
+        csv_path, json_path = write_leaderboard(doc, run_dir)
+    except _Fail as exc:
+        _err(err, str(exc))
+        return exc.code
+    except StrategyConfigError as exc:
+        _err(err, f"strategy error: {exc}")
+        return ExitCode.CONFIG_ERROR
+    except OSError as exc:
+        _err(err, f"cannot write the leaderboard: {exc.strerror or exc}")
+        return ExitCode.DISK_FULL
+    out.print(leaderboard_table(doc))
+    out.print(picks_table(doc))
+    oos = doc["out_of_sample"]
+    out.print(f"out of sample (picked params, test windows): net PnL {oos['net_pnl_total']:,.2f}, "
+              f"trades {oos['trades_total']}, mean return % {_f(oos['return_pct_mean'])}, "
+              f"mean Sharpe {_f(oos['sharpe_mean'])}", highlight=False)
+    out.print(f"leaderboard: {csv_path}\n             {json_path}", markup=False, highlight=False)
+    return ExitCode.OK
+
+
+def _f(v: Any, digits: int = 2) -> str:
+    return "n/a" if v is None else f"{v:,.{digits}f}"
+
+
+def _params(p: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in p.items()) or "(configured)"
+
+
+def leaderboard_table(doc: dict[str, Any], top: int = 15) -> Table:
+    t = Table(title=f"walk-forward leaderboard ({len(doc['folds'])} folds, by mean test return)", title_justify="left")
+    for col in ("#", "params", "picked", "train Sharpe", "test Sharpe", "train ret %", "test ret %",
+                "test PnL", "test trades", "worst test DD %"):
+        t.add_column(col, justify="left" if col == "params" else "right")
+    for rank, r in enumerate(doc["leaderboard"][:top], 1):
+        t.add_row(str(rank), _params(r["params"]), str(r["picked"]), _f(r["train_sharpe_mean"]),
+                  _f(r["test_sharpe_mean"]), _f(r["train_return_pct_mean"]), _f(r["test_return_pct_mean"]),
+                  _f(r["test_net_pnl_total"]), str(r["test_trades_total"]), _f(r["test_max_drawdown_pct_worst"]))
+    return t
+
+
+def picks_table(doc: dict[str, Any]) -> Table:
+    from laptop_agents.market.candle_files import iso
+
+    t = Table(title="picked on train, scored on test", title_justify="left")
+    for col in ("fold", "test window", "params", "train Sharpe", "test Sharpe", "test ret %", "test trades"):
+        t.add_column(col, justify="left" if col in ("params", "test window") else "right")
+    for p in doc["picks"]:
+        a, b = p["test_range"]
+        t.add_row(str(p["fold"]), f"{iso(a)[:16]} → {iso(b)[:16]}", _params(p["params"]), _f(p["train"]["sharpe"]),
+                  _f(p["test"]["sharpe"]), _f(p["test"]["return_pct"]), str(p["test"]["trades"]))
+    return t
+
