@@ -72,7 +72,7 @@ def load_data(
     except CandleFileError as exc:
         raise _Fail(ExitCode.BAD_INPUT, f"bad candle file: {exc}") from None
     for line in loaded.report.lines():
-        err.print(scrub(line), markup=False, highlight=False, style="dim")
+        err.print(scrub(line), markup=False, highlight=False, style="dim", soft_wrap=True)
     if _explicit(ctx, "trading.interval") and config.trading.interval != loaded.interval:
         raise _Fail(ExitCode.BAD_INPUT, f"{file.name} has {loaded.interval} candles but --interval "
                     f"{config.trading.interval} was given; drop --interval or pass {loaded.interval}")
@@ -118,13 +118,13 @@ def cmd_backtest(ctx: CommandContext) -> int:
             raise _Fail(ExitCode.BAD_INPUT, "no candles to backtest")
         run_id = new_run_id(ctx, "backtest", _strategy_label(config))
         run_dir = ctx.workspace.run_dir(run_id)
-        err.print(scrub(desc), markup=False, highlight=False, style="dim")
+        err.print(scrub(desc), markup=False, highlight=False, style="dim", soft_wrap=True)
         fields: dict[str, Any] = {"run_id": run_id, "source": desc}
         if data_report is not None:
             fields["data_report"] = data_report
         if getattr(ctx.args, "funding_rate", None) is not None:
             fields["constant_funding_rate"] = ctx.args.funding_rate
-        ctx.log.info("backtest start", extra={"fields": {"run_id": run_id, "candles": len(candles), "source": desc}})
+        ctx.log.debug("backtest start", extra={"fields": {"run_id": run_id, "candles": len(candles), "source": desc}})
         result = run_backtest(
             config, candles, funding=funding, constant_funding=getattr(ctx.args, "funding_rate", None),
             run_dir=run_dir, summary_fields=fields, html=not getattr(ctx.args, "no_report", False),
@@ -181,7 +181,7 @@ def cmd_validate(ctx: CommandContext) -> int:
         spec = DataSpec(file=str(file.resolve()) if file else None, strict=bool(getattr(args, "strict", False)),
                         interval=config.trading.interval if file else None)
         err.print(scrub(f"{desc}; {len(grid)} combination(s) x {splits} fold(s)"), markup=False, highlight=False,
-                  style="dim")
+                  style="dim", soft_wrap=True)
         try:
             doc = walk_forward(config, spec, grid, n_candles=len(candles), splits=splits, train_frac=train_frac,
                                jobs=jobs, constant_funding=getattr(args, "funding_rate", None))

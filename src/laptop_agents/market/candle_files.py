@@ -97,10 +97,11 @@ class Problem:
     examples: list[str] = field(default_factory=list)
     detail: str = ""
 
-    def line(self) -> str:
+    def line(self, *, action: bool = True) -> str:
         ex = f" e.g. {', '.join(self.examples)}" if self.examples else ""
         detail = f" ({self.detail})" if self.detail else ""
-        return f"{self.kind}: {self.count}{detail} -> {self.action}{ex}"
+        did = f" -> {self.action}" if action else ""
+        return f"{self.kind}: {self.count}{detail}{did}{ex}"
 
 
 @dataclass(slots=True)
@@ -596,8 +597,10 @@ def load_candles(
 
     if strict and not report.clean:
         refused = [p for p in report.problems if p.kind in _STRICT_REFUSED]
-        what = "; ".join(p.line() for p in refused)
-        raise CandleFileError(f"{path.name}: refused with --strict: {what}; without --strict these are repaired")
+        what = "; ".join(p.line(action=False) for p in refused)
+        raise CandleFileError(
+            f"{path.name}: refused with --strict: {what}; without --strict the loader repairs these (see its policy)"
+        )
 
     candles = list(map(Candle, ts.tolist(), o.tolist(), h.tolist(), lo.tolist(), c.tolist(), v.tolist()))
     funding = _funding_updates(ts, fund, path) if fund is not None else []
