@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from laptop_agents.domain.symbols import instrument_for
@@ -76,19 +78,28 @@ def test_tiny_equity_is_rejected_below_min_notional() -> None:
 
 
 def test_inverse_contracts_are_sized_in_usd_contracts() -> None:
-    # Equity 1 BTC, risk 1 % = 0.01 BTC; one 1-USD contract loses |1/60000 - 1/59400| BTC at the stop.
+    # Equity 60,000 USD = 1 BTC at 60,000; risk 1 % = 0.01 BTC; one 1-USD contract
+    # loses |1/60000 - 1/59400| BTC at the stop.
     per_contract = abs(1 / 60_000 - 1 / 59_400)
-    qty, why = size(instrument=INV, equity=1.0)  # type: ignore[arg-type]
+    qty, why = size(instrument=INV, equity=60_000.0)  # type: ignore[arg-type]
     assert why == ""
-    assert qty == int(0.01 / per_contract)  # 5940 contracts
-    assert qty * per_contract <= 0.01 + 1e-15
-    # Leverage cap: 1 BTC * 20x at 60,000 = 1,200,000 USD -> max notional 200,000 contracts wins
-    qty, _ = size(instrument=INV, equity=1.0, stop=59_999.9)  # type: ignore[arg-type]
+    assert qty == math.floor(0.01 / per_contract + 1e-9) == 59_400  # 59,400 USD: 1x for a 1 % stop
+    assert qty * per_contract <= 0.01 + 1e-15  # never more than 1 % of the BTC balance
+    # Max notional: 200,000 contracts of 1 USD
+    qty, _ = size(instrument=INV, equity=60_000.0, stop=59_999.9)  # type: ignore[arg-type]
     assert qty == 200_000
-    qty, _ = size(instrument=INV, equity=0.1, stop=59_999.9)  # type: ignore[arg-type]
-    assert qty == 120_000  # 0.1 BTC * 20 * 60,000
-    assert size(instrument=INV, equity=1e-7)[1] == BELOW_MIN_QTY  # type: ignore[arg-type]
+    # Leverage: 6,000 USD * 20x = 120,000 USD of contracts
+    qty, _ = size(instrument=INV, equity=6_000.0, stop=59_999.9)  # type: ignore[arg-type]
+    assert qty == 120_000
+    assert size(instrument=INV, equity=0.001)[1] == BELOW_MIN_QTY  # type: ignore[arg-type]
     assert size(instrument=INV, stop=60_000.0)[1] == ZERO_STOP  # type: ignore[arg-type]
+
+
+def test_inverse_and_linear_risk_the_same_usd_for_a_small_stop() -> None:
+    lin, _ = size(equity=10_000.0, stop=59_940.0)  # 60 USD stop: 100 / 60 = 1.6666 BTC
+    inv, _ = size(instrument=INV, equity=10_000.0, stop=59_940.0)  # type: ignore[arg-type]
+    # In USD at entry, the inverse position (contracts / entry BTC) is about the linear one.
+    assert inv / 60_000.0 == pytest.approx(lin, rel=2e-3)
 
 
 def test_rounding_helpers() -> None:

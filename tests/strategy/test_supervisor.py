@@ -387,3 +387,35 @@ def test_snapshot_restores_exactly_and_stays_small(market_candles: list[Candle])
     )
     assert len(pickle.dumps(strat)) < 12_000
     assert abs(len(pickle.dumps(strat)) - len(blob)) < 1_000  # does not grow with the run
+
+
+def test_state_blocks_are_reported_once_per_state_not_per_setup() -> None:
+    sup = make()
+    # An uptrend interrupted by flat bars: the setup comes and goes.
+    closes = [60_000.0 + 60 * k for k in range(6)] + [60_300.0] * 6 + [60_300.0 + 60 * k for k in range(1, 7)]
+    candles = closes_to_candles(closes, wick=30.0)
+    blocked = AccountView(ts=0, equity=10_000.0, entries_blocked=True)
+    outs = feed(sup, candles, blocked)
+    assert [d["reason"] for d in decisions(outs)] == ["entries_blocked"]
+    # The breaker resets (a candle unblocked while in a position), then trips again: reported again.
+    sup.on_candle(closes_to_candles([60_700.0], start=18)[0], AccountView(ts=0, equity=1e4, position_qty=0.1))
+    again = feed(sup, trend(4, start=60_760.0, first=19), blocked)
+    assert [d["reason"] for d in decisions(again)] == ["entries_blocked"]
+
+
+def test_funding_no_trade_is_reported_once_while_it_lasts() -> None:
+    sup = make()
+    sup.on_funding(FundingRate(0, -0.0007))
+    outs = feed(sup, trend(30))
+    assert [d["reason"] for d in decisions(outs)] == ["funding_no_trade"]
+    assert all(not o.intents for o in outs)
+
+
+def test_sweep_filter_block_is_a_decision_event() -> None:
+    sup = make(**{"ribbon.enabled": False, "sweep.lookback_bars": 3, "sweep.volume_mean_bars": 3,
+                  "sweep.ema_filter_fast": 2, "sweep.ema_filter_slow": 3, "sweep.vwap_bars": 3})
+    feed(sup, closes_to_candles([60_000.0 + (20 if k % 2 else 0) for k in range(8)], wick=30.0))
+    out = sup.on_candle(bar(8, 60_010, 60_040, 59_900, 60_030, v=10.0), flat())  # volume 10 < 0.5 x 100
+    assert out.intents == []
+    [dec] = [e.data for e in out.events]
+    assert (dec["action"], dec["reason"], dec["setup"], dec["side"]) == ("block", "sweep_volume_filter", "sweep", "BUY")

@@ -90,8 +90,8 @@ def _risk_pct(config: AppConfig, params: StrategyParams) -> float:
 
 def starting_equity(config: AppConfig) -> float:
     """``risk.starting_equity`` when configured, else the strategy file's
-    ``risk.equity`` (after the symbol's overrides). In the account's margin
-    currency: USDT for BTCUSDT, BTC for the inverse BTCUSD."""
+    ``risk.equity`` (after the symbol's overrides); in the quote currency (USD
+    or USDT) for both contract kinds, as the paper broker expects."""
     if config.risk.starting_equity is not None:
         return float(config.risk.starting_equity)
     return float(load_strategy_params(config.strategy, config.trading.symbol).risk.equity)

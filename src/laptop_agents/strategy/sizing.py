@@ -6,13 +6,16 @@ instrument's quantity step, and rejected below its minimum quantity or
 notional. ``risk_pct`` is a percent (1.0 = 1 %): the seed system mixed percent
 and fraction and ended up risking all of the equity on one trade.
 
-Linear (BTCUSDT): equity in USDT, qty in BTC, loss at the stop
-``qty * |entry - stop|`` USDT.
+``equity`` is in the quote currency for both contract kinds (the Engine's
+``AccountView.equity`` is the account's equity valued in USD/USDT).
 
-Inverse (BTCUSD): equity in BTC (coin-margined, like fees on inverse fills),
-qty in contracts of ``contract_size`` USD each; the loss at the stop is
-``qty * contract_size * |1/entry - 1/stop|`` BTC and the notional is
-``qty * contract_size`` USD (``/ entry`` in BTC for the leverage cap).
+Linear (BTCUSDT): qty in BTC, loss at the stop ``qty * |entry - stop|`` USDT.
+
+Inverse (BTCUSD): the account is coin-margined, so the risk budget is a
+fraction of the BTC balance, ``equity / entry`` BTC at the entry price; qty is
+in contracts of ``contract_size`` USD each, whose loss at the stop is
+``contract_size * |1/entry - 1/stop|`` BTC. The notional is
+``qty * contract_size`` USD, compared with ``equity * max_leverage``.
 """
 
 from __future__ import annotations
@@ -61,7 +64,7 @@ def position_size(
 ) -> tuple[float, str]:
     """``(qty, "")`` or ``(0.0, reason)`` when no valid order can be sized.
 
-    ``max_notional`` is in USD (quote) for both contract kinds.
+    ``equity`` and ``max_notional`` are in USD (quote) for both contract kinds.
     """
     if not (entry > 0.0 and stop > 0.0) or not math.isfinite(entry + stop):
         return 0.0, BAD_PRICE
@@ -73,8 +76,8 @@ def position_size(
         loss_per_contract = cs * abs(1.0 / entry - 1.0 / stop)  # BTC
         if loss_per_contract <= 0.0 or abs(entry - stop) <= 0.0:
             return 0.0, ZERO_STOP
-        qty = risk / loss_per_contract
-        qty = min(qty, max_notional / cs, equity * max_leverage * entry / cs)
+        qty = (risk / entry) / loss_per_contract  # BTC budget / BTC lost per contract
+        qty = min(qty, max_notional / cs, equity * max_leverage / cs)
         notional = cs  # USD per contract
     else:
         dist = abs(entry - stop)
@@ -99,9 +102,7 @@ def notional_usd(qty: float, price: float, instrument: Instrument) -> float:
 
 
 def leverage(qty: float, price: float, equity: float, instrument: Instrument) -> float:
-    """Position notional over equity, both in the account's margin currency."""
+    """Position notional over equity (both in USD)."""
     if equity <= 0.0:
         return math.inf
-    if instrument.kind is ContractKind.INVERSE:
-        return qty * instrument.contract_size / price / equity
-    return qty * price / equity
+    return notional_usd(qty, price, instrument) / equity

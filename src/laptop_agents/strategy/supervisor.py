@@ -15,10 +15,13 @@ the other agents still advance their indicators, and the next candle is
 processed normally. A cancel of an expired pending entry is still issued on
 such a candle, because cancelling only reduces risk.
 
-Events: a ``decision`` event for each entry, cancel and block; a block is not
-repeated while the same setup keeps being blocked for the same reason on
-consecutive candles (so a long funding halt or circuit-breaker day costs one
-event, not one per candle). Quiet candles produce no event at all.
+Events: a ``decision`` event for each entry, cancel and block, but a block is
+not repeated while its cause persists: a block by the account's or market's
+state (circuit breaker ``entries_blocked``, funding HALT or NO_TRADE) is
+reported once until that state ends, and another block is not repeated while
+the same setup keeps being blocked for the same reason on consecutive
+candles. So a circuit-breaker day costs one event, not one per setup seen.
+Quiet candles produce no event at all.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from laptop_agents.domain.models import (
 from laptop_agents.strategy.agents import (
     DIVERGENCE_NAMES,
     GATE_HALT,
+    GATE_NO_TRADE,
     LIMIT,
     TREND_NAMES,
     CvdDivergence,
@@ -72,6 +76,10 @@ COOLDOWN_REASONS = frozenset(
     }
 )
 
+# Blocks caused by a state of the account or the market rather than by the
+# setup: reported once when the state is first met, then silent until it ends.
+STATE_BLOCKS = frozenset({"entries_blocked", "funding_halt", "funding_no_trade"})
+
 _MAX_ERROR_TEXT = 300
 
 
@@ -98,6 +106,7 @@ class Supervisor:
     __slots__ = (
         "_bar",
         "_last_block",
+        "_state_block",
         "cvd_divergence",
         "derivatives_flows",
         "execution_risk_sentinel",
@@ -140,6 +149,7 @@ class Supervisor:
         self.journal_coach = JournalCoach()
         self._bar = 0
         self._last_block: tuple[str, str, int] | None = None
+        self._state_block: str | None = None
         self.warmup_errors = 0
 
     # -- Strategy protocol -------------------------------------------------
@@ -164,6 +174,8 @@ class Supervisor:
         events: list[Event] = errors if errors else []
         intents: list[Intent] = []
 
+        if self._state_block is not None and not self._state_persists(self._state_block, account):
+            self._state_block = None
         working = account.working_orders
         cancelled = False
         if self.pending_trigger.client_id is not None:
@@ -306,6 +318,12 @@ class Supervisor:
 
     # -- helpers ------------------------------------------------------------
 
+    def _state_persists(self, reason: str, account: AccountView) -> bool:
+        if reason == "entries_blocked":
+            return account.entries_blocked
+        gate = self.derivatives_flows.gate
+        return gate == GATE_HALT if reason == "funding_halt" else gate == GATE_NO_TRADE
+
     def _context(self, setup: Setup) -> dict[str, Any]:
         mi = self.market_intake
         flows = self.derivatives_flows
@@ -328,6 +346,10 @@ class Supervisor:
         rr: float | None = None,
         qty: float | None = None,
     ) -> None:
+        if reason in STATE_BLOCKS:
+            if self._state_block == reason:
+                return
+            self._state_block = reason
         key = (reason, setup.name, setup.side)
         last = self._last_block
         if last is not None:
