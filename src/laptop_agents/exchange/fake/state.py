@@ -215,10 +215,13 @@ class FakeExchange:
             return False
         return True
 
-    def note_ping(self, conn: WsConn, now: float) -> None:
+    def note_ping_gap(self, conn: WsConn, now: float) -> None:
         gap = now - conn.last_ping
         conn.max_ping_gap_s = max(conn.max_ping_gap_s, gap)
         self.stats["ws_max_ping_gap_s"] = max(self.stats["ws_max_ping_gap_s"], round(gap, 3))
+
+    def note_ping(self, conn: WsConn, now: float) -> None:
+        self.note_ping_gap(conn, now)
         conn.last_ping = now
         conn.pings += 1
         self.stats["ws_pings"] += 1

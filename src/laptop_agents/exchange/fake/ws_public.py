@@ -263,6 +263,7 @@ async def public_ws(ws: WebSocket) -> None:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        ex.note_ping_gap(conn, loop.time())  # the silence before the close counts too
         ex.close_conn(conn)
         try:
             await ws.close(code=conn.close_code, reason=(conn.close_reason or "")[:100])

@@ -1,0 +1,140 @@
+"""The live Bitunix market source: REST warm-up, then the public websocket.
+
+:class:`BitunixSource` is the I/O shell around :class:`MarketFeed`: it owns
+the REST client and the websocket client (sharing one rate-limit budget),
+records every raw message when given a :class:`Recorder`, and hands each
+websocket event to the feed, which yields closed candles, ticks, funding
+rates and a :class:`SourceError` for every problem it survived. It never
+gives up by itself: reconnecting forever is its job, deciding when too many
+errors in a row end the session is the runner's.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from laptop_agents.config import TradingConfig
+from laptop_agents.domain.contracts import MarketItem
+from laptop_agents.domain.models import Candle
+from laptop_agents.exchange import protocol
+from laptop_agents.exchange.feed import FeedOptions, MarketFeed
+from laptop_agents.exchange.ratelimit import RateLimitBudget
+from laptop_agents.exchange.rest import BitunixRestClient, RestOptions
+from laptop_agents.exchange.ws import BitunixWsClient, WsOptions
+from laptop_agents.market.recording import Recorder, RecordingTransport
+
+
+def _wall_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass(frozen=True)
+class BitunixSourceOptions:
+    """Tuning knobs; the defaults suit the real exchange, tests shorten the times."""
+
+    ws: WsOptions = field(default_factory=WsOptions)
+    rest: RestOptions = field(default_factory=RestOptions)
+    feed: FeedOptions = field(default_factory=FeedOptions)
+
+
+class BitunixSource:
+    """``MarketSource`` over Bitunix (or the fake exchange: the URLs come from
+    ``trading.bitunix_rest_url`` / ``trading.bitunix_ws_url``).
+
+    ``warmup()`` raises an :class:`~laptop_agents.exchange.errors.ExchangeError`
+    if the history cannot be fetched (after retries); ``stream()`` never
+    raises for market-data problems, it yields ``SourceError`` items."""
+
+    name = "bitunix"
+
+    def __init__(
+        self,
+        trading: TradingConfig,
+        *,
+        recorder: Recorder | None = None,
+        clock: Callable[[], int] = _wall_ms,
+        options: BitunixSourceOptions | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.trading = trading
+        self.symbol = trading.symbol
+        self.interval = trading.interval
+        protocol.rest_interval(self.interval)  # fail now, with the allowed list, not at the first request
+        self.options = options or BitunixSourceOptions()
+        self.recorder = recorder
+        self._clock = clock
+        self.budget = RateLimitBudget()
+        transport = RecordingTransport(recorder) if recorder is not None else None
+        self.rest = BitunixRestClient(
+            trading.bitunix_rest_url, budget=self.budget, options=self.options.rest, transport=transport, rng=rng
+        )
+        self.ws = BitunixWsClient(
+            trading.bitunix_ws_url,
+            self.symbol,
+            self.options.feed.channels(self.interval),
+            options=self.options.ws,
+            budget=self.budget,
+            clock_ms=clock,
+            rng=rng,
+        )
+        self.feed = MarketFeed(self.symbol, self.interval, self.rest, self.options.feed)
+        if recorder is not None:
+            recorder.meta(
+                source=self.name,
+                symbol=self.symbol,
+                interval=self.interval,
+                warmup_bars=trading.warmup_bars,
+                rest_url=trading.bitunix_rest_url,
+                ws_url=trading.bitunix_ws_url,
+                channels=self.options.feed.channels(self.interval),
+                feed=self.options.feed.to_dict(),
+                rest=asdict(self.options.rest),
+            )
+        self._last_item_mono: float | None = None
+
+    async def warmup(self) -> list[Candle]:
+        return await self.feed.warmup(self.trading.warmup_bars)
+
+    async def stream(self) -> AsyncIterator[MarketItem]:
+        for item in await self.feed.start():
+            yield item
+        recorder = self.recorder
+        async for event in self.ws.events():
+            if recorder is not None:
+                recorder.ws_event(event)
+            for item in await self.feed.handle(event):
+                self._last_item_mono = time.monotonic()
+                yield item
+
+    def status(self) -> dict[str, Any]:
+        ws = self.ws.status()
+        age = None if self._last_item_mono is None else round(time.monotonic() - self._last_item_mono, 3)
+        return {
+            "source": self.name,
+            "ws_state": ws["state"],
+            "reconnects": ws["reconnects"],
+            "idle_timeouts": ws["idle_timeouts"],
+            "last_message_age_s": ws["last_data_age_s"],
+            "last_item_age_s": age,
+            "ws": ws,
+            "feed": self.feed.status(),
+            "bad_frames": self.feed.counts["bad_frames"],
+            "rest": {
+                "requests": self.rest.requests,
+                "retries": self.rest.retries,
+                "errors": self.rest.errors,
+                "last_error": self.rest.last_error,
+                "rate_limit_penalties": self.budget.penalties,
+            },
+            "recorded_lines": self.recorder.lines if self.recorder is not None else None,
+        }
+
+    async def aclose(self) -> None:
+        await self.ws.aclose()
+        await self.rest.aclose()
+        if self.recorder is not None:
+            self.recorder.flush()
