@@ -81,6 +81,13 @@ def _fmt(value: Any, digits: int = 2) -> str:
     return str(value)
 
 
+def _detail(v: Any) -> str:
+    """Prices with cents, small fractions (funding rates, ratios) with their significant digits."""
+    if isinstance(v, float) and math.isfinite(v):
+        return f"{v:,.2f}" if abs(v) >= 100 else f"{v:.6g}"
+    return str(v)
+
+
 def _iso(ts: Any) -> str:
     from laptop_agents.market.candle_files import iso
 
@@ -114,10 +121,12 @@ def _metrics_html(metrics: dict[str, Any]) -> str:
     return '<div class="metrics">' + "".join(cells) + "</div>"
 
 
-def _table(headers: list[str], rows: list[list[str]], table_id: str) -> str:
+def _table(headers: list[str], rows: list[list[str]], table_id: str, *, text: bool = False) -> str:
+    """A plain table; ``text`` left-aligns every column (tables of words rather than numbers)."""
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
-    return f'<table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+    cls = ' class="text"' if text else ""
+    return f'<table id="{table_id}"{cls}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
 def _trades_html(trades: list[dict[str, Any]]) -> str:
@@ -142,21 +151,21 @@ def _decisions_html(data: RunData) -> str:
     parts = []
     if data.decision_counts:
         rows = [[k, f"{v:,}"] for k, v in data.decision_counts.items()]
-        parts.append(_table(["decision: reason", "count"], rows, "decision-counts"))
+        parts.append(_table(["decision: reason", "count"], rows, "decision-counts", text=True))
     if data.decisions:
         skip = {"ts", "kind", "action", "reason"}
         rows = [
             [_iso(d.get("ts")), str(d.get("action", "")), str(d.get("reason", "")),
-             ", ".join(f"{k}={_fmt(v) if isinstance(v, float) else v}" for k, v in d.items() if k not in skip)]
+             ", ".join(f"{k}={_detail(v)}" for k, v in d.items() if k not in skip)]
             for d in data.decisions
         ]
         parts.append(f'<p class="note">The last {len(rows):,} decisions other than hold.</p>')
-        parts.append(_table(["time", "action", "reason", "details"], rows, "decisions"))
+        parts.append(_table(["time", "action", "reason", "details"], rows, "decisions", text=True))
     if data.journal:
         rows = [[_iso(j.get("ts")), str(j.get("kind")), str(j.get("text") or j.get("error") or ""),
                  ", ".join(map(str, j.get("tags") or [])) if isinstance(j.get("tags"), list) else str(j.get("agent", ""))]
                 for j in data.journal]
-        parts.append(_table(["time", "kind", "text", "tags / agent"], rows, "journal"))
+        parts.append(_table(["time", "kind", "text", "tags / agent"], rows, "journal", text=True))
     if not parts:
         return '<p class="note">No decisions recorded (no events.jsonl in the run directory).</p>'
     return "".join(parts)
@@ -171,7 +180,7 @@ def _data_quality_html(fields: dict[str, Any]) -> str:
     notes = "".join(f"<li>{html.escape(str(n))}</li>" for n in rep.get("notes", []))
     head = (f"<p>{html.escape(str(rep.get('path', '')))}: {html.escape(str(rep.get('layout', '')))}, "
             f"{_fmt(rep.get('rows_read'), 0)} rows read, {_fmt(rep.get('rows_kept'), 0)} candles kept.</p>")
-    table = _table(["problem", "count", "detail", "action", "first examples"], rows, "data-quality") if rows else \
+    table = _table(["problem", "count", "detail", "action", "first examples"], rows, "data-quality", text=True) if rows else \
         "<p>No problems found.</p>"
     return f"<h2>Input data</h2>{head}<ul>{notes}</ul>{table}"
 
@@ -201,6 +210,7 @@ main{padding:8px 24px 40px} .sub{color:#8b949e;font-size:13px}
 table{border-collapse:collapse;font-size:12px;width:100%;font-variant-numeric:tabular-nums}
 th,td{border-bottom:1px solid #2d333b;padding:3px 6px;text-align:right;white-space:nowrap}
 th{position:sticky;top:0;background:#161b22} td:nth-child(2),th:nth-child(2){text-align:left}
+table.text td,table.text th{text-align:left}
 .scroll{max-height:420px;overflow:auto;border:1px solid #2d333b}
 .note{color:#8b949e;font-size:12px}
 """
