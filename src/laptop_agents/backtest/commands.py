@@ -15,6 +15,7 @@ the workspace's ``state.db``.
 from __future__ import annotations
 
 import re
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,11 @@ class _Fail(Exception):
     def __init__(self, code: int, message: str) -> None:
         super().__init__(message)
         self.code = code
+
+
+def _out() -> Console:
+    """stdout console; when piped, wide enough that tables are not squeezed to 80 columns."""
+    return Console() if sys.stdout.isatty() else Console(width=160)
 
 
 def _err(console: Console, message: str) -> None:
@@ -110,7 +116,7 @@ def cmd_backtest(ctx: CommandContext) -> int:
     from laptop_agents.report.console import print_summary
     from laptop_agents.strategy import StrategyConfigError
 
-    out = Console()
+    out = _out()
     err = Console(stderr=True)
     try:
         config, candles, funding, data_report, desc, file = load_data(ctx, ctx.config, err)
@@ -160,7 +166,7 @@ def cmd_validate(ctx: CommandContext) -> int:
     )
     from laptop_agents.strategy import StrategyConfigError, build_strategy
 
-    out = Console()
+    out = _out()
     err = Console(stderr=True)
     args = ctx.args
     try:
@@ -222,7 +228,7 @@ def leaderboard_table(doc: dict[str, Any], top: int = 15) -> Table:
     t = Table(title=f"walk-forward leaderboard ({len(doc['folds'])} folds, by mean test return)", title_justify="left")
     for col in ("#", "params", "picked", "train Sharpe", "test Sharpe", "train ret %", "test ret %",
                 "test PnL", "test trades", "worst test DD %"):
-        t.add_column(col, justify="left" if col == "params" else "right")
+        t.add_column(col, justify="left" if col == "params" else "right", no_wrap=col == "params")
     for rank, r in enumerate(doc["leaderboard"][:top], 1):
         t.add_row(str(rank), _params(r["params"]), str(r["picked"]), _f(r["train_sharpe_mean"]),
                   _f(r["test_sharpe_mean"]), _f(r["train_return_pct_mean"]), _f(r["test_return_pct_mean"]),
@@ -235,7 +241,8 @@ def picks_table(doc: dict[str, Any]) -> Table:
 
     t = Table(title="picked on train, scored on test", title_justify="left")
     for col in ("fold", "test window", "params", "train Sharpe", "test Sharpe", "test ret %", "test trades"):
-        t.add_column(col, justify="left" if col in ("params", "test window") else "right")
+        t.add_column(col, justify="left" if col in ("params", "test window") else "right",
+                     no_wrap=col in ("params", "test window"))
     for p in doc["picks"]:
         a, b = p["test_range"]
         t.add_row(str(p["fold"]), f"{iso(a)[:16]} → {iso(b)[:16]}", _params(p["params"]), _f(p["train"]["sharpe"]),
