@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from laptop_agents.domain.models import Event
 from laptop_agents.domain.symbols import instrument_for
@@ -440,3 +442,20 @@ def test_journal_cancel_expiry_reject_and_foreign_ids() -> None:
     [r] = j.on_event(Event(2, "order", {"client_id": "p-1", "status": "rejected", "reason": "max_leverage"}), 6)
     assert r.data["tags"][0] == "rejected"
     assert j.on_event(Event(2, "funding", {"rate": 0.0001}), 6) == []
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    ema=st.floats(1_000.0, 150_000.0),
+    atr=st.floats(0.5, 3_000.0),
+    tp=st.floats(1.0, 5.0),
+    side=st.sampled_from([UP, DOWN]),
+)
+def test_tick_rounding_never_lowers_the_ribbon_reward_risk(ema: float, atr: float, tp: float, side: int) -> None:
+    sig = signal(RibbonParams(tp_r_mult=tp))
+    mi = ready_intake(side, ema=ema, atr=atr)
+    s = sig.find(ema * 1.0005, ema * 0.9995, ema, 100, mi, 0)
+    assert s is not None
+    rr = (s.target - s.entry) / (s.entry - s.stop)
+    assert rr >= tp * (1 - 1e-9)
+    assert gate(rr_min=tp).check(s, 0.001, 10_000.0, False, GATE_OK)[0] in ("", "max_leverage", "max_notional")

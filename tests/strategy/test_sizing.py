@@ -14,6 +14,7 @@ from laptop_agents.strategy.sizing import (
     ZERO_STOP,
     floor_to_step,
     position_size,
+    round_away,
     round_to_tick,
 )
 
@@ -109,6 +110,9 @@ def test_rounding_helpers() -> None:
     assert round_to_tick(60_000.06, 0.1) == 60_000.1
     assert round_to_tick(60_000.24, 0.5) == 60_000.0
     assert repr(round_to_tick(0.1 + 0.2, 0.1)) == "0.3"
+    assert round_away(60_000.01, 0.1, 1) == 60_000.1
+    assert round_away(60_000.09, 0.1, -1) == 60_000.0
+    assert round_away(0.7, 0.1, -1) == 0.7 and round_away(0.7, 0.1, 1) == 0.7  # on the tick: unchanged
 
 
 @pytest.mark.parametrize("entry", [1_000.0, 20_000.0, 60_000.0, 150_000.0])

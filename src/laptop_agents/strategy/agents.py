@@ -21,6 +21,7 @@ over years of 1-minute data and Enum lookups would dominate its cost.
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any
 
 from laptop_agents.domain.models import Event, Instrument
@@ -33,7 +34,7 @@ from laptop_agents.strategy.params import (
     RiskParams,
     SetupsParams,
 )
-from laptop_agents.strategy.sizing import leverage, notional_usd, position_size, round_to_tick
+from laptop_agents.strategy.sizing import leverage, notional_usd, position_size, round_away, round_to_tick
 
 UP, DOWN, CHOP = 1, -1, 0
 TREND_NAMES = {UP: "UP", DOWN: "DOWN", CHOP: "CHOP"}
@@ -153,40 +154,39 @@ class CvdDivergence:
     the CVD is not below every one of the previous CVD values; BEARISH (-1)
     mirrored on highs. A bar that qualifies both ways (an outside bar with a
     CVD inside its recent range) is ambiguous and gives NONE (0).
+
+    The windows are a few bars long, so they are plain bounded deques scanned
+    with ``min``/``max`` (O(lookback) = O(1)); for 4 values that is cheaper
+    than maintaining four monotonic deques, and the CVD window is only scanned
+    when price made a new extreme.
     """
 
     name = "cvd_divergence"
-    __slots__ = ("_cvd_max", "_cvd_min", "_high_max", "_low_min", "cvd", "signal")
+    __slots__ = ("_cvds", "_highs", "_lows", "cvd", "signal")
 
     def __init__(self, p: CvdParams) -> None:
         n = p.lookback
         self.cvd = CVD()
-        self._low_min = RollingMin(n)
-        self._high_max = RollingMax(n)
-        self._cvd_min = RollingMin(n)
-        self._cvd_max = RollingMax(n)
+        self._lows: deque[float] = deque(maxlen=n)
+        self._highs: deque[float] = deque(maxlen=n)
+        self._cvds: deque[float] = deque(maxlen=n)
         self.signal = 0
 
     def update(self, high: float, low: float, close: float, volume: float) -> None:
         cvd = self.cvd.update(high, low, close, volume)
-        lo_prev = self._low_min.value
+        lows, highs, cvds = self._lows, self._highs, self._cvds
         sig = 0
-        if lo_prev is not None:
-            hi_prev = self._high_max.value
-            cmin = self._cvd_min.value
-            cmax = self._cvd_max.value
-            assert hi_prev is not None and cmin is not None and cmax is not None
-            bull = low < lo_prev and cvd >= cmin
-            bear = high > hi_prev and cvd <= cmax
+        if len(lows) == lows.maxlen:
+            bull = low < min(lows) and cvd >= min(cvds)
+            bear = high > max(highs) and cvd <= max(cvds)
             if bull and not bear:
                 sig = 1
             elif bear and not bull:
                 sig = -1
         self.signal = sig
-        self._low_min.update(low)
-        self._high_max.update(high)
-        self._cvd_min.update(cvd)
-        self._cvd_max.update(cvd)
+        lows.append(low)
+        highs.append(high)
+        cvds.append(cvd)
 
 
 class Setup:
@@ -366,7 +366,7 @@ class SetupSignal:
         entry = round_to_tick(ema, tick)
         dist = self._stop_distance(entry, atr, self.r_stop_mult, self.r_stop_bps)
         stop = round_to_tick(entry - side * dist, tick)
-        target = round_to_tick(entry + side * abs(entry - stop) * self.r_tp, tick)
+        target = round_away(entry + side * abs(entry - stop) * self.r_tp, tick, side)
         return Setup("pullback_ribbon", side, LIMIT, entry, stop, target, trailing=self.r_trailing)
 
     def _sweep(
@@ -395,7 +395,7 @@ class SetupSignal:
         if vw is not None and (vw - entry) * side > 0.0:
             target, kind = round_to_tick(vw, tick), "vwap"
         else:
-            target, kind = round_to_tick(entry + side * risk * self.s_tp, tick), "r_multiple"
+            target, kind = round_away(entry + side * risk * self.s_tp, tick, side), "r_multiple"
         setup = Setup(
             "sweep", side, MARKET, entry, stop, target, trailing=self.s_trailing, level=level, target_kind=kind
         )

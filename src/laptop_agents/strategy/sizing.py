@@ -51,6 +51,15 @@ def round_to_tick(price: float, tick: float) -> float:
     return round(round(price / tick) * tick, _decimals(tick))
 
 
+def round_away(price: float, tick: float, direction: int) -> float:
+    """Round to the tick in ``direction`` (+1 up, -1 down), tolerant of float
+    noise: a target rounded away from the entry keeps its reward/risk at least
+    the multiple it was computed with."""
+    x = price / tick
+    n = math.ceil(x - 1e-9) if direction > 0 else math.floor(x + 1e-9)
+    return round(n * tick, _decimals(tick))
+
+
 def position_size(
     *,
     equity: float,

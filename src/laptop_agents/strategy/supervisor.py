@@ -157,7 +157,7 @@ class Supervisor:
     def warmup(self, candle: Candle) -> None:
         """Advance the indicators only (no decision, no intent, no event)."""
         self._bar += 1
-        errors = self._observe(candle, None)
+        errors = self._observe(candle)
         if errors:
             self.warmup_errors += len(errors)
 
@@ -170,8 +170,8 @@ class Supervisor:
         ts = candle.ts
         if account.funding_rate is not None:
             self.derivatives_flows.latest = account.funding_rate
-        errors = self._observe(candle, ts)
-        events: list[Event] = errors if errors else []
+        errors = self._observe(candle)
+        events: list[Event] = errors
         intents: list[Intent] = []
 
         if self._state_block is not None and not self._state_persists(self._state_block, account):
@@ -214,7 +214,7 @@ class Supervisor:
 
     # -- phases -------------------------------------------------------------
 
-    def _observe(self, c: Candle, ts: int | None) -> list[Event]:
+    def _observe(self, c: Candle) -> list[Event]:
         """Advance every agent's indicators; return agent_error events."""
         errors: list[Event] = []
         h, lo, cl, v = c.high, c.low, c.close, c.volume
