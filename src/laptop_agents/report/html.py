@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from laptop_agents.logs import scrub, scrub_obj
+from laptop_agents.logs import scrub
 
 if TYPE_CHECKING:
     from laptop_agents.report.build import RunData
@@ -311,7 +311,7 @@ def render_report(data: RunData, summary: dict[str, Any], dd_pct: np.ndarray) ->
 <h2>Agents' decisions</h2><div class="scroll">{_decisions_html(data)}</div>
 {_data_quality_html(f)}
 </main>"""
-    data_json = _json_for_script(scrub_obj(chart))
+    data_json = _json_for_script(chart)  # scrubbed as one string below
     head = (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{html.escape(title)}</title>"
