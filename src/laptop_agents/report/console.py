@@ -36,11 +36,14 @@ def summary_table(summary: Mapping[str, Any]) -> Table:
     table = Table(title=title, show_header=False, title_justify="left")
     table.add_column("key", style="dim")
     table.add_column("value", justify="right")
-    for key, label in (("strategy", "strategy"), ("symbol", "symbol"), ("interval", "interval"),
+    for key, label in (("strategy", "strategy"), ("symbol", "symbol"), ("currency", "currency"), ("interval", "interval"),
                        ("first_time", "from"), ("last_time", "to"), ("candles", "candles"), ("reason", "stopped")):
         if summary.get(key) not in (None, ""):
             table.add_row(label, str(summary[key]))
+    btc = summary.get("currency") == "BTC"  # inverse contracts: money in BTC needs more decimals
     for key, label, pattern in _ROWS:
+        if btc and pattern == "{:,.2f}" and key not in ("return_pct",):
+            pattern = "{:,.6f}"
         value = metrics.get(key)
         text = _fmt(value, pattern)
         if key in ("net_pnl", "return_pct") and isinstance(value, float):

@@ -107,9 +107,16 @@ _METRIC_ROWS = (
 )
 
 
-def _metrics_html(metrics: dict[str, Any]) -> str:
+_MONEY = frozenset({"net_pnl", "final_equity", "realized_pnl", "expectancy", "max_drawdown", "fees_paid",
+                    "funding_paid"})
+
+
+def _metrics_html(metrics: dict[str, Any], currency: str | None = None) -> str:
+    """Money in the account's currency: BTC (inverse contracts) needs more decimals than USDT."""
     cells = []
     for key, label, digits in _METRIC_ROWS:
+        if key in _MONEY and currency == "BTC":
+            digits = 6
         value = metrics.get(key)
         cls = ""
         if key in ("net_pnl", "return_pct", "realized_pnl") and isinstance(value, float):
@@ -302,7 +309,7 @@ def render_report(data: RunData, summary: dict[str, Any], dd_pct: np.ndarray) ->
     body = f"""
 <header><h1>{html.escape(title)}</h1><div class="sub">{sub}</div></header>
 <main>
-<h2>Metrics</h2>{_metrics_html(metrics)}
+<h2>Metrics{f" ({html.escape(str(f['currency']))})" if f.get("currency") else ""}</h2>{_metrics_html(metrics, f.get("currency"))}
 <h2>Price, entries, exits, stops and targets</h2><div id="price" class="chart"></div>
 <h2>Equity</h2><div id="equity" class="chart small"></div>
 <h2>Drawdown</h2><div id="drawdown" class="chart small"></div>
