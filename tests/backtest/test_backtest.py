@@ -185,7 +185,7 @@ def test_loaded_file_round_trip_through_runner(tmp_path: Path) -> None:
 
 def test_inverse_contract_reports_in_btc(tmp_path: Path) -> None:
     config = load_config("backtest", {"strategy.name": "sma_cross", "trading.symbol": "BTCUSD"}).config
-    r = run_backtest(config, market_candles(600), run_dir=tmp_path / "inv", progress=False, html=False)
+    r = run_backtest(config, market_candles(1500), run_dir=tmp_path / "inv", progress=False, html=False)
     assert r.summary["currency"] == "BTC"
     start = r.starting_equity
     assert start == pytest.approx(10_000.0 / market_candles(1)[0].open)  # quote equity converted at the first price
