@@ -6,6 +6,7 @@ from it), then serves until Ctrl-C/SIGTERM. Refuses any non-loopback host.
 
 from __future__ import annotations
 
+import signal
 import sys
 
 from laptop_agents.context import CommandContext
@@ -46,8 +47,13 @@ def cmd_fake_exchange(ctx: CommandContext) -> int:
         flush=True,
     )
     ctx.log.info("fake exchange serving", extra={"fields": {"port": port, "seed": config.seed, "speed": config.speed}})
+    # uvicorn re-raises the signal that stopped it once it has shut down; a
+    # quiet SIGTERM handler makes that a clean exit (0) rather than a kill.
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: None)
     try:
         uvicorn_server(ex).run(sockets=[sock])
     finally:
         sock.close()
+        signal.signal(signal.SIGTERM, previous)
+    print("fake exchange stopped", flush=True)
     return ExitCode.OK
