@@ -16,9 +16,11 @@ measured:
 - ``flat``: the account is always flat with no working order, so the
   Supervisor searches, sizes and gates a setup on every candle (worst case).
 
-The time measured is only the strategy's (``on_candle`` + ``on_broker_event``,
-wall clock around each call, best of 3 runs because the machine is shared);
-the fill model's own cost is excluded. ``--profile`` prints where the time goes.
+Each run is recorded once (account views, broker events, funding) and then
+replayed into fresh strategies: the time is the strategy's alone
+(``on_candle`` + ``on_broker_event`` + ``on_funding``), reported as CPU time
+(stable on a shared machine) and wall time, best of ``--repeat`` replays.
+``--profile`` prints where the time goes.
 """
 
 from __future__ import annotations
@@ -149,62 +151,83 @@ class MiniAccount:
         return self.view
 
 
-def run(strategy: Strategy, candles: list[Candle], mode: str) -> tuple[float, dict[str, int]]:
-    """Strategy seconds and event counts."""
+Step = tuple[Candle, AccountView, list[Event], FundingRate | None]
+
+
+def record(strategy: Strategy, candles: list[Candle], mode: str) -> tuple[list[Step], dict[str, int]]:
+    """Drive ``strategy`` once and record every input it saw (account views,
+    broker events, funding). The strategy is deterministic, so a fresh one fed
+    the same script makes the same decisions: replaying the script measures
+    the strategy alone, without the fill model's cost."""
     acct = MiniAccount(10_000.0)
     flat = AccountView(ts=0, equity=10_000.0)
     counts: dict[str, int] = {}
-    spent = 0.0
-    clock = time.perf_counter
+    script: list[Step] = []
     for i, c in enumerate(candles):
-        if i % 480 == 0:
-            strategy.on_funding(FundingRate(c.ts, 0.0001 if (i // 480) % 5 else 0.0004))
+        funding = FundingRate(c.ts, 0.0001 if (i // 480) % 5 else 0.0004) if i % 480 == 0 else None
+        if funding is not None:
+            strategy.on_funding(funding)
         broker_events = acct.on_candle(c) if mode == "sim" else []
         view = acct.account(c.ts) if mode == "sim" else flat
-        t = clock()
         out = strategy.on_candle(c, view)
         journal = [j for e in broker_events for j in strategy.on_broker_event(e)]
-        spent += clock() - t
         if mode == "sim":
             acct.apply(out.intents)
+        script.append((c, view, broker_events, funding))
         for e in out.events + journal:
             key = e.kind if e.kind != "decision" else f"decision:{e.data['action']}"
             counts[key] = counts.get(key, 0) + 1
-    return spent, counts
+    return script, counts
+
+
+def replay(strategy: Strategy, script: list[Step]) -> tuple[float, float]:
+    """(CPU seconds, wall seconds) of the strategy over the recorded script."""
+    on_candle, on_event, on_funding = strategy.on_candle, strategy.on_broker_event, strategy.on_funding
+    cpu, wall = time.thread_time(), time.perf_counter()
+    for c, view, broker_events, funding in script:
+        if funding is not None:
+            on_funding(funding)
+        on_candle(c, view)
+        for e in broker_events:
+            on_event(e)
+    return time.thread_time() - cpu, time.perf_counter() - wall
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--candles", type=int, default=100_000)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--repeat", type=int, default=3, help="best of N replays (the machine is shared)")
     ap.add_argument("--profile", action="store_true", help="cProfile the default strategy (sim mode)")
     args = ap.parse_args()
 
     t = time.perf_counter()
     candles = make_candles(args.candles, args.seed)
     print(f"generated {len(candles):,} one-minute candles in {time.perf_counter() - t:.2f} s (not timed below)")
-
+    print(f"{'strategy':10s} {'account':7s} {'cpu candles/s':>14s} {'wall candles/s':>15s}  events")
+    scripts: dict[str, list[Step]] = {}
     for name in ("default", "tight", "sma_cross"):
+        cfg = AppConfig(strategy=StrategyConfig(name=name))
         for mode in ("sim", "flat"):
             if name == "sma_cross" and mode == "flat":
                 continue
-            cfg = AppConfig(strategy=StrategyConfig(name=name))
-            best = None
-            for _ in range(3):  # best of 3: the machine is shared
-                strat = build_strategy(cfg)
-                spent, counts = run(strat, candles, mode)
-                best = spent if best is None else min(best, spent)
-            assert best is not None
-            print(f"{name:10s} {mode:5s} {len(candles) / best:12,.0f} candles/s   events: {counts}")
+            script, counts = record(build_strategy(cfg), candles, mode)
+            scripts[f"{name}/{mode}"] = script
+            best_cpu = best_wall = float("inf")
+            for _ in range(args.repeat):
+                cpu, wall = replay(build_strategy(cfg), script)
+                best_cpu, best_wall = min(best_cpu, cpu), min(best_wall, wall)
+            n = len(candles)
+            print(f"{name:10s} {mode:7s} {n / best_cpu:14,.0f} {n / best_wall:15,.0f}  {counts}")
 
     if args.profile:
         strat = build_strategy(AppConfig())
         prof = cProfile.Profile()
         prof.enable()
-        run(strat, candles, "sim")
+        replay(strat, scripts["default/sim"])
         prof.disable()
         buf = io.StringIO()
-        pstats.Stats(prof, stream=buf).sort_stats("tottime").print_stats(14)
+        pstats.Stats(prof, stream=buf).sort_stats("tottime").print_stats(16)
         print(buf.getvalue())
     return 0
 
