@@ -170,8 +170,8 @@ class Supervisor:
         ts = candle.ts
         if account.funding_rate is not None:
             self.derivatives_flows.latest = account.funding_rate
-        errors = self._observe(candle)
-        events: list[Event] = errors
+        events: list[Event] = self._observe(candle)  # agent_error events, if any
+        failed = bool(events)
         intents: list[Intent] = []
 
         if self._state_block is not None and not self._state_persists(self._state_block, account):
@@ -183,7 +183,7 @@ class Supervisor:
                 cancel = self.pending_trigger.check(bar, working, self.derivatives_flows.gate == GATE_HALT)
             except Exception as exc:
                 events.append(agent_error(ts, PendingTrigger.name, exc))
-                errors = events
+                failed = True
                 cancel = None
             if cancel is not None:
                 cid, reason = cancel
@@ -191,7 +191,7 @@ class Supervisor:
                 events.append(Event(ts, "decision", {"action": "cancel", "reason": reason, "client_id": cid}))
                 cancelled = True
 
-        if errors or cancelled or account.position_qty != 0.0 or working:
+        if failed or cancelled or account.position_qty != 0.0 or working:
             self._last_block = None
             return StrategyOutput(intents, events)
         self._decide(candle, account, bar, events, intents)
