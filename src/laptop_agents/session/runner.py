@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import signal
 import sqlite3
@@ -123,6 +124,10 @@ class RunnerOptions:
     dashboard: bool = False
     install_signal_handlers: bool = True
     workspace: Path | None = None
+    # Move everything alive after start-up (imported modules, warm-up) out of
+    # the garbage collector's sight: a full collection then costs ~0 ms instead
+    # of 35+ ms, which would otherwise land on some candle's latency.
+    freeze_gc: bool = True
 
 
 @dataclass
@@ -197,7 +202,8 @@ class AsyncRunner:
         self.interval_ms = interval_ms(config.trading.interval)
         self.errors = ErrorCounters(system.max_consecutive_md_errors, config.error_budget())
         self.stale = StaleGuard(system.stale_timeout_s, monotonic)
-        self.latency = LatencyStats()  # arrival -> decision committed
+        self.latency = LatencyStats()  # arrival -> decision committed (wall clock)
+        self.cpu_latency = LatencyStats()  # the same span in this thread's CPU time (no preemption, no I/O wait)
         self.step_latency = LatencyStats()  # arrival -> journaled and reported
         self.status = "starting"
         self.reason: StopReason | None = None
@@ -382,7 +388,7 @@ class AsyncRunner:
         now = self._market_now()
         return now is not None and now - (candle.ts + self.interval_ms) > late_ms
 
-    def _on_candle(self, candle: Candle, arrived_ns: int) -> None:
+    def _on_candle(self, candle: Candle, arrived_ns: int, arrived_cpu_ns: int = 0) -> None:
         engine = self.parts.engine
         last = engine.last_candle_ts
         if last is not None and candle.ts <= last:
@@ -401,6 +407,8 @@ class AsyncRunner:
             return
         self._commit(result)
         self.latency.add(time.perf_counter_ns() - arrived_ns)
+        if arrived_cpu_ns:
+            self.cpu_latency.add(time.thread_time_ns() - arrived_cpu_ns)
         self._publish(result, candle)
         self.counts["candles"] += 1
         self.step_latency.add(time.perf_counter_ns() - arrived_ns)
@@ -421,6 +429,7 @@ class AsyncRunner:
         src = self.parts.source
         engine = self.parts.engine
         perf = time.perf_counter_ns
+        cpu = time.thread_time_ns
         while not self._stop.is_set():
             stream = src.source.stream()
             try:
@@ -429,7 +438,7 @@ class AsyncRunner:
                     if isinstance(item, Candle):
                         self.stale.touch()
                         self.errors.good_data()
-                        self._on_candle(item, arrived)
+                        self._on_candle(item, arrived, cpu())
                     elif isinstance(item, Tick):
                         self.stale.touch()
                         self.errors.good_data()
@@ -560,6 +569,9 @@ class AsyncRunner:
             if opts.health_port is not None or system.health_port is not None or system.dashboard:
                 await self._start_health()
             await self._warmup()
+            if opts.freeze_gc:
+                gc.collect()
+                gc.freeze()
             self._beat("running")
             self.stale.touch()
             tasks.append(asyncio.create_task(self._market_data(), name="market-data"))
@@ -750,7 +762,8 @@ class AsyncRunner:
             "breaker": st.get("breaker"),
             "session": dict(self.counts),
             "errors": self.errors.snapshot(),
-            "latency": {"commit": self.latency.snapshot(), "step": self.step_latency.snapshot()},
+            "latency": {"commit": self.latency.snapshot(), "commit_cpu": self.cpu_latency.snapshot(),
+                        "step": self.step_latency.snapshot()},
             "workspace": str(self.opts.workspace) if self.opts.workspace else None,
         }
 
