@@ -14,6 +14,8 @@ snapshot, REST backfill, a replay read from the start) never counts one twice.
 
 from __future__ import annotations
 
+import copyreg
+import io
 import pickle
 from dataclasses import dataclass
 from typing import Any
@@ -41,9 +43,17 @@ class EngineStateError(ValueError):
     (other symbol, other strategy) or cannot be read."""
 
 
-def starting_equity(config: AppConfig) -> float:
-    """The account's starting equity in quote currency (USD/USDT)."""
-    return config.risk.starting_equity if config.risk.starting_equity is not None else DEFAULT_STARTING_EQUITY
+def starting_equity(config: AppConfig, strategy: object | None = None) -> float:
+    """The account's starting equity in quote currency (USD/USDT):
+    ``risk.starting_equity`` when configured, else the strategy file's
+    ``risk.equity`` (read from the strategy's parameters, so the broker and the
+    strategy's sizing agree), else 10 000."""
+    if config.risk.starting_equity is not None:
+        return float(config.risk.starting_equity)
+    equity = getattr(getattr(getattr(strategy, "params", None), "risk", None), "equity", None)
+    if isinstance(equity, int | float) and not isinstance(equity, bool) and equity > 0:
+        return float(equity)
+    return DEFAULT_STARTING_EQUITY
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +83,7 @@ class Engine:
         self.strategy = strategy
         self.instrument = instrument_for(config.trading.symbol)
         self.broker = broker or PaperBroker(
-            self.instrument, config.broker, config.risk, starting_equity(config)
+            self.instrument, config.broker, config.risk, starting_equity(config, strategy)
         )
         self.last_candle_ts: int | None = None
         self.funding: FundingRate | None = None
@@ -81,6 +91,7 @@ class Engine:
         # expiry on load); they go out with the next StepResult, so they are
         # committed and journaled with it.
         self._pending: list[Event] = []
+        self._refs: _ConfigRefs | None = None
 
     # ------------------------------------------------------------------ inputs
     def on_candle(self, candle: Candle) -> StepResult:
@@ -273,18 +284,26 @@ class Engine:
         s: Any = self.strategy
         if hasattr(s, "snapshot_state") and hasattr(s, "restore_state"):
             return pickle.dumps(("state", s.snapshot_state()), _PICKLE)
-        return pickle.dumps(("object", s), _PICKLE)
+        if self._refs is None:
+            self._refs = _ConfigRefs(s)
+        return self._refs.dumps(s)
 
     def _load_strategy(self, blob: bytes) -> None:
-        mode, payload = pickle.loads(blob)
-        if mode == "state":
-            self.strategy.restore_state(payload)  # type: ignore[attr-defined]
-        else:
-            if getattr(payload, "name", None) != self.strategy.name:
-                raise EngineStateError(
-                    f"stored strategy {getattr(payload, 'name', '?')!r} differs from configured {self.strategy.name!r}"
-                )
-            self.strategy = payload
+        fresh = self.strategy
+        if not blob.startswith(_REFS_MAGIC):
+            mode, payload = pickle.loads(blob)
+            if mode == "state":
+                fresh.restore_state(payload)  # type: ignore[attr-defined]
+                return
+            raise EngineStateError(f"unknown strategy snapshot mode {mode!r}")
+        refs = _ConfigRefs(fresh)
+        payload = refs.loads(blob)
+        if getattr(payload, "name", None) != fresh.name:
+            raise EngineStateError(
+                f"stored strategy {getattr(payload, 'name', '?')!r} differs from configured {fresh.name!r}"
+            )
+        self.strategy = payload
+        self._refs = refs
 
     def _core_blob(self) -> bytes:
         f = self.funding
@@ -374,6 +393,88 @@ class Engine:
         )
         engine._pending = [Event(ts, kind, dict(d)) for ts, kind, d in data["pending"]]
         return engine
+
+
+_REFS_MAGIC = b"LA-REFS1"
+
+
+def _config_ref(index: int, qualname: str) -> Any:  # pragma: no cover - replaced while loading
+    raise EngineStateError("a strategy configuration reference can only be resolved while restoring")
+
+
+class _ConfigRefs:
+    """Strategy snapshots without the strategy's configuration.
+
+    A strategy holds its parameters (pydantic models) and the instrument next
+    to its indicator state. Those are rebuilt from the config on every start,
+    so they are not state; pickling them every candle cost about a third of the
+    snapshot. They are written as references (index in a deterministic
+    traversal of the strategy built from the current config) and resolved to
+    that strategy's objects on restore; a changed configuration structure is
+    detected by type name and refused rather than mis-wired.
+    """
+
+    def __init__(self, strategy: object) -> None:
+        from pydantic import BaseModel
+
+        from laptop_agents.domain.models import Instrument
+
+        found: list[Any] = []
+        seen: set[int] = set()
+        config_types = (BaseModel, Instrument)
+
+        class _Finder(pickle.Pickler):
+            def reducer_override(self, obj: Any) -> Any:
+                if isinstance(obj, config_types) and id(obj) not in seen:
+                    seen.add(id(obj))
+                    found.append(obj)
+                return NotImplemented
+
+        _Finder(_NullWriter(), _PICKLE).dump(strategy)
+        self.objects = found  # strong references keep their ids reserved
+        self.index = {id(o): i for i, o in enumerate(found)}
+        table = dict(copyreg.dispatch_table)
+        for obj in found:
+            table[type(obj)] = self._reduce
+        self.table = table
+
+    def _reduce(self, obj: Any) -> Any:
+        i = self.index.get(id(obj))
+        if i is None:  # not one of the configured objects: pickle it by value
+            return obj.__reduce_ex__(_PICKLE)
+        return _config_ref, (i, type(obj).__qualname__)
+
+    def dumps(self, strategy: object) -> bytes:
+        buf = io.BytesIO()
+        buf.write(_REFS_MAGIC)
+        p = pickle.Pickler(buf, _PICKLE)
+        p.dispatch_table = self.table
+        p.dump(strategy)
+        return buf.getvalue()
+
+    def resolve(self, index: int, qualname: str) -> Any:
+        if index >= len(self.objects) or type(self.objects[index]).__qualname__ != qualname:
+            raise EngineStateError(
+                "the stored strategy was built from a differently shaped configuration; "
+                "use a fresh workspace for the new strategy settings"
+            )
+        return self.objects[index]
+
+    def loads(self, blob: bytes) -> Any:
+        refs = self
+
+        class _Loader(pickle.Unpickler):
+            def find_class(self, module: str, name: str) -> Any:
+                if module == __name__ and name == "_config_ref":
+                    return refs.resolve
+                return super().find_class(module, name)
+
+        return _Loader(io.BytesIO(blob[len(_REFS_MAGIC) :])).load()
+
+
+class _NullWriter:
+    def write(self, data: bytes) -> int:
+        return len(data)
 
 
 def build_engine(config: AppConfig, strategy: Strategy) -> Engine:

@@ -4,6 +4,7 @@ errors, kill-switch shutdown, status, snapshot/restore and determinism."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -267,3 +268,72 @@ def test_events_are_plain_json() -> None:
         for ev in e.on_candle(c).events:
             assert isinstance(ev, Event)
             json.loads(encode_event(ev))
+
+
+def _real(name: str) -> tuple[AppConfig, Any]:
+    strategy_mod = pytest.importorskip("laptop_agents.strategy")
+    config = AppConfig.model_validate({"strategy": {"name": name}})
+    return config, strategy_mod.build_strategy(config)
+
+
+@pytest.mark.parametrize("name", ["default", "sma_cross"])
+def test_real_strategies_restore_and_continue_identically(name: str) -> None:
+    candles = market_candles(4000, seed=8)
+    config, strategy = _real(name)
+    full = build_engine(config, strategy)
+    expected = _run(full, candles)
+    assert any('"kind":"fill"' in line for line in expected)
+    config, strategy = _real(name)
+    e = build_engine(config, strategy)
+    got = _run(e, candles[:2500])
+    blob = e.snapshot()
+    config, fresh = _real(name)
+    e2 = Engine.restore(blob, config, fresh)
+    # configuration objects are shared with the freshly built strategy, not copied
+    assert e2.strategy is not fresh and getattr(e2.strategy, "instrument", None) is getattr(
+        fresh, "instrument", None
+    )
+    got += _run(e2, candles[2500:])
+    assert got == expected
+    assert e2.status() == full.status()
+
+
+def test_restore_refuses_a_differently_shaped_strategy_configuration() -> None:
+    config, strategy = _real("default")
+    e = build_engine(config, strategy)
+    e.on_candle(flat(0, 100.0))
+    blob = e.snapshot()
+
+    with pytest.raises(EngineStateError, match="differently shaped configuration"):
+        Engine.restore(blob, config, OtherShape(strategy.name))  # type: ignore[arg-type]
+
+
+class OtherShape:
+    """Same name as the stored strategy, but another configuration inside."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.params = AppConfig()  # a pydantic model of another type at index 0
+
+    def warmup(self, c: Candle) -> None: ...
+
+    def on_candle(self, c: Candle, a: AccountView) -> Any: ...
+
+    def on_funding(self, f: FundingRate) -> None: ...
+
+    def on_broker_event(self, ev: Event) -> list[Event]:
+        return []
+
+
+def test_starting_equity_from_config_else_strategy_params_else_default() -> None:
+    class Risk:
+        equity = 50_000.0
+
+    class Params:
+        risk = Risk()
+
+    s = ScriptedStrategy()
+    s.params = Params()  # type: ignore[attr-defined]
+    assert build_engine(cfg(), s).status()["equity"] == 50_000.0
+    assert build_engine(cfg(starting_equity=2_000.0), s).status()["equity"] == 2_000.0
+    assert build_engine(cfg(), ScriptedStrategy()).status()["equity"] == 10_000.0

@@ -235,17 +235,17 @@ def test_migrations_run_on_an_older_file(tmp_path: Path) -> None:
 
 def test_full_disk_is_a_write_error_and_leaves_the_last_commit_intact(tmp_path: Path) -> None:
     path = tmp_path / "state.db"
-    candles = SyntheticMarket(6, T0).candles(0, 3000)
+    market = SyntheticMarket(6, T0)
     store = StateStore(path)
     engine = open_engine(store, CFG, ChurnStrategy(6))
-    for c in candles[:100]:
-        store.commit(engine, engine.on_candle(c))
+    for i in range(100):
+        store.commit(engine, engine.on_candle(market.candle(i)))
     committed = engine.status()
     pages = store.conn.execute("PRAGMA page_count").fetchone()[0]
-    store.conn.execute(f"PRAGMA max_page_count = {pages + 1}")  # SQLite's own SQLITE_FULL path
+    store.conn.execute(f"PRAGMA max_page_count = {pages}")  # SQLite's own SQLITE_FULL path
     with pytest.raises(StoreWriteError, match="database or disk is full") as exc:
-        for c in candles[100:]:
-            r = engine.on_candle(c)
+        for i in range(100, 20_000):
+            r = engine.on_candle(market.candle(i))
             committed_ts = engine.last_candle_ts
             store.commit(engine, r)
             committed = engine.status()
