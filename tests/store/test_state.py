@@ -271,3 +271,26 @@ def test_skipped_candle_writes_nothing(tmp_path: Path) -> None:
         n = store.conn.execute("SELECT commits FROM engine_state").fetchone()[0]
         store.commit(e, e.on_candle(flat(5, 100.0)))
         assert store.conn.execute("SELECT commits FROM engine_state").fetchone()[0] == n
+
+
+def test_a_directory_in_place_of_the_store_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "state.db").mkdir()
+    with pytest.raises(StoreCorruptError, match="not a regular file"):
+        StateStore(tmp_path / "state.db")
+
+
+def test_a_locked_store_is_a_write_error_not_corruption(tmp_path: Path) -> None:
+    path = populated(tmp_path / "state.db", 20)
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        store = StateStore(path)
+        store.conn.execute("PRAGMA busy_timeout=50")
+        engine = store.load_engine(CFG, ChurnStrategy(2))
+        assert engine is not None
+        with pytest.raises(StoreWriteError, match="locked"):
+            store.commit(engine, engine.on_candle(flat(10_000, 100.0)))
+        store.close()
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()

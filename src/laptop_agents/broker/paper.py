@@ -523,13 +523,12 @@ class PaperBroker:
             self._day_roll(ts)
         if ts >= self.next_funding_ts:  # type: ignore[operator]
             self._funding(c)
-        had_position = self.position is not None
-        if had_position:
+        if self.position is not None:
             self._exits(c)
         if self.orders:
             self.expire(ts)
             if self.orders:
-                self._fill_working(c, had_position)
+                self._fill_working(c)
         pos = self.position
         if pos is not None and pos.trailing and pos.risk > 0.0 and pos.stop is not None:
             self._trail(pos, c.close)
@@ -616,7 +615,7 @@ class PaperBroker:
             px = pos.stop * (1.0 - self._slip) if long else pos.stop * (1.0 + self._slip)
             self._execute(c.ts, self._exit_id(pos, "stop"), side, abs(pos.qty), px, "taker", "stop")
 
-    def _fill_working(self, c: Candle, had_position: bool) -> None:
+    def _fill_working(self, c: Candle) -> None:
         cap = self._cap(c.volume)
         min_qty = self.instrument.min_qty
         entered = False

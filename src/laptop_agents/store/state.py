@@ -93,6 +93,14 @@ _TRADE_FIELDS = (
 )  # fmt: skip
 
 
+_WRITE_FAILURES = ("disk is full", "disk i/o error", "readonly", "read-only", "unable to open", "locked")
+
+
+def _is_write_failure(exc: sqlite3.Error) -> bool:
+    """Errors of the medium (full, read-only, I/O, locked), not of the file's content."""
+    return isinstance(exc, sqlite3.OperationalError) and any(w in str(exc).lower() for w in _WRITE_FAILURES)
+
+
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
@@ -101,6 +109,8 @@ def _one_line(exc: BaseException) -> str:
 def _check_file(path: Path) -> None:
     """Cheap structural checks before SQLite touches the file: the header
     magic, and a file at least as long as its header says (truncation)."""
+    if not path.is_file():
+        raise StoreCorruptError(f"state store {path} is not a regular file; it was kept for inspection")
     size = path.stat().st_size
     if size == 0:
         # The store is created atomically (temp file + rename), so an empty
@@ -172,6 +182,8 @@ class StateStore:
             raise
         except sqlite3.DatabaseError as exc:
             self.conn.close()
+            if _is_write_failure(exc):
+                raise StoreWriteError(f"cannot open state store {self.path}: {_one_line(exc)}") from None
             raise StoreCorruptError(
                 f"state store {self.path} is unreadable ({_one_line(exc)}); it was kept for inspection"
             ) from None
@@ -298,9 +310,9 @@ class StateStore:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
-        except sqlite3.OperationalError as exc:
-            raise StoreWriteError(f"cannot write state store {self.path}: {_one_line(exc)}") from None
         except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError) or _is_write_failure(exc):
+                raise StoreWriteError(f"cannot write state store {self.path}: {_one_line(exc)}") from None
             raise StoreCorruptError(f"state store {self.path} is damaged: {_one_line(exc)}") from None
         self._has_state = True
         self._fill_seq = fill_seq
