@@ -120,9 +120,12 @@ def build_replay_source(config: AppConfig, path: Path | None = None, *, strict: 
         raise SourceConfigError(f"replay file not found: {file}")
     speed = None if not trading.replay_realtime else 1.0
     if file.suffix.lower() in RECORDING_SUFFIXES:
-        from laptop_agents.market.recording import RecordingReplaySource
+        from laptop_agents.market.recording import RecordingError, RecordingReplaySource
 
-        rec = RecordingReplaySource(file, realtime=trading.replay_realtime)
+        try:
+            rec = RecordingReplaySource(file, realtime=trading.replay_realtime)
+        except (RecordingError, OSError) as exc:
+            raise SourceConfigError(str(exc)) from None
         return SessionSource(rec, None, speed, live=False, description=f"recording {file}")
     return SessionSource(
         candle_file_source(file, realtime=trading.replay_realtime, strict=strict), None, speed, live=False,

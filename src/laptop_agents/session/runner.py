@@ -7,7 +7,10 @@ continues from (crash-only: startup and recovery are the same path, candles at
 or before the store's last one are skipped). Supervising tasks watch the kill
 switch, stale data, the heartbeat and the duration; signal handlers and the
 guards end the session through one door, :meth:`AsyncRunner.request_stop`,
-which records the *first* reason. Every exit path -- clean or not -- ends with
+which records the *first* reason. Funding is refreshed by the sources
+themselves and arrives in the stream like any market data (bitunix: one REST
+read at stream start, then the websocket ``price`` channel; mock: at start and
+at each 8-hour period), so it needs no task of its own here. Every exit path -- clean or not -- ends with
 the final commit (unless the engine itself failed), the ``session`` stop
 event, ``summary.json`` + report, a ``stopped`` heartbeat with the reason, a
 console summary and an exit code from :mod:`laptop_agents.exit_codes`.
@@ -515,21 +518,6 @@ class AsyncRunner:
         await asyncio.sleep(seconds)
         self.request_stop(StopReason.DURATION, f"{self.config.trading.duration_min:g} min reached")
 
-    async def _funding_refresh(self, refresh: Callable[[], Any], every_s: float) -> None:
-        """For sources that poll funding over REST: pull it on a timer; failures are market-data errors."""
-        while True:
-            try:
-                funding = await refresh()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self._on_source_error(SourceError("funding_refresh", f"{type(exc).__name__}: {exc}"))
-            else:
-                if isinstance(funding, FundingRate):
-                    self.counts["funding"] += 1
-                    self.parts.engine.on_funding(funding)
-            await asyncio.sleep(every_s)
-
     def _install_signals(self) -> Callable[[], None]:
         if not self.opts.install_signal_handlers:
             return lambda: None
@@ -584,10 +572,6 @@ class AsyncRunner:
             if speed is not None and self.parts.source.clock is not None:
                 seconds = self.config.trading.duration_min * 60.0 / speed
                 tasks.append(asyncio.create_task(self._duration(seconds), name="duration"))
-            refresh = getattr(self.parts.source.source, "refresh_funding", None)
-            if callable(refresh):
-                every = float(getattr(self.parts.source.source, "funding_refresh_s", 300.0))
-                tasks.append(asyncio.create_task(self._funding_refresh(refresh, every), name="funding"))
             self.log.info("session running", extra={"fields": {"run_id": opts.run_id, "mode": opts.mode}})
             await self._supervise(tasks)
         except _Fatal as exc:
