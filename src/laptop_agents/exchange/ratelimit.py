@@ -112,6 +112,6 @@ class RateLimitBudget:
         return cls(enforce=False)
 
 
-def ws_message_limiter(margin_s: float = 0.2) -> SlidingWindowLimiter:
+def ws_message_limiter(margin_s: float = 0.5) -> SlidingWindowLimiter:
     """The per-connection client message limit (pings included), with margin."""
     return SlidingWindowLimiter(protocol.WS_MAX_CLIENT_MSGS, protocol.WS_MSG_WINDOW_S + margin_s)

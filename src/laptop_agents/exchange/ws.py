@@ -56,7 +56,7 @@ class WsOptions:
     close_timeout_s: float = 2.0
     backoff_base_s: float = 1.0
     backoff_max_s: float = 60.0
-    msg_margin_s: float = 0.2  # added to the 1 s message window (network jitter)
+    msg_margin_s: float = 0.5  # added to the 1 s message window: server-side receive jitter
     max_queue: int = 10_000
     max_frame_bytes: int = 1 << 20
 

@@ -370,6 +370,7 @@ class RecordingReplaySource:
             "finished": self.finished,
             "ws_state": "replay",
             **self.feed.status(),
+            "rest": {"requests": self.rest.requests, "retries": self.rest.retries, "errors": self.rest.errors},
         }
 
     async def aclose(self) -> None:
