@@ -253,3 +253,14 @@ def test_real_dirty_btc_file(shared_data: Path) -> None:
     assert r.candles[0].ts == int(datetime(2021, 9, 27, 13, 45, tzinfo=UTC).timestamp() * 1000)  # +01:00 handled
     with pytest.raises(CandleFileError, match="refused with --strict"):
         load_candles(path, strict=True)
+
+
+def test_gzipped_csv(tmp_path: Path) -> None:
+    import gzip
+
+    rows = "\n".join(f"{T0 + i * 60_000},10,11,9,10.5,1" for i in range(5))
+    path = tmp_path / "c.csv.gz"
+    with gzip.open(path, "wt") as fh:
+        fh.write("Open Time,Open,High,Low,Close,Volume\n" + rows + "\n")
+    r = load_candles(path)
+    assert len(r.candles) == 5 and r.candles[0].ts == T0

@@ -166,14 +166,16 @@ class CandleFile:
 
 
 def iso(ts: int) -> str:
-    """UTC ISO time of an epoch-ms value, for messages and reports only."""
-    return datetime.fromtimestamp(ts / 1000.0, UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if ts % 1000 == 0 else (
-        datetime.fromtimestamp(ts / 1000.0, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    )
+    """UTC ISO time of an epoch-ms value, for messages and reports only (ms shown when not whole seconds)."""
+    dt = datetime.fromtimestamp(ts / 1000.0, UTC)
+    if ts % 1000 == 0:
+        return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return dt.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _norm(name: str) -> str:
-    return "".join(ch for ch in name.strip().lower() if ch.isalnum() or ch == "(")
+    """Column names compared without case, spaces or punctuation: "Open Time" == "open_time"."""
+    return "".join(ch for ch in name.strip().lower() if ch.isalnum())
 
 
 # ---------------------------------------------------------------------------
