@@ -21,7 +21,7 @@ from laptop_agents.store.journal import encode_event
 from tests.engine.crash_worker import run_loop
 
 ROOT = Path(__file__).resolve().parents[2]
-N_CANDLES = 12_000
+N_CANDLES = 15_000
 SEED = 11
 FORK_KILLS = 52
 COLD_KILLS = 2
@@ -47,6 +47,7 @@ def test_kill_9_at_random_moments_loses_and_doubles_nothing(tmp_path: Path) -> N
     rng = random.Random(20240601)
     kills = 0
     progress: list[int] = []
+    window = 0.04
 
     zygote = subprocess.Popen(
         _cmd("--zygote", db, journal, N_CANDLES, SEED),
@@ -72,7 +73,7 @@ def test_kill_9_at_random_moments_loses_and_doubles_nothing(tmp_path: Path) -> N
                     pid = int(line.split()[1])
                 elif line == "ready":
                     ready = True
-            time.sleep(rng.uniform(0.0, 0.03 if anywhere else 0.04))
+            time.sleep(rng.uniform(0.0, 0.03 if anywhere else window))
             os.kill(pid, signal.SIGKILL)
             line = zygote.stdout.readline().strip()
             while not line.startswith("exit"):
@@ -85,6 +86,10 @@ def test_kill_9_at_random_moments_loses_and_doubles_nothing(tmp_path: Path) -> N
             # After every kill the store opens cleanly (integrity check included).
             with StateStore(db) as store:
                 progress.append(store.last_candle_ts() or 0)
+            # On a busy machine a loop may get no CPU inside the window: widen
+            # it until kills land in the candle loop again, then narrow it.
+            stalled = len(progress) > 1 and progress[-1] == progress[-2]
+            window = min(0.15, window * 1.5) if stalled else max(0.04, window * 0.8)
     finally:
         zygote.stdin.close()
         zygote.wait(timeout=30)
