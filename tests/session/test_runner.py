@@ -266,3 +266,26 @@ def test_replay_of_a_missing_or_bad_file(tmp_path: Path) -> None:
     bad.write_text("hello\nworld\n")
     code, _, err = run(ws, "--source", "replay", "--replay-file", str(bad), timeout=60)
     assert code == ExitCode.BAD_INPUT and len(err.strip().splitlines()) == 1
+
+
+class _SlowWarmup(CandleListSource):
+    async def warmup(self) -> list[Candle]:
+        await asyncio.sleep(3600)
+        return []
+
+
+def test_kill_switch_ends_a_hanging_warmup(tmp_path: Path) -> None:
+    kill = tmp_path / "kill.txt"
+    src = SessionSource(_SlowWarmup(_candles(10)), None, None, live=True)
+    runner, _ = _runner(tmp_path, _cfg(**{"system.kill_check_interval_s": 0.05}), src, kill_file=kill)
+
+    async def main() -> Any:
+        task = asyncio.create_task(runner.run())
+        await asyncio.sleep(0.2)
+        assert runner.status == "starting"
+        kill.write_text("stop\n")
+        return await asyncio.wait_for(task, 10)
+
+    outcome = asyncio.run(main())
+    assert outcome.reason is StopReason.KILL_SWITCH and outcome.exit_code == 0
+    assert runner.counts["candles"] == 0 and not kill.exists()

@@ -230,6 +230,8 @@ class AsyncRunner:
         if self.reason is None:
             self.reason = reason
             self.detail = detail
+            if self.status in ("starting", "running"):
+                self.status = "stopping"  # /health answers 503 from this instant
             self.log.info("session stop requested: %s%s", reason.value, f" ({detail})" if detail else "",
                           extra={"fields": {"reason": reason.value, "detail": detail}})
             self._stop.set()
@@ -372,7 +374,11 @@ class AsyncRunner:
             if last is not None and c.ts <= last:
                 self.counts["skipped"] += 1
                 continue
-            r = engine.warmup(c)
+            try:
+                r = engine.warmup(c)
+            except Exception:
+                self._engine_broken = True
+                raise
             if r.processed:
                 results.append(r)
         merged = _merge(results)
@@ -556,34 +562,61 @@ class AsyncRunner:
             system = self.config.system
             if opts.health_port is not None or system.health_port is not None or system.dashboard:
                 await self._start_health()
-            await self._warmup()
-            if opts.freeze_gc:
-                gc.collect()
-                gc.freeze()
-            self._beat("running")
-            self.stale.touch()
-            tasks.append(asyncio.create_task(self._market_data(), name="market-data"))
+            # The kill switch and the heartbeat run from the start; a stop
+            # request during the warm-up (REST backfill can take a while) ends it.
             if opts.kill_file is not None:
                 tasks.append(asyncio.create_task(self._kill_switch(opts.kill_file), name="kill-switch"))
-            tasks.append(asyncio.create_task(self._stale_watch(), name="stale-data"))
             if self.heartbeat is not None or self.parts.writer is not None:
                 tasks.append(asyncio.create_task(self._heartbeat_loop(), name="heartbeat"))
-            speed = self.parts.source.speed
-            if speed is not None and self.parts.source.clock is not None:
-                seconds = self.config.trading.duration_min * 60.0 / speed
-                tasks.append(asyncio.create_task(self._duration(seconds), name="duration"))
-            self.log.info("session running", extra={"fields": {"run_id": opts.run_id, "mode": opts.mode}})
-            await self._supervise(tasks)
+            if await self._until_stop(self._warmup()):
+                await self._stream(tasks)
         except _Fatal as exc:
             self.request_stop(exc.reason, exc.detail)
         except asyncio.CancelledError:
             self.request_stop(StopReason.SIGNAL, "cancelled")
         except Exception as exc:
             self._crash(exc)
-        finally:
+        return await self._finish(tasks, restore_signals)
+
+    async def _stream(self, tasks: list[asyncio.Task[Any]]) -> None:
+        """The trading phase: market data, stale-data guard, duration; until a stop."""
+        opts = self.opts
+        if opts.freeze_gc:
+            gc.collect()
+            gc.freeze()
+        self._beat("running")
+        self.stale.touch()
+        tasks.append(asyncio.create_task(self._market_data(), name="market-data"))
+        tasks.append(asyncio.create_task(self._stale_watch(), name="stale-data"))
+        speed = self.parts.source.speed
+        if speed is not None and self.parts.source.clock is not None:
+            seconds = self.config.trading.duration_min * 60.0 / speed
+            tasks.append(asyncio.create_task(self._duration(seconds), name="duration"))
+        self.log.info("session running", extra={"fields": {"run_id": opts.run_id, "mode": opts.mode}})
+        await self._supervise(tasks)
+
+    async def _finish(self, tasks: list[asyncio.Task[Any]], restore_signals: Callable[[], None]) -> SessionOutcome:
+        try:
             await self._cancel(tasks)
+        finally:
             restore_signals()
         return await self._shutdown()
+
+    async def _until_stop(self, coro: Any) -> bool:
+        """Run ``coro`` unless a stop is requested first (then cancel it). True if it completed."""
+        work = asyncio.create_task(coro)
+        stop_wait = asyncio.create_task(self._stop.wait())
+        try:
+            await asyncio.wait({work, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop_wait.cancel()
+        if not work.done():
+            work.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await work
+            return False
+        work.result()  # re-raise what the work raised (_Fatal, a crash)
+        return not self._stop.is_set()
 
     async def _warmup(self) -> None:
         try:
