@@ -14,6 +14,27 @@ construction and the ledger (fills + funding events) reproduces it.
 The broker appends its events and fills to ``self.events`` / ``self.fills``;
 the Engine drains them after each call so it can interleave the strategy's
 reactions in a deterministic order.
+
+Fill model, and the choices where the rules leave room:
+
+- Event time of everything in a step is the candle's open time ``ts`` (its
+  identity). Orders decided on a close execute "at the next price": the touch
+  of a tick received during that candle, else the close, plus slippage.
+- A limit fills only when a later candle trades *through* its price (a touch
+  is not enough), at the limit or at the open when the bar gaps past it.
+- Partial fills: at most ``partial_fill_volume_frac`` of a candle's volume per
+  candle (shared by the orders filling in it); the rest keeps working. A
+  volume of 0 means "not reported" (real files have such bars) and sets no
+  cap. Protective exits (stop, target, trailing, flatten) are never capped.
+- Stop and target both inside one bar: the stop wins. A position entered
+  during a bar is stopped in that same bar if the bar also reached its stop
+  (targets wait for the next bar): the pessimistic reading of an OHLC bar.
+- Entries (opening, adding, reversing) pass the hard limits and the breaker;
+  reductions always pass. A reversal that may not open is clipped to a close.
+- ``max_orders_per_minute`` counts accepted orders in the 60 s of event time
+  up to ``ts``; ``max_daily_loss_pct`` is of the account's starting equity,
+  measured from the UTC day's starting equity; a breaker trip also cancels
+  working entry orders.
 """
 
 from __future__ import annotations
@@ -157,7 +178,7 @@ class PaperBroker:
 
         # --- durable state (see state()/load_state()) ---
         # Inverse accounts are in BTC: the quote starting equity is converted at
-        # the first price seen, so balance is None until then.
+        # the first price seen, so start_balance is None until then.
         self.start_balance: float | None = None if self.inverse else float(starting_equity)
         self.balance: float = 0.0 if self.inverse else float(starting_equity)
         self.realized_pnl = 0.0
