@@ -27,6 +27,7 @@ _PATTERNS = (
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{6,}"),
     re.compile(r"(?i)((?:api[-_]?key|secret(?:[-_]?key)?|sign|token)[\"']?\s*[:=]\s*[\"']?)[A-Za-z0-9._~+/=-]{6,}"),
 )
+_TRIGGERS = ("bearer", "key", "secret", "sign", "token")
 _MIN_SECRET_LEN = 6
 MASK = "***"
 
@@ -52,8 +53,13 @@ class SecretScrubber:
         for value in self._values:
             if value in text:
                 text = text.replace(value, MASK)
-        for pattern in _PATTERNS:
-            text = pattern.sub(lambda m: m.group(1) + MASK, text)
+        # The patterns only match after one of these words, so most lines (a
+        # fill, a decision) skip the regexes: scrubbing sits on the journal's
+        # per-event path.
+        low = text.lower()
+        if any(word in low for word in _TRIGGERS):
+            for pattern in _PATTERNS:
+                text = pattern.sub(lambda m: m.group(1) + MASK, text)
         return text
 
 
