@@ -289,3 +289,15 @@ def test_kill_switch_ends_a_hanging_warmup(tmp_path: Path) -> None:
     outcome = asyncio.run(main())
     assert outcome.reason is StopReason.KILL_SWITCH and outcome.exit_code == 0
     assert runner.counts["candles"] == 0 and not kill.exists()
+
+
+def test_sync_is_accepted_for_replay(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    csv = tmp_path / "c.csv"
+    csv.write_text("timestamp,open,high,low,close,volume\n" + "".join(
+        f"{c.ts},{c.open},{c.high},{c.low},{c.close},{c.volume}\n" for c in _candles(50)))
+    code, _, err = run(ws, "--sync", "--source", "replay", "--replay-file", str(csv), timeout=60)
+    assert code == ExitCode.OK, err
+    code, _, err = run(ws, "--cli", "run", "--sync", "--source", "replay", "--replay-file", str(csv),
+                       seed_flags=False, timeout=60)
+    assert code == ExitCode.OK, err

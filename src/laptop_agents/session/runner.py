@@ -954,11 +954,11 @@ def cmd_run(ctx: CommandContext) -> int:
     from laptop_agents.ops.lock import AlreadyRunningError, WorkspaceLock
 
     config = ctx.config
+    if config.trading.source == "replay":
+        return cmd_replay(ctx)
     if not config.system.run_async:
         _err("the live session is async-only: drop --sync (it applies to backtest and replay)")
         return ExitCode.CONFIG_ERROR
-    if config.trading.source == "replay":
-        return cmd_replay(ctx)
     gate = _live_gate(config)
     if gate is not None:
         _err(gate[1])
@@ -995,7 +995,10 @@ def cmd_run(ctx: CommandContext) -> int:
 
 def cmd_replay(ctx: CommandContext) -> int:
     """``laptop-agents replay FILE`` / ``--source replay --replay-file FILE``: a recording
-    or a candle file through the live runner, with fresh in-memory state."""
+    or a candle file through the live runner, with fresh in-memory state.
+
+    ``--sync`` is accepted here for the seed's sake, but changes nothing: there
+    is one runner, and a replay through it is exactly what makes it a replay."""
     from laptop_agents.market.factory import build_replay_source
 
     args = ctx.args
