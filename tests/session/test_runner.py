@@ -301,3 +301,25 @@ def test_sync_is_accepted_for_replay(tmp_path: Path) -> None:
     code, _, err = run(ws, "--cli", "run", "--sync", "--source", "replay", "--replay-file", str(csv),
                        seed_flags=False, timeout=60)
     assert code == ExitCode.OK, err
+
+
+def test_full_disk_while_journaling_is_disk_full_not_a_crash(tmp_path: Path) -> None:
+    import errno
+
+    class FullJournal:
+        def write(self, events: Any) -> int:
+            if any(e.kind != "session" for e in events):
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return 0
+
+        def close(self) -> None:
+            pass
+
+    config = _cfg()
+    runner, store = _runner(tmp_path, config, _replay_source(_candles(3000)))
+    runner.parts.journal = FullJournal()
+    outcome = asyncio.run(runner.run())
+    assert outcome.reason is StopReason.DISK_FULL and outcome.exit_code == ExitCode.DISK_FULL
+    assert "No space left" in outcome.detail
+    # The step whose journal line failed was committed before the write was attempted.
+    assert runner.parts.engine.last_candle_ts is not None

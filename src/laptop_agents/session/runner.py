@@ -7,13 +7,17 @@ continues from (crash-only: startup and recovery are the same path, candles at
 or before the store's last one are skipped). Supervising tasks watch the kill
 switch, stale data, the heartbeat and the duration; signal handlers and the
 guards end the session through one door, :meth:`AsyncRunner.request_stop`,
-which records the *first* reason. Funding is refreshed by the sources
-themselves and arrives in the stream like any market data (bitunix: one REST
-read at stream start, then the websocket ``price`` channel; mock: at start and
-at each 8-hour period), so it needs no task of its own here. Every exit path -- clean or not -- ends with
-the final commit (unless the engine itself failed), the ``session`` stop
+which records the *first* reason. Every exit path -- clean or not -- ends
+with the final commit (unless the engine itself failed), the ``session`` stop
 event, ``summary.json`` + report, a ``stopped`` heartbeat with the reason, a
 console summary and an exit code from :mod:`laptop_agents.exit_codes`.
+
+Funding is refreshed by the sources themselves and arrives in the stream like
+any market data (bitunix: one REST read at stream start, then the websocket
+``price`` channel; mock: at start and at each 8-hour period), so it needs no
+task of its own here. Every task lets ``CancelledError`` propagate after its
+own cleanup (the market-data task closes its stream); the runner cancels them
+and waits with a grace period before the final commit.
 
 Kill-switch file policy (decided here, relied on by the watchdog):
 
@@ -342,15 +346,20 @@ class AsyncRunner:
                 time.sleep(_STORE_RETRY_SLEEP_S * (attempt + 1))
 
     def _publish(self, result: StepResult, candle: Candle | None) -> None:
-        """Journal and report a committed step (never before the commit)."""
-        if result.events:
-            self.parts.journal.write(result.events)
-        writer = self.parts.writer
-        if writer is not None:
-            if candle is not None:
-                writer.on_step(candle, result)
-            elif result.events:
-                writer.on_events(result.events)
+        """Journal and report a committed step (never before the commit). The
+        state is already safe, so a failed write here stops the session with
+        ``disk_full`` rather than a crash."""
+        try:
+            if result.events:
+                self.parts.journal.write(result.events)
+            writer = self.parts.writer
+            if writer is not None:
+                if candle is not None:
+                    writer.on_step(candle, result)
+                elif result.events:
+                    writer.on_events(result.events)
+        except OSError as exc:
+            raise _Fatal(StopReason.DISK_FULL, f"cannot write run output: {exc.strerror or exc}") from exc
         n_agent = sum(1 for e in result.events if e.kind == "agent_error")
         if n_agent:
             for e in result.events:
@@ -700,6 +709,7 @@ class AsyncRunner:
         # 1. The final engine step and commit (never on a broken engine: the
         #    store keeps the last good state and a restart resumes from it).
         final_ok = True
+        result: StepResult | None = None
         if not self._engine_broken and reason not in (StopReason.STORE_CORRUPT, StopReason.DISK_FULL):
             try:
                 ts = self._event_ts()
@@ -712,15 +722,20 @@ class AsyncRunner:
                     result = StepResult(ts=ts, processed=True, equity=float(st.get("equity") or 0.0),
                                         position_qty=float((st.get("position") or {}).get("qty") or 0.0))
                 self._commit(result)
-                self._publish(result, None)
             except Exception as exc:
                 final_ok = False
+                result = None
                 self.log.error("final state commit failed: %s", exc, exc_info=exc)
                 if reason in (StopReason.DURATION, StopReason.END_OF_DATA, StopReason.KILL_SWITCH, StopReason.SIGNAL):
-                    own = _store_error_reason(exc)
+                    own = exc.reason if isinstance(exc, _Fatal) else _store_error_reason(exc)
                     reason = own or StopReason.CRASH
                     self.reason = reason
                     self.detail = f"final commit failed: {exc}"
+            if result is not None:
+                try:
+                    self._publish(result, None)
+                except _Fatal as exc:  # the state is committed; only output lines are lost
+                    self.log.error("could not journal the final step: %s", exc.detail)
         code = exit_code_for(reason)
         summary = self._summary(reason, code, final_ok)
         self._session_event("stop", reason=reason.value, exit_code=code, detail=self.detail)
