@@ -316,10 +316,12 @@ def test_full_disk_while_journaling_is_disk_full_not_a_crash(tmp_path: Path) -> 
             pass
 
     config = _cfg()
-    runner, store = _runner(tmp_path, config, _replay_source(_candles(3000)))
+    db = tmp_path / "state.db"
+    runner, _ = _runner(tmp_path, config, _replay_source(_candles(3000)), store=StateStore(db))
     runner.parts.journal = FullJournal()
     outcome = asyncio.run(runner.run())
     assert outcome.reason is StopReason.DISK_FULL and outcome.exit_code == ExitCode.DISK_FULL
     assert "No space left" in outcome.detail
-    # The step whose journal line failed was committed before the write was attempted.
-    assert runner.parts.engine.last_candle_ts is not None
+    # The step whose journal line failed had been committed before the write was tried.
+    last = runner.parts.engine.last_candle_ts
+    assert last is not None and StateStore(db).last_candle_ts() == last
