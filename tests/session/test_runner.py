@@ -47,7 +47,8 @@ def _runner(tmp_path: Path, config: AppConfig, source: SessionSource, *, store: 
     engine = engine or build_engine(config, build_strategy(config))
     parts = SessionParts(engine=engine, store=store, journal=EventJournal(run_dir / "events.jsonl"),
                          source=source, writer=RunWriter(run_dir))
-    options = RunnerOptions(run_id="t", run_dir=run_dir, mode="replay", install_signal_handlers=False, **opts)
+    options = RunnerOptions(run_id="t", run_dir=run_dir, mode="replay", install_signal_handlers=False,
+                            freeze_gc=False, **opts)
     return AsyncRunner(config, parts, options, print_fn=lambda _s: None), store
 
 
