@@ -40,7 +40,7 @@ def fake_exchange(**overrides: Any) -> Iterator[FakeExchangeHandle]:
         handle.stop()
 
 
-def fast_options(**ws: Any) -> BitunixSourceOptions:
+def fast_options(feed: FeedOptions | None = None, **ws: Any) -> BitunixSourceOptions:
     ws_params: dict[str, Any] = {
         "ping_interval_s": 0.25, "idle_timeout_s": 1.5, "backoff_base_s": 0.05, "backoff_max_s": 0.3,
         "open_timeout_s": 5.0,
@@ -49,7 +49,7 @@ def fast_options(**ws: Any) -> BitunixSourceOptions:
     return BitunixSourceOptions(
         ws=WsOptions(**ws_params),
         rest=RestOptions(timeout_s=5.0, max_attempts=4, backoff_base_s=0.02, backoff_max_s=0.2),
-        feed=FeedOptions(),
+        feed=feed or FeedOptions(),
     )
 
 
@@ -60,8 +60,8 @@ def trading(fake: FakeExchangeHandle, warmup_bars: int = 30) -> TradingConfig:
 
 
 def make_source(fake: FakeExchangeHandle, *, warmup_bars: int = 30, recorder: Recorder | None = None,
-                **ws: Any) -> BitunixSource:
-    return BitunixSource(trading(fake, warmup_bars), recorder=recorder, options=fast_options(**ws))
+                feed: FeedOptions | None = None, **ws: Any) -> BitunixSource:
+    return BitunixSource(trading(fake, warmup_bars), recorder=recorder, options=fast_options(feed, **ws))
 
 
 def run(coro: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:

@@ -73,7 +73,7 @@ def test_http_status_families() -> None:
     assert isinstance(error_for_status(503, ""), TransientError)
     assert isinstance(error_for_status(403, ""), AuthError)
     assert isinstance(error_for_status(404, ""), ParameterError)
-    assert error_for_status(429, "", retry_after_s=2.0).retry_after_s == 2.0  # type: ignore[attr-defined]
+    assert error_for_status(429, "", retry_after_s=2.0).retry_after_s == 2.0
     assert RateLimitedError.retryable and TransientError.retryable and not ParameterError.retryable
 
 
@@ -220,7 +220,7 @@ def test_op_messages() -> None:
         (_kline(c="abc"), "kline_1min c"),
         (_kline(h="1"), "low <= open/close <= high"),
         (_kline(l="-5"), "candle"),
-        (_kline(ts=True), "timestamp"),  # type: ignore[arg-type]
+        (_kline(ts=True), "timestamp"),
         (_kline().replace('"symbol": "BTCUSDT", ', ""), "symbol"),
         (_kline().replace("1min", "7min"), "unknown websocket kline interval"),
         (json.dumps({"ch": "market_kline_1min", "symbol": "BTCUSDT", "ts": 1, "data": [1]}), "data must be an object"),

@@ -15,7 +15,7 @@ FAST = RestOptions(timeout_s=5.0, max_attempts=4, backoff_base_s=0.02, backoff_m
 
 
 def client(url: str, **kw: object) -> BitunixRestClient:
-    opts = dataclasses.replace(FAST, **kw)  # type: ignore[arg-type]
+    opts = dataclasses.replace(FAST, **kw)
     return BitunixRestClient(url, options=opts)
 
 

@@ -8,6 +8,7 @@ import asyncio
 
 from laptop_agents.domain.contracts import MarketItem, MarketSource, SourceError
 from laptop_agents.domain.models import Candle, FundingRate, Tick
+from laptop_agents.exchange.feed import FeedOptions
 from laptop_agents.exchange.rest import BitunixRestClient
 from tests.exchange.support import (
     assert_contiguous,
@@ -85,8 +86,9 @@ def test_disconnect_is_survived_with_backfill_and_no_duplicate() -> None:
 
 
 def test_duplicate_and_out_of_order_pushes_never_reach_the_consumer() -> None:
-    with fake_exchange() as fake:
-        source = make_source(fake)
+    # Wire numbers as JSON numbers and strings mixed, and the ticker channel on too.
+    with fake_exchange(numbers="mixed") as fake:
+        source = make_source(fake, feed=FeedOptions(subscribe_ticker=True))
 
         async def on_item(item: MarketItem, items: list[MarketItem]) -> None:
             if isinstance(item, Candle) and len(candles(items)) == 2:
@@ -104,6 +106,8 @@ def test_duplicate_and_out_of_order_pushes_never_reach_the_consumer() -> None:
         assert warm + candles(items) == history
         assert status["feed"]["stale_pushes"] >= 10
         assert not errors(items)
+        assert fake.stats()["closed_connections"][0]["channels"] == ["market_kline_1min", "price", "ticker"]
+        assert len([i for i in items if isinstance(i, Tick)]) > status["feed"]["candles"] * 2  # kline + ticker
 
 
 def test_silence_beyond_idle_timeout_is_reported_and_recovered() -> None:
@@ -148,7 +152,7 @@ def test_three_malformed_frames_are_three_consecutive_source_errors() -> None:
         items, status = run(go())
         errs = [i for i, item in enumerate(items) if isinstance(item, SourceError)]
         assert len(errs) == 3 and errs == list(range(errs[0], errs[0] + 3))  # back to back: nothing good between
-        assert all(items[i].kind == "bad_frame" for i in errs)  # type: ignore[union-attr]
+        assert all(items[i].kind == "bad_frame" for i in errs)
         assert status["bad_frames"] == 3
         assert isinstance(items[errs[-1] + 1], Candle | Tick)  # and then data again (the stream survived)
 
