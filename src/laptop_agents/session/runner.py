@@ -540,6 +540,9 @@ class AsyncRunner:
         sigs = [signal.SIGINT, signal.SIGTERM]
 
         def on_signal(signum: int) -> None:
+            if self.reason is not None:
+                self.log.warning("%s received while stopping (%s): finishing the shutdown first",
+                                 signal.Signals(signum).name, self.reason.value)
             self.request_stop(StopReason.SIGNAL, signal.Signals(signum).name)
 
         installed: list[int] = []
@@ -605,11 +608,14 @@ class AsyncRunner:
         await self._supervise(tasks)
 
     async def _finish(self, tasks: list[asyncio.Task[Any]], restore_signals: Callable[[], None]) -> SessionOutcome:
+        """Stop the tasks and shut down with our signal handlers still in place:
+        a second Ctrl-C / SIGTERM during the final commit is then only logged,
+        instead of a KeyboardInterrupt tearing the shutdown in half."""
         try:
             await self._cancel(tasks)
+            return await self._shutdown()
         finally:
             restore_signals()
-        return await self._shutdown()
 
     async def _until_stop(self, coro: Any) -> bool:
         """Run ``coro`` unless a stop is requested first (then cancel it). True if it completed."""
