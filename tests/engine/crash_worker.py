@@ -64,6 +64,13 @@ def run_loop(
     return status
 
 
+def _say(line: str) -> None:
+    """One protocol line in ONE write: the zygote and its loop process share
+    the pipe, and writes below PIPE_BUF never interleave (print() may issue the
+    text and the newline as two writes when output is unbuffered)."""
+    os.write(1, (line + "\n").encode())
+
+
 def _zygote() -> None:
     db, journal, n, seed = sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
     pregen = make_candles(n, seed)  # shared by every forked loop
@@ -73,14 +80,14 @@ def _zygote() -> None:
         pid = os.fork()
         if pid == 0:  # the loop process: runs until done or killed
             try:
-                run_loop(db, journal, n, seed, pregen, on_ready=lambda: print("ready", flush=True))
+                run_loop(db, journal, n, seed, pregen, on_ready=lambda: _say("ready"))
                 code = 0
             except BaseException:  # pragma: no cover - reported via exit code
                 code = 1
             os._exit(code)
-        print(f"pid {pid}", flush=True)
+        _say(f"pid {pid}")
         _, status = os.waitpid(pid, 0)
-        print(f"exit {status}", flush=True)
+        _say(f"exit {status}")
 
 
 def main() -> None:
