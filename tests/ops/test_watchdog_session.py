@@ -166,14 +166,21 @@ def test_sigkilled_session_resumes_from_the_store_and_kill_switch_ends_it(starte
     assert not (ws / "kill.txt").exists()  # consumed by the session after its shutdown
 
 
-def test_hung_session_is_restarted(started: Any, ws: Path) -> None:
+def test_hung_session_is_restarted_with_its_position_kept(started: Any, ws: Path) -> None:
+    """A hang is treated like a crash: the child is killed outright and resumes
+    from the store. A polite SIGTERM would run the kill-switch path and flatten
+    the position the restart is meant to keep."""
     wd = started(["--restart-delay", "0.5", "--hang-timeout", "4"])
-    first = wd.wait_heartbeat(lambda hb: hb.get("status") == "running" and (hb.get("candles") or 0) > 0)
+    first = wd.wait_heartbeat(lambda hb: _has_exposure(hb) and (hb.get("candles") or 0) > 0)
     pid1 = first["pid"]
     os.kill(pid1, signal.SIGSTOP)  # frozen: no heartbeat, no exit
     frozen_at = time.time()
-    second = wd.wait_heartbeat(lambda hb: hb.get("pid") not in (None, pid1) and hb.get("status") == "running",
+    second = wd.wait_heartbeat(lambda hb: hb.get("pid") not in (None, pid1) and hb.get("candles") == 0,
                                timeout=40)
+    stored = _store_status(ws)
+    assert second["position"] == stored["position"]
+    assert second["working_orders"] == len(stored["working_orders"])
+    assert bool(stored["position"]["qty"]) or stored["working_orders"]  # not flattened by the restart
     assert second["ts_ms"] / 1000.0 - frozen_at >= 4.0 - HEARTBEAT_S  # not before the hang timeout
     assert not psutil.pid_exists(pid1) or psutil.Process(pid1).status() == psutil.STATUS_ZOMBIE
     hung = wd.lines("is hung")

@@ -9,8 +9,9 @@ two signals only, both of which the session produces anyway:
   cannot fix, such as bad config or a corrupt store, so the watchdog stops and
   exits with the same code for whoever supervises *it*);
 * the **heartbeat file**: a child whose heartbeat is older than
-  ``hang_timeout`` is hung; it gets SIGTERM, then SIGKILL after a grace period,
-  and is restarted.
+  ``hang_timeout`` is hung; it is killed outright (SIGKILL, as a crash: the
+  state store makes that safe, and a graceful stop would flatten the position
+  the restart should resume) and restarted.
 
 Restarts wait ``restart_delay`` seconds, doubled for each quick failure in a
 row (capped at ``max_delay``, reset once a child ran for ``stable_after``
@@ -60,8 +61,6 @@ class WatchdogOptions:
     hang_timeout: float = 120.0
     # A child that ran this long was healthy: the backoff starts over.
     stable_after: float = 300.0
-    # SIGTERM -> SIGKILL grace for a hung child (it is hung: do not wait long).
-    term_grace: float = 10.0
     # How long a signalled (user-stopped) child may take to cancel, flatten and commit.
     stop_grace: float = 60.0
     poll_interval: float = 0.25
@@ -332,10 +331,16 @@ class Watchdog:
                 age = wall - last
                 if age > opts.hang_timeout:
                     hung = True
+                    # Killed outright, like a crash: a polite SIGTERM would run the
+                    # kill-switch path (cancel, flatten) and lose the position the
+                    # restart is meant to resume from the store.
                     self._say(f"session pid {proc.pid} is hung: no heartbeat for {age:.1f} s "
-                              f"(--hang-timeout {opts.hang_timeout:g}); terminating it",
+                              f"(--hang-timeout {opts.hang_timeout:g}); killing it",
                               reason="hung", pid=proc.pid, heartbeat_age_s=round(age, 3), level=logging.WARNING)
-                    self._end_child(proc, grace=opts.term_grace, polite_first=True)
+                    try:
+                        proc.kill()
+                    except OSError:
+                        pass
                     break
             self._stop.wait(min(opts.poll_interval, 0.25))
         code = proc.wait()
