@@ -122,9 +122,10 @@ async def kline(ex: FakeExchange, request: Request) -> Response:
     if start is not None and start > market.origin_ts:
         lo = -(-(start - market.origin_ts) // iv)  # first open >= start
     rows: list[dict[str, Any]] = []
-    for i in range(hi, max(lo, hi - limit + 1) - 1, -1):  # newest first
-        if i < 0:
-            break
+    first = max(lo, hi - limit + 1, 0)
+    # Generated oldest first (the synthetic market extends its cache forward
+    # cheaply), sent newest first as Bitunix does.
+    for i in range(first, hi + 1):
         c = ex.candle_at(i, now)
         rows.append({
             "open": ex.fmt(c.open, "open"),
@@ -136,6 +137,7 @@ async def kline(ex: FakeExchange, request: Request) -> Response:
             protocol.KLINE_QUOTE_VOLUME_FIELD: ex.fmt(round(c.volume * c.close, 4), "baseVol"),
             "type": request.query_params.get("type") or protocol.KLINE_PRICE_TYPE,
         })
+    rows.reverse()
     fault = ex.faults.take_rest_fault(protocol.PATH_KLINE, ("rest_duplicate_rows", "rest_shuffle_rows"))
     if fault is not None and rows:
         ex.stats["rest_faults"] += 1
