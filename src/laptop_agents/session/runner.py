@@ -538,6 +538,11 @@ class AsyncRunner:
             return lambda: None
         loop = asyncio.get_running_loop()
         sigs = [signal.SIGINT, signal.SIGTERM]
+        # Windows: the watchdog stops its child with CTRL_BREAK_EVENT (SIGBREAK),
+        # whose default action ends the process without the graceful shutdown.
+        sigbreak = getattr(signal, "SIGBREAK", None)
+        if sigbreak is not None:
+            sigs.append(sigbreak)
 
         def on_signal(signum: int) -> None:
             if self.reason is not None:
