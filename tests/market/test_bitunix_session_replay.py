@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from laptop_agents.exchange.fake import parse_schedule, start_fake_exchange
+from laptop_agents.exchange.fake import start_fake_exchange
 from laptop_agents.exit_codes import ExitCode
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -102,7 +102,7 @@ def test_market_data_faults_end_the_session_with_their_reason(
     tmp_path: Path, faults: str, extra: list[str], code: int, reason: str
 ) -> None:
     ws = tmp_path / "ws"
-    with start_fake_exchange(seed=22, speed=600.0, push_interval_s=0.05, faults=tuple(parse_schedule(faults))) as fake:
+    with start_fake_exchange(seed=22, speed=600.0, push_interval_s=0.05, faults=faults) as fake:
         res = cli(ws, "run", "--source", "bitunix", "--bitunix-rest-url", fake.rest_url,
                   "--bitunix-ws-url", fake.ws_url, "--duration", "1", "--warmup-bars", "30", "--run-id", "r", *extra)
     assert res.returncode == code, res.stderr[-2000:]

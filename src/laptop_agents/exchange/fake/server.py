@@ -21,7 +21,7 @@ import uvicorn
 
 from laptop_agents.exchange import protocol
 from laptop_agents.exchange.fake.app import build_app
-from laptop_agents.exchange.fake.faults import Fault
+from laptop_agents.exchange.fake.faults import Fault, parse_schedule
 from laptop_agents.exchange.fake.state import FakeExchange, FakeExchangeConfig
 
 
@@ -149,7 +149,10 @@ def start_fake_exchange(
     thread and return once it accepts connections.
 
     ``overrides`` are :class:`FakeExchangeConfig` fields, e.g.
-    ``start_fake_exchange(seed=3, speed=600, push_interval_s=0.05)``."""
+    ``start_fake_exchange(seed=3, speed=600, push_interval_s=0.05)``;
+    ``faults`` may also be a schedule string (``"disconnect@30,silence@90:20"``)."""
+    if isinstance(overrides.get("faults"), str):
+        overrides["faults"] = tuple(parse_schedule(overrides["faults"]))
     cfg = dataclasses.replace(config or FakeExchangeConfig(), **overrides)
     ex = FakeExchange(cfg)
     sock = bind_socket(host, port)
