@@ -241,6 +241,18 @@ class BitunixWsClient:
         return await connect(self.url, **kwargs)
 
     async def _run(self) -> None:
+        try:
+            await self._connect_loop()
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a bug here must end the stream visibly, not hang its consumer
+            log.exception("bitunix websocket client failed")
+            self.state = "failed"
+        finally:
+            with contextlib.suppress(asyncio.QueueFull):
+                self._queue.put_nowait(None)  # the consumer's events() ends
+
+    async def _connect_loop(self) -> None:
         attempt = 0
         conn_seq = 0
         while not self._closing:
