@@ -191,3 +191,17 @@ def test_inverse_contract_reports_in_btc(tmp_path: Path) -> None:
     assert start == pytest.approx(10_000.0 / market_candles(1)[0].open)  # quote equity converted at the first price
     assert r.metrics["final_equity"] == pytest.approx(start + r.metrics["net_pnl"])
     assert r.metrics["trades"] > 3 and abs(r.metrics["net_pnl"]) < start
+
+
+def test_inverse_partial_fills_stay_few_with_real_btc_volumes(tmp_path: Path) -> None:
+    """Volume in BTC against an order in USD contracts: once compared without
+    conversion, 14 sma_cross entries on BTCUSD produced 16,545 fills."""
+    config = load_config("backtest", {"strategy.name": "sma_cross", "trading.symbol": "BTCUSD"}).config
+    r = run_backtest(config, market_candles(3000, volume=None), run_dir=tmp_path / "inv", progress=False,
+                     html=False)
+    events = [json.loads(line) for line in (tmp_path / "inv" / "events.jsonl").read_text().splitlines()]
+    orders = [e for e in events if e["kind"] == "order" and e["status"] in ("accepted", "working")]
+    fills = [e for e in events if e["kind"] == "fill"]
+    assert r.metrics["trades"] > 10
+    assert len(fills) <= 3 * len({o["client_id"] for o in orders})
+    assert all(f["qty"] == int(f["qty"]) for f in fills)  # whole contracts

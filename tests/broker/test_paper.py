@@ -100,6 +100,44 @@ def test_partial_market_order_remainder_fills_at_next_opens() -> None:
     assert b.position_qty == pytest.approx(2.5) and not b.orders
 
 
+def test_inverse_volume_cap_converts_contracts_to_btc_at_the_fill_price() -> None:
+    """Candle volume is in BTC, an inverse order in USD contracts: 10 % of a
+    10 BTC bar at 20 000 is 1 BTC = 20 000 one-dollar contracts, not 1 contract."""
+    b = make_broker("BTCUSD", partial_fill_volume_frac=0.1)
+    b.on_candle(flat(0, 20_000.0, v=10.0))
+    b.submit(buy("a", 10_000.0), T0)  # 0.5 BTC: inside the cap, one fill
+    _, fills = b.drain()
+    assert [f.qty for f in fills] == [10_000.0]
+    b.submit(buy("b", 50_000.0), T0)  # the bar's remaining 0.5 BTC = 10 000 contracts now
+    events, fills = b.drain()
+    assert [f.qty for f in fills] == [10_000.0]
+    assert of_kind(events, "order")[-1]["status"] == "working" and b.orders["b"].qty == 40_000.0
+    b.on_candle(flat(1, 25_000.0, v=10.0))  # 1 BTC at 25 000 = 25 000 contracts
+    b.on_candle(flat(2, 20_000.0, v=10.0))
+    _, fills = b.drain()
+    assert [(f.qty, f.price) for f in fills] == [(25_000.0, 25_000.0), (15_000.0, 20_000.0)]
+    assert not b.orders and b.position_qty == 60_000.0
+
+
+def test_inverse_limit_partial_fills_capped_in_btc_and_whole_contracts() -> None:
+    b = make_broker("BTCUSD", partial_fill_volume_frac=0.1)
+    b.on_candle(flat(0, 20_000.0, v=10.0))
+    b.submit(buy("a", 30_000.0, price=19_000.0), T0)
+    b.drain()
+    got = []
+    for i in range(1, 4):  # trades through 19 000; 1 BTC at 19 000 = 19 000 contracts
+        b.on_candle(candle(i, 19_500, 19_500, 18_900, 19_200, 10.0))
+        got += [f.qty for f in b.drain()[1]]
+    assert got == [19_000.0, 11_000.0]
+    b2 = make_broker("BTCUSD", partial_fill_volume_frac=0.1)
+    b2.on_candle(flat(0, 30_000.0, v=0.01))
+    b2.submit(buy("c", 100.0, price=29_000.0), T0)
+    b2.drain()
+    b2.on_candle(candle(1, 30_003, 30_003, 28_000, 30_000, 0.01))
+    # 0.001 BTC at the fill price 29 000 = 29 contracts (a whole number, not 29.000000000000004)
+    assert [f.qty for f in b2.drain()[1]] == [29.0]
+
+
 def test_zero_volume_means_unknown_volume_and_sets_no_cap() -> None:
     b = make_broker()
     b.on_candle(flat(0, 100.0, v=0.0))

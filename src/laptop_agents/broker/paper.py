@@ -23,9 +23,12 @@ Fill model, and the choices where the rules leave room:
 - A limit fills only when a later candle trades *through* its price (a touch
   is not enough), at the limit or at the open when the bar gaps past it.
 - Partial fills: at most ``partial_fill_volume_frac`` of a candle's volume per
-  candle (shared by the orders filling in it); the rest keeps working. A
-  volume of 0 means "not reported" (real files have such bars) and sets no
-  cap. Protective exits (stop, target, trailing, flatten) are never capped.
+  candle (shared by the orders filling in it); the rest keeps working. Volume
+  is in BTC for both contract kinds, so an inverse order's USD contracts are
+  converted at the fill price (``qty * contract_size / price``); a capped fill
+  is floored to the quantity step (whole contracts). A volume of 0 means "not
+  reported" (real files have such bars) and sets no cap. Protective exits
+  (stop, target, trailing, flatten) are never capped.
 - Stop and target both inside one bar: the stop wins. A position entered
   during a bar is stopped in that same bar if the bar also reached its stop
   (targets wait for the next bar): the pessimistic reading of an OHLC bar.
@@ -165,6 +168,7 @@ class PaperBroker:
         self._taker = broker.taker_fee_bps / 1e4
         self._slip = broker.slippage_bps / 1e4
         self._pfrac = broker.partial_fill_volume_frac
+        self._step_digits = _decimals(instrument.qty_step)
         self._expiry_ms = int(round(broker.order_expiry_hours * 3_600_000))
         self._trail_act = broker.trailing_activation_r
         self._trail_dist = broker.trailing_distance_r
@@ -379,10 +383,30 @@ class PaperBroker:
         return f"{pos.client_id}:{reason}:{self.fill_count + 1}"
 
     def _cap(self, volume: float) -> float:
-        """Largest quantity one candle can fill: a fraction of its volume.
+        """Liquidity one candle offers, in base currency (BTC, the unit of
+        candle volume for both contract kinds): a fraction of its volume.
         Volume 0 means "not reported" (real files have such bars), not "no
         trades" — the bar moved — so it sets no cap."""
         return self._pfrac * volume if volume > 0.0 else math.inf
+
+    def _base(self, qty: float, price: float) -> float:
+        """An order quantity in base currency (BTC) at ``price``: linear
+        quantities are BTC already; inverse ones are USD contracts, worth
+        ``qty * contract_size / price`` BTC. Volume caps compare in this unit
+        (comparing contracts with BTC once turned one entry into a thousand fills)."""
+        return qty * self.cs / price if self.inverse else qty
+
+    def _capped(self, qty: float, liquidity: float, price: float) -> float:
+        """How much of ``qty`` (order units) the remaining ``liquidity`` (BTC)
+        lets fill at ``price``; a capped quantity is floored to the quantity
+        step, because an exchange fills whole steps (whole contracts)."""
+        if liquidity == math.inf:
+            return qty
+        room = liquidity * price / self.cs if self.inverse else liquidity
+        if room >= qty:
+            return qty
+        step = self.instrument.qty_step
+        return max(0.0, round(math.floor(room / step + 1e-9) * step, self._step_digits))
 
     # ------------------------------------------------------------------ admission
     def _admit(self, side: Side, qty: float, price: float, reduce_only: bool) -> tuple[float, str]:
@@ -477,11 +501,11 @@ class PaperBroker:
             self.orders_dirty = True
             return
         self._emit(ts, "order", **{**base, "qty": allowed}, status="accepted", reason=note)
-        fill_qty = min(allowed, self.liquidity_left)
+        fill_qty = self._capped(allowed, self.liquidity_left, px)
         if fill_qty >= self.instrument.min_qty - QTY_EPS:
             reason = fill_reason(self.position_qty, o.side, fill_qty)
             self._execute(ts, cid, o.side, fill_qty, px, "taker", reason, wo)
-            self.liquidity_left -= fill_qty
+            self.liquidity_left -= self._base(fill_qty, px)
             wo.qty -= fill_qty
             wo.filled += fill_qty
         if wo.qty > QTY_EPS:
@@ -659,7 +683,7 @@ class PaperBroker:
                         continue
                     px = max(lim, c.open)
                 liq = "maker"
-            want = min(o.qty, cap)
+            want = self._capped(o.qty, cap, px)
             if want < min_qty - QTY_EPS:
                 continue  # not enough liquidity in this bar; keep working
             allowed, why = self._admit(o.side, want, px, o.reduce_only)
@@ -669,7 +693,7 @@ class PaperBroker:
             pos_before = self.position_qty
             reason = fill_reason(pos_before, o.side, allowed)
             self._execute(c.ts, cid, o.side, allowed, px, liq, reason, o)
-            cap -= allowed
+            cap -= self._base(allowed, px)
             if abs(self.position_qty) > abs(pos_before) or self.position_qty * pos_before < 0:
                 entered = True
             o.qty -= allowed
@@ -754,6 +778,12 @@ class PaperBroker:
             self.processed_ids = set(processed_ids)
         self.new_ids = []
         self.orders_dirty = False
+
+
+def _decimals(step: float) -> int:
+    """Digits after the point that print multiples of ``step`` without float noise."""
+    text = f"{step:.12f}".rstrip("0")
+    return len(text.split(".")[1]) if "." in text else 0
 
 
 def fill_reason(pos_qty: float, side: Side, qty: float) -> str:
