@@ -159,3 +159,38 @@ def test_recorder_lines_carry_receive_time_and_raw_bytes(tmp_path: Path) -> None
     assert _get_data(lines[2], "data") == "text frame"
     assert _get_data(lines[3], "data") == b"\xff\x00binary"
     assert _get_data(lines[4], "data") == b"utf8 bytes"
+
+
+def test_replay_exposes_the_recorded_clock_for_the_late_candle_rule(tmp_path: Path) -> None:
+    """The live runner routes candles that arrive > 2 intervals late to warm-up,
+    judged by the wall clock. A replay has no wall clock; it must judge by the
+    recorded receive time, or a live run that hit the rule would diverge."""
+    from laptop_agents.config import load_config
+    from laptop_agents.market.factory import build_replay_source
+
+    path = tmp_path / "market.jsonl"
+    record_session(path, n=5)
+    ws_times = [json.loads(line)["t"] for line in path.read_text().splitlines()[1:]
+                if json.loads(line).get("k") == "ws"]
+
+    async def go() -> list[int]:
+        source = RecordingReplaySource(path)
+        seen = []
+        await source.warmup()
+        async for item in source.stream():
+            if isinstance(item, Candle):
+                seen.append(source.recorded_now_ms())
+        await source.aclose()
+        return seen
+
+    seen = asyncio.run(go())
+    assert seen and all(t in ws_times for t in seen)
+    assert seen == sorted(seen)
+
+    config = load_config("backtest", {"trading.replay_file": str(path)}, environ={}).config
+    session_source = build_replay_source(config)
+    try:
+        assert session_source.clock is None  # no duration limit on a replay
+        assert session_source.late_clock is not None and session_source.late_after_ms == 120_000
+    finally:
+        asyncio.run(session_source.aclose())

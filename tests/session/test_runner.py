@@ -196,6 +196,19 @@ def test_late_candles_go_to_warmup(tmp_path: Path) -> None:
     assert runner.counts["late_warmup"] == 48 and runner.counts["candles"] == 2
 
 
+def test_late_rule_can_use_a_clock_of_its_own(tmp_path: Path) -> None:
+    """A recording replay judges lateness by recorded receive time (late_clock)
+    while having no clock for the duration limit."""
+    candles = _candles(50)
+    now = candles[-1].ts + 60_000 + 1000
+    src = SessionSource(CandleListSource(candles), None, None, live=False, late_after_ms=120_000,
+                        late_clock=lambda: now)
+    runner, _ = _runner(tmp_path, _cfg(**{"trading.duration_min": 1.0}), src)
+    outcome = asyncio.run(runner.run())
+    assert runner.counts["late_warmup"] == 48 and runner.counts["candles"] == 2
+    assert outcome.reason is StopReason.END_OF_DATA
+
+
 def test_health_endpoint_during_a_run_and_503_when_stale(tmp_path: Path) -> None:
     config = _cfg(**{"trading.speed": 600.0, "trading.warmup_bars": 5, "trading.duration_min": 600.0,
                      "system.stale_timeout_s": 30.0})

@@ -51,6 +51,10 @@ class SessionSource:
     # Candles that closed longer ago than this (market time) go to the warm-up
     # path: backfill after a websocket gap is never traded at a stale price.
     late_after_ms: int | None = None
+    # The "now" that rule is judged by when it differs from ``clock``: a
+    # recording replay has no clock (no duration limit) but must judge lateness
+    # by the recorded receive time, exactly as the live run did.
+    late_clock: Callable[[], int] | None = None
 
     async def aclose(self) -> None:
         try:
@@ -126,7 +130,8 @@ def build_replay_source(config: AppConfig, path: Path | None = None, *, strict: 
             rec = RecordingReplaySource(file, realtime=trading.replay_realtime)
         except (RecordingError, OSError) as exc:
             raise SourceConfigError(str(exc)) from None
-        return SessionSource(rec, None, speed, live=False, description=f"recording {file}")
+        return SessionSource(rec, None, speed, live=False, description=f"recording {file}",
+                             late_after_ms=2 * interval_ms(rec.interval), late_clock=rec.recorded_now_ms)
     return SessionSource(
         candle_file_source(file, realtime=trading.replay_realtime, strict=strict), None, speed, live=False,
         description=f"candle file {file}",

@@ -334,6 +334,7 @@ class RecordingReplaySource:
         self._warmed = False
         self.events = 0
         self.finished = False
+        self._now_ms = 0
 
     async def warmup(self) -> list[Candle]:
         self._warmed = True
@@ -356,11 +357,17 @@ class RecordingReplaySource:
             if self.realtime and prev_t is not None and t > prev_t:
                 await asyncio.sleep((t - prev_t) / 1000.0 / self.speed)
             prev_t = t
+            self._now_ms = max(self._now_ms, t)
             self.events += 1
             for item in await self.feed.handle(event):
                 yield item
             if not self.realtime and self.events % 256 == 0:
                 await asyncio.sleep(0)  # let the runner's supervisors breathe
+
+    def recorded_now_ms(self) -> int:
+        """The recorded receive time of the websocket event being replayed: the
+        replay's stand-in for the live run's wall clock."""
+        return self._now_ms
 
     def status(self) -> dict[str, Any]:
         return {

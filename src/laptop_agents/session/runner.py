@@ -399,11 +399,13 @@ class AsyncRunner:
     def _is_late(self, candle: Candle) -> bool:
         """A candle that closed more than ~2 intervals ago (backfill after a gap):
         indicators only, never traded at a stale price. Only for wall-clock live
-        sources; the mock never lags and replays have no "now"."""
-        late_ms = self.parts.source.late_after_ms
+        sources and replays of their recordings (judged by recorded receive
+        time); the mock never lags and candle-file replays have no "now"."""
+        source = self.parts.source
+        late_ms = source.late_after_ms
         if late_ms is None:
             return False
-        now = self._market_now()
+        now = source.late_clock() if source.late_clock is not None else self._market_now()
         return now is not None and now - (candle.ts + self.interval_ms) > late_ms
 
     def _on_candle(self, candle: Candle, arrived_ns: int, arrived_cpu_ns: int = 0) -> None:
