@@ -21,8 +21,10 @@ venv: $(STAMP)
 run: venv
 	$(BIN)/python -m laptop_agents.run --mode live-session --async --source mock --duration 1 $(RUN_ARGS)
 
-## The full test suite: lint, types, tests (slow tests with LA_SLOW=1).
-test: venv lint typecheck unit
+## The full test suite: lint, types, every test including the slow ones
+## (the real one-minute smoke session). Soak tests only with LA_SOAK=1.
+test: venv lint typecheck
+	LA_SLOW=1 $(BIN)/pytest -q -n 2 --dist loadgroup
 
 lint: venv
 	$(BIN)/ruff check src tests bench
@@ -30,6 +32,7 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy
 
+## The quick loop while developing: no slow tests.
 unit: venv
 	$(BIN)/pytest -q -n 2 --dist loadgroup
 
