@@ -292,10 +292,20 @@ class Engine:
         fresh = self.strategy
         if not blob.startswith(_REFS_MAGIC):
             mode, payload = pickle.loads(blob)
-            if mode == "state":
-                fresh.restore_state(payload)  # type: ignore[attr-defined]
-                return
-            raise EngineStateError(f"unknown strategy snapshot mode {mode!r}")
+            if mode != "state":
+                raise EngineStateError(f"unknown strategy snapshot mode {mode!r}")
+            restore = getattr(fresh, "restore_state", None)
+            if restore is None:
+                raise EngineStateError(
+                    "the stored strategy was built from a differently shaped configuration "
+                    f"(explicit state, but {type(fresh).__name__} cannot restore one); "
+                    "use a fresh workspace for the new strategy settings"
+                )
+            try:
+                restore(payload)
+            except ValueError as exc:  # the strategy's word that the state does not fit its configuration
+                raise EngineStateError(f"{str(exc).splitlines()[0]}; use a fresh workspace for the new strategy settings") from None
+            return
         refs = _ConfigRefs(fresh)
         payload = refs.loads(blob)
         if getattr(payload, "name", None) != fresh.name:

@@ -156,6 +156,21 @@ def test_refuses_another_symbol_or_strategy(tmp_path: Path) -> None:
             open_engine(store, inverse, ChurnStrategy(2))
 
 
+def test_refuses_a_real_strategy_whose_indicator_periods_changed(tmp_path: Path) -> None:
+    from laptop_agents.strategy import build_strategy
+
+    path = tmp_path / "state.db"
+    candles = SyntheticMarket(2, T0).candles(0, 120)
+    with StateStore(path) as store:
+        run_with_store(store, candles, build_strategy(CFG))
+    with StateStore(path) as store:
+        with pytest.raises(StoreMismatchError, match="differently shaped configuration.*fresh workspace"):
+            store.load_engine(CFG, build_strategy(CFG, overrides={"ema_slow": 60}))
+        # the same periods (other thresholds) continue from the stored state
+        e = store.load_engine(CFG, build_strategy(CFG, overrides={"rr_min": 2.0}))
+        assert e is not None and e.last_candle_ts == candles[-1].ts
+
+
 def _assert_kept(path: Path, before: bytes) -> None:
     assert path.read_bytes() == before
 

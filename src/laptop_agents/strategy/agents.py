@@ -25,7 +25,17 @@ from collections import deque
 from typing import Any
 
 from laptop_agents.domain.models import Event, Instrument
-from laptop_agents.strategy.indicators import ATR, CVD, EMA, RollingMax, RollingMin, RollingVWAP, VolumeMean
+from laptop_agents.strategy.indicators import (
+    ATR,
+    CVD,
+    EMA,
+    RollingMax,
+    RollingMin,
+    RollingVWAP,
+    VolumeMean,
+    pack_floats,
+    unpack_floats,
+)
 from laptop_agents.strategy.params import (
     CvdParams,
     EngineParams,
@@ -97,6 +107,19 @@ class MarketIntake:
         else:
             self.regime = NORMAL
 
+    # ``dump``/``load`` (every agent): the state as plain tuples for the
+    # Strategy's ``snapshot_state``; configuration is not state (it comes
+    # from the freshly built strategy on restore).
+    def dump(self) -> tuple[Any, ...]:
+        return (self.ema_fast.dump(), self.ema_slow.dump(), self.atr.dump(), self.trend, self.regime,
+                self.ready, self.close)  # fmt: skip
+
+    def load(self, state: tuple[Any, ...]) -> None:
+        fast, slow, atr, self.trend, self.regime, self.ready, self.close = state
+        self.ema_fast.load(fast)
+        self.ema_slow.load(slow)
+        self.atr.load(atr)
+
 
 class DerivativesFlows:
     """Funding-rate gate. The latest observed rate (a fraction per 8 h) is
@@ -145,6 +168,12 @@ class DerivativesFlows:
         else:
             self.gate, self.size_mult = GATE_OK, 1.0
 
+    def dump(self) -> tuple[Any, ...]:
+        return (self.latest, self.rate, self._bars, self.gate, self.size_mult)
+
+    def load(self, state: tuple[Any, ...]) -> None:
+        self.latest, self.rate, self._bars, self.gate, self.size_mult = state
+
 
 class CvdDivergence:
     """Synthetic CVD (per-candle delta ``((c-l)-(h-c))/(h-l)*v``, cumulated)
@@ -188,6 +217,22 @@ class CvdDivergence:
         highs.append(high)
         cvds.append(cvd)
 
+    def dump(self) -> tuple[Any, ...]:
+        return (self._lows.maxlen, self.cvd.dump(), pack_floats(self._lows), pack_floats(self._highs),
+                pack_floats(self._cvds), self.signal)  # fmt: skip
+
+    def load(self, state: tuple[Any, ...]) -> None:
+        n, cvd, lows, highs, cvds, self.signal = state
+        if n != self._lows.maxlen:
+            raise ValueError(
+                f"cvd state is for lookback {n}, this agent has {self._lows.maxlen}: "
+                "the stored strategy was built from a differently shaped configuration"
+            )
+        self.cvd.load(cvd)
+        for dq, blob in ((self._lows, lows), (self._highs, highs), (self._cvds, cvds)):
+            dq.clear()
+            dq.extend(unpack_floats(blob))
+
 
 class Setup:
     """A trade idea from :class:`SetupSignal`: direction, order type and bracket."""
@@ -230,6 +275,16 @@ class Setup:
         if self.level is not None:
             d["level"] = self.level
         return d
+
+    def dump(self) -> tuple[Any, ...]:
+        return (self.name, self.side, self.order_type, self.entry, self.stop, self.target, self.trailing,
+                self.level, self.target_kind)  # fmt: skip
+
+    @classmethod
+    def from_dump(cls, state: tuple[Any, ...]) -> Setup:
+        name, side, order_type, entry, stop, target, trailing, level, target_kind = state
+        return cls(name, side, order_type, entry, stop, target, trailing=trailing, level=level,
+                   target_kind=target_kind)  # fmt: skip
 
 
 class SetupSignal:
@@ -410,6 +465,24 @@ class SetupSignal:
         self.blocked_setup = setup
         return None
 
+    def dump(self) -> tuple[Any, ...]:
+        b = self.blocked_setup
+        return (
+            self._hi.dump(), self._lo.dump(), self._vol.dump(), self.vwap.dump(), self.ema_filter_fast.dump(),
+            self.ema_filter_slow.dump(), self.prev_hi, self.prev_lo, self.prev_vol_mean, self.blocked,
+            None if b is None else b.dump(),
+        )  # fmt: skip
+
+    def load(self, state: tuple[Any, ...]) -> None:
+        hi, lo, vol, vwap, ef, es, self.prev_hi, self.prev_lo, self.prev_vol_mean, self.blocked, b = state
+        self._hi.load(hi)
+        self._lo.load(lo)
+        self._vol.load(vol)
+        self.vwap.load(vwap)
+        self.ema_filter_fast.load(ef)
+        self.ema_filter_slow.load(es)
+        self.blocked_setup = None if b is None else Setup.from_dump(b)
+
 
 class ExecutionRiskSentinel:
     """GO/NO-GO and size for a setup.
@@ -507,6 +580,12 @@ class PendingTrigger:
             return cid, "pending_expired"
         return None
 
+    def dump(self) -> tuple[Any, ...]:
+        return (self.client_id, self.placed_bar)
+
+    def load(self, state: tuple[Any, ...]) -> None:
+        self.client_id, self.placed_bar = state
+
 
 class RiskGate:
     """The last check before an entry reaches the broker: funding HALT,
@@ -545,6 +624,23 @@ class RiskGate:
         return "", rr
 
 
+_PLAN_KEYS = ("plan_id", "setup", "side", "entry", "stop", "target", "bar", "entry_ts")
+
+
+def _plan_dump(plan: dict[str, Any] | None) -> tuple[Any, ...] | None:
+    """A plan's values in :data:`_PLAN_KEYS` order (without the repeated keys)."""
+    if plan is None:
+        return None
+    if tuple(plan)[: len(_PLAN_KEYS)] != _PLAN_KEYS[: len(plan)] or len(plan) > len(_PLAN_KEYS):
+        # A plan field added without updating _PLAN_KEYS would be lost on restore.
+        raise ValueError(f"plan keys {tuple(plan)} do not match the snapshot layout {_PLAN_KEYS}")
+    return tuple(plan.values())
+
+
+def _plan_load(values: tuple[Any, ...] | None) -> dict[str, Any] | None:
+    return None if values is None else dict(zip(_PLAN_KEYS, values, strict=False))
+
+
 def _journal(ts: int, text: str, tags: list[str], plan_id: str | None) -> Event:
     return Event(ts, "journal", {"text": text, "tags": tags, "plan_id": plan_id})
 
@@ -566,10 +662,17 @@ class JournalCoach:
 
     def __init__(self) -> None:
         # Plans are small dicts: plan_id, setup, side (+1/-1), entry, stop,
-        # target, bar (of creation or fill). At most one of each at a time.
+        # target, bar (of creation or fill), entry_ts once filled. At most one
+        # of each at a time.
         self.pending: dict[str, Any] | None = None
         self.open: dict[str, Any] | None = None
         self.closing: dict[str, Any] | None = None
+
+    def dump(self) -> tuple[Any, ...]:
+        return (_plan_dump(self.pending), _plan_dump(self.open), _plan_dump(self.closing))
+
+    def load(self, state: tuple[Any, ...]) -> None:
+        self.pending, self.open, self.closing = (_plan_load(p) for p in state)
 
     def plan_created(
         self,

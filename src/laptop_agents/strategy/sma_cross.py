@@ -34,6 +34,8 @@ from laptop_agents.strategy.params import SmaCrossParams
 from laptop_agents.strategy.sizing import floor_to_step, position_size, round_to_tick
 from laptop_agents.strategy.supervisor import agent_error, id_prefix
 
+_STATE_TAG = "sma_cross/1"  # names the snapshot_state layout
+
 
 class SmaCross:
     """See the module docstring. Implements the ``Strategy`` protocol."""
@@ -202,6 +204,28 @@ class SmaCross:
             return self.journal_coach.on_event(event, self._bar)
         except Exception as exc:
             return [agent_error(event.ts, "journal_coach", exc)]
+
+    def snapshot_state(self) -> tuple[Any, ...]:
+        """The running state as plain tuples (see ``Supervisor.snapshot_state``
+        for why not a pickle of the object)."""
+        return (_STATE_TAG, self.fast.dump(), self.slow.dump(), self.direction, self._last_entry_dir,
+                self._block_reported, self._bar, self.journal_coach.dump())  # fmt: skip
+
+    def restore_state(self, state: tuple[Any, ...]) -> None:
+        """Load :meth:`snapshot_state` output into this (freshly built) strategy;
+        ``ValueError`` when it does not fit the configured SMA periods."""
+        if not isinstance(state, tuple) or not state or state[0] != _STATE_TAG:
+            raise ValueError(
+                "the stored strategy state is not an sma_cross state of this version: "
+                "the stored strategy was built from a differently shaped configuration"
+            )
+        _, fast, slow, direction, last_dir, block_reported, bar, journal = state
+        self.fast.load(fast)
+        self.slow.load(slow)
+        self.journal_coach.load(journal)
+        self.direction, self._last_entry_dir, self._block_reported, self._bar = (
+            direction, last_dir, block_reported, bar
+        )  # fmt: skip
 
     def status(self) -> dict[str, Any]:
         return {"strategy": self.name, "bar": self._bar, "direction": self.direction}

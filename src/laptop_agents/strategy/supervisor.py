@@ -82,6 +82,10 @@ STATE_BLOCKS = frozenset({"entries_blocked", "funding_halt", "funding_no_trade"}
 
 _MAX_ERROR_TEXT = 300
 
+# First element of a snapshot_state tuple: names the layout, so a state of
+# another strategy class or layout version is refused instead of mis-read.
+_STATE_TAG = "supervisor/1"
+
 
 def id_prefix(name: str) -> str:
     """A short, exchange-safe client-id prefix from a strategy name or path."""
@@ -368,6 +372,45 @@ class Supervisor:
         if qty:
             data["qty"] = qty
         events.append(Event(ts, "decision", data))
+
+    # -- state ---------------------------------------------------------------
+
+    def snapshot_state(self) -> tuple[Any, ...]:
+        """Everything that changes while running, as nested tuples of plain
+        values with the indicator windows packed as raw doubles.
+
+        The Engine stores this every candle. Pickling the whole object cost
+        70-120 us and ~4 KB a candle; this is a few microseconds and about
+        half the bytes. Parameters, instrument and names are configuration,
+        rebuilt from the config on every start, so they are not included;
+        :meth:`restore_state` refuses a state whose windows do not fit the
+        configured periods (``ValueError``)."""
+        return (
+            _STATE_TAG, self._bar, self._last_block, self._state_block, self.warmup_errors,
+            self.market_intake.dump(), self.derivatives_flows.dump(), self.cvd_divergence.dump(),
+            self.setup_signal.dump(), self.execution_risk_sentinel.cooldown_until, self.pending_trigger.dump(),
+            self.journal_coach.dump(),
+        )  # fmt: skip
+
+    def restore_state(self, state: tuple[Any, ...]) -> None:
+        """Load :meth:`snapshot_state` output into this (freshly built) strategy."""
+        if not isinstance(state, tuple) or not state or state[0] != _STATE_TAG:
+            raise ValueError(
+                "the stored strategy state is not a Supervisor state of this version: "
+                "the stored strategy was built from a differently shaped configuration"
+            )
+        (_, bar, last_block, state_block, warmup_errors, mi, flows, cvd, sig, cooldown, pending, journal) = state
+        self.market_intake.load(mi)
+        self.derivatives_flows.load(flows)
+        self.cvd_divergence.load(cvd)
+        self.setup_signal.load(sig)
+        self.execution_risk_sentinel.cooldown_until = cooldown
+        self.pending_trigger.load(pending)
+        self.journal_coach.load(journal)
+        self._bar = bar
+        self._last_block = None if last_block is None else tuple(last_block)
+        self._state_block = state_block
+        self.warmup_errors = warmup_errors
 
     def status(self) -> dict[str, Any]:
         """A JSON-able view of the agents' state (for /health and reports)."""
