@@ -309,3 +309,50 @@ def test_a_locked_store_is_a_write_error_not_corruption(tmp_path: Path) -> None:
     finally:
         holder.execute("ROLLBACK")
         holder.close()
+
+
+def test_a_quiet_candle_appends_one_page_to_the_wal(tmp_path: Path) -> None:
+    """Only what changed is written: a candle without orders, fills or trades
+    rewrites the one engine_state row, which fits a single page."""
+    from laptop_agents.strategy import build_strategy
+
+    path = tmp_path / "state.db"
+    wal = Path(f"{path}-wal")
+    with StateStore(path) as store:
+        page = store.conn.execute("PRAGMA page_size").fetchone()[0]
+        engine = open_engine(store, CFG, build_strategy(CFG))
+        quiet = 0
+        for c in SyntheticMarket(1, T0).candles(0, 300):
+            r = engine.on_candle(c)
+            before = wal.stat().st_size if wal.exists() else 0
+            store.commit(engine, r)
+            if not r.events and not r.fills and before:
+                assert wal.stat().st_size - before == page + 24  # one WAL frame: header + page
+                quiet += 1
+        assert quiet > 200 and page <= 4096
+
+
+def test_a_failed_quiet_commit_is_a_write_error_and_the_next_one_catches_up(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    with StateStore(path) as store:
+        run_with_store(store, SyntheticMarket(2, T0).candles(0, 20), ScriptedStrategy())
+    store = StateStore(path)
+    engine = store.load_engine(CFG, ScriptedStrategy())
+    assert engine is not None
+    store.commit(engine, engine.on_candle(flat(10_000, 100.0)))  # quiet: one UPDATE
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        store.conn.execute("PRAGMA busy_timeout=50")
+        with pytest.raises(StoreWriteError, match="locked"):
+            store.commit(engine, engine.on_candle(flat(10_001, 100.0)))
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert store.last_candle_ts() == T0 + 10_000 * MIN
+    store.commit(engine, engine.on_candle(flat(10_002, 100.0)))
+    store.close()
+    with StateStore(path) as again:
+        reloaded = again.load_engine(CFG, ScriptedStrategy())
+        assert reloaded is not None and reloaded.last_candle_ts == T0 + 10_002 * MIN
+

@@ -37,7 +37,7 @@ from laptop_agents.engine import Engine, EngineStateError, build_engine
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 SCHEMA_VERSION = 1
-PAGE_SIZE = 8192
+PAGE_SIZE = 4096
 
 
 class StoreError(Exception):
@@ -199,9 +199,11 @@ class StateStore:
         try:
             conn = sqlite3.connect(tmp, isolation_level=None)
             try:
-                # 8 KiB pages: the per-candle state row (strategy snapshot of a
-                # few KiB) fits in one page instead of spilling into overflow
-                # pages, which halves the bytes written per commit.
+                # The per-candle state row (broker state and the strategy's
+                # compact snapshot, about 2 KiB with the default strategy)
+                # fits one 4 KiB page: a commit appends one page to the WAL.
+                # Bigger pages only add bytes; smaller ones make the row
+                # spill into overflow pages.
                 conn.execute(f"PRAGMA page_size={PAGE_SIZE}")
                 conn.execute("PRAGMA journal_mode=WAL")
                 _apply_migrations(conn, 0)
@@ -247,6 +249,28 @@ class StateStore:
         symbol = engine.instrument.symbol
         strategy = engine.strategy.name
         conn = self.conn
+        trade_events = [ev for ev in result.events if ev.kind == "trade_closed"] if result.events else ()
+        if (
+            self._has_state
+            and not payload.new_ids
+            and payload.orders is None
+            and not result.fills
+            and not trade_events
+        ):
+            # Most candles change only the engine_state row: one UPDATE in
+            # autocommit mode is one atomic transaction by itself, without the
+            # two extra round trips of BEGIN/COMMIT.
+            self._check_meta(symbol, strategy)
+            try:
+                conn.execute(
+                    "UPDATE engine_state SET last_candle_ts = ?, core = ?, strategy = ?, commits = commits + 1 "
+                    "WHERE id = 1",
+                    (payload.last_candle_ts, payload.core, payload.strategy),
+                )
+            except sqlite3.DatabaseError as exc:
+                raise self._write_error(exc) from None
+            engine.persisted()
+            return
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -296,11 +320,10 @@ class StateStore:
                     conn.executemany("INSERT INTO fills VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
                 trade_seq = self._trade_seq
                 trade_rows = []
-                for ev in result.events:
-                    if ev.kind == "trade_closed":
-                        trade_seq += 1
-                        d = ev.data
-                        trade_rows.append((trade_seq, *(d.get(k) for k in _TRADE_FIELDS)))
+                for ev in trade_events:
+                    trade_seq += 1
+                    d = ev.data
+                    trade_rows.append((trade_seq, *(d.get(k) for k in _TRADE_FIELDS)))
                 if trade_rows:
                     conn.executemany(
                         "INSERT INTO trades VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", trade_rows
@@ -311,13 +334,16 @@ class StateStore:
                     conn.execute("ROLLBACK")
                 raise
         except sqlite3.DatabaseError as exc:
-            if isinstance(exc, sqlite3.OperationalError) or _is_write_failure(exc):
-                raise StoreWriteError(f"cannot write state store {self.path}: {_one_line(exc)}") from None
-            raise StoreCorruptError(f"state store {self.path} is damaged: {_one_line(exc)}") from None
+            raise self._write_error(exc) from None
         self._has_state = True
         self._fill_seq = fill_seq
         self._trade_seq = trade_seq
         engine.persisted()
+
+    def _write_error(self, exc: sqlite3.DatabaseError) -> StoreError:
+        if isinstance(exc, sqlite3.OperationalError) or _is_write_failure(exc):
+            return StoreWriteError(f"cannot write state store {self.path}: {_one_line(exc)}")
+        return StoreCorruptError(f"state store {self.path} is damaged: {_one_line(exc)}")
 
     def _write_meta(self, symbol: str, strategy: str, engine: Engine) -> None:
         meta = {

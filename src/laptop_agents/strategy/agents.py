@@ -33,8 +33,6 @@ from laptop_agents.strategy.indicators import (
     RollingMin,
     RollingVWAP,
     VolumeMean,
-    pack_floats,
-    unpack_floats,
 )
 from laptop_agents.strategy.params import (
     CvdParams,
@@ -218,8 +216,8 @@ class CvdDivergence:
         cvds.append(cvd)
 
     def dump(self) -> tuple[Any, ...]:
-        return (self._lows.maxlen, self.cvd.dump(), pack_floats(self._lows), pack_floats(self._highs),
-                pack_floats(self._cvds), self.signal)  # fmt: skip
+        return (self._lows.maxlen, self.cvd.dump(), tuple(self._lows), tuple(self._highs), tuple(self._cvds),
+                self.signal)  # fmt: skip
 
     def load(self, state: tuple[Any, ...]) -> None:
         n, cvd, lows, highs, cvds, self.signal = state
@@ -229,9 +227,9 @@ class CvdDivergence:
                 "the stored strategy was built from a differently shaped configuration"
             )
         self.cvd.load(cvd)
-        for dq, blob in ((self._lows, lows), (self._highs, highs), (self._cvds, cvds)):
+        for dq, values in ((self._lows, lows), (self._highs, highs), (self._cvds, cvds)):
             dq.clear()
-            dq.extend(unpack_floats(blob))
+            dq.extend(values)
 
 
 class Setup:

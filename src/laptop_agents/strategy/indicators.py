@@ -23,10 +23,7 @@ Conventions shared by all classes:
 from __future__ import annotations
 
 import math
-from array import array
 from collections import deque
-from collections.abc import Iterable
-from itertools import chain
 from typing import Any
 
 __all__ = [
@@ -45,18 +42,6 @@ __all__ = [
 # Recompute a running total exactly when it falls below this fraction of the
 # largest total seen since the last exact recompute (catastrophic cancellation).
 _CANCEL_RATIO = 1e-4
-
-
-def pack_floats(values: Iterable[float]) -> bytes:
-    """A window of floats as raw doubles: 8 bytes a value and a C-speed copy,
-    for the per-candle strategy snapshot (see ``dump``/``load`` below)."""
-    return array("d", values).tobytes()
-
-
-def unpack_floats(blob: bytes) -> array[float]:
-    a = array("d")
-    a.frombytes(blob)
-    return a
 
 
 def _check_shape(name: str, stored: int, period: int, size: int) -> None:
@@ -118,11 +103,10 @@ class SMA:
     # times more); running totals are kept exactly so a restore continues
     # bit for bit.
     def dump(self) -> tuple[Any, ...]:
-        return (self.period, pack_floats(self._buf), self._sum, self._peak, self._since, self.value)
+        return (self.period, tuple(self._buf), self._sum, self._peak, self._since, self.value)
 
     def load(self, state: tuple[Any, ...]) -> None:
-        period, buf, self._sum, self._peak, self._since, self.value = state
-        values = unpack_floats(buf)
+        period, values, self._sum, self._peak, self._since, self.value = state
         _check_shape(type(self).__name__, period, self.period, len(values))
         self._buf.clear()
         self._buf.extend(values)
@@ -244,13 +228,18 @@ class RollingVWAP:
     has zero volume the VWAP is undefined and ``value`` is ``None``; callers
     must treat that as "no VWAP" (the sweep setup then falls back to an R
     multiple target).
+
+    The window is two parallel deques of floats (``tp * v`` and ``v``) rather
+    than one of pairs: as fast to update, and a snapshot copies them without
+    building a tuple per candle.
     """
 
-    __slots__ = ("_buf", "_nonzero", "_peak", "_pv", "_since", "_v", "period", "value")
+    __slots__ = ("_nonzero", "_peak", "_pv", "_pvs", "_since", "_v", "_vs", "period", "value")
 
     def __init__(self, period: int) -> None:
         self.period = _check_period("VWAP", period)
-        self._buf: deque[tuple[float, float]] = deque(maxlen=period)
+        self._pvs: deque[float] = deque(maxlen=period)
+        self._vs: deque[float] = deque(maxlen=period)
         self._pv = 0.0
         self._v = 0.0
         self._peak = 0.0
@@ -259,19 +248,20 @@ class RollingVWAP:
         self.value: float | None = None
 
     def update(self, high: float, low: float, close: float, volume: float) -> float | None:
-        buf = self._buf
+        pvs, vs = self._pvs, self._vs
         pv = (high + low + close) / 3.0 * volume
         s_pv = self._pv + pv
         s_v = self._v + volume
         if volume > 0.0:
             self._nonzero += 1
-        if len(buf) == self.period:
-            old_pv, old_v = buf[0]
-            s_pv -= old_pv
+        if len(vs) == self.period:
+            old_v = vs[0]
+            s_pv -= pvs[0]
             s_v -= old_v
             if old_v > 0.0:
                 self._nonzero -= 1
-        buf.append((pv, volume))
+        pvs.append(pv)
+        vs.append(volume)
         if self._nonzero == 0:
             self._pv = self._v = self._peak = 0.0
             self._since = 0
@@ -281,14 +271,15 @@ class RollingVWAP:
         if s_v > self._peak:
             self._peak = s_v
         if self._since >= self.period or s_v < self._peak * _CANCEL_RATIO:
-            s_pv = math.fsum(p for p, _ in buf)
-            s_v = math.fsum(v for _, v in buf)
+            s_pv = math.fsum(pvs)
+            s_v = math.fsum(vs)
             self._peak = s_v
             self._since = 0
         self._pv = s_pv
         self._v = s_v
-        self.value = s_pv / s_v
-        return self.value
+        value = s_pv / s_v
+        self.value = value
+        return value
 
     @property
     def ready(self) -> bool:
@@ -296,16 +287,18 @@ class RollingVWAP:
 
     def dump(self) -> tuple[Any, ...]:
         return (
-            self.period, pack_floats(chain.from_iterable(self._buf)), self._pv, self._v, self._peak,
-            self._since, self._nonzero, self.value,
+            self.period, tuple(self._pvs), tuple(self._vs), self._pv, self._v, self._peak, self._since,
+            self._nonzero, self.value,
         )  # fmt: skip
 
     def load(self, state: tuple[Any, ...]) -> None:
-        period, buf, self._pv, self._v, self._peak, self._since, self._nonzero, self.value = state
-        flat = unpack_floats(buf)
-        _check_shape("VWAP", period, self.period, len(flat) // 2)
-        self._buf.clear()
-        self._buf.extend(zip(flat[0::2], flat[1::2], strict=True))
+        period, pvs, vs, self._pv, self._v, self._peak, self._since, self._nonzero, self.value = state
+        _check_shape("VWAP", period, self.period, len(vs))
+        if len(pvs) != len(vs):
+            raise ValueError(f"VWAP state has {len(pvs)} price*volume values for {len(vs)} volumes")
+        for dq, values in ((self._pvs, pvs), (self._vs, vs)):
+            dq.clear()
+            dq.extend(values)
 
 
 def candle_delta(high: float, low: float, close: float, volume: float) -> float:
@@ -372,14 +365,13 @@ class RollingMax:
         return self.value is not None
 
     def dump(self) -> tuple[Any, ...]:
-        return (self.period, tuple(chain.from_iterable(self._dq)), self._i, self.value)
+        return (self.period, tuple(self._dq), self._i, self.value)
 
     def load(self, state: tuple[Any, ...]) -> None:
-        period, flat, self._i, self.value = state
-        _check_shape("RollingMax", period, self.period, len(flat) // 2)
-        it = iter(flat)
+        period, pairs, self._i, self.value = state
+        _check_shape("RollingMax", period, self.period, len(pairs))
         self._dq.clear()
-        self._dq.extend(zip(it, it, strict=True))
+        self._dq.extend((int(i), float(x)) for i, x in pairs)
 
 
 class RollingMin:
@@ -415,11 +407,10 @@ class RollingMin:
         return self.value is not None
 
     def dump(self) -> tuple[Any, ...]:
-        return (self.period, tuple(chain.from_iterable(self._dq)), self._i, self.value)
+        return (self.period, tuple(self._dq), self._i, self.value)
 
     def load(self, state: tuple[Any, ...]) -> None:
-        period, flat, self._i, self.value = state
-        _check_shape("RollingMin", period, self.period, len(flat) // 2)
-        it = iter(flat)
+        period, pairs, self._i, self.value = state
+        _check_shape("RollingMin", period, self.period, len(pairs))
         self._dq.clear()
-        self._dq.extend(zip(it, it, strict=True))
+        self._dq.extend((int(i), float(x)) for i, x in pairs)
