@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 
 from laptop_agents.broker.paper import DEFAULT_STARTING_EQUITY, PaperBroker, WorkingOrder
 from laptop_agents.config import AppConfig
-from laptop_agents.domain.contracts import AccountView, StepResult, Strategy, StrategyOutput
+from laptop_agents.domain.contracts import StepResult, Strategy, StrategyOutput
 from laptop_agents.domain.models import (
     CancelIntent,
     Candle,
@@ -34,6 +34,7 @@ from laptop_agents.domain.models import (
 from laptop_agents.domain.symbols import instrument_for
 
 SNAPSHOT_VERSION = 1
+_INTENTS = (OrderIntent, CancelIntent)
 _PICKLE = pickle.HIGHEST_PROTOCOL if pickle.HIGHEST_PROTOCOL >= 5 else 5
 
 
@@ -97,7 +98,11 @@ class Engine:
     def on_candle(self, candle: Candle) -> StepResult:
         """Process one closed candle: broker first (what the market did to the
         account during the bar), then the strategy decides on the close with
-        an :class:`AccountView`, then its intents go to the broker."""
+        an :class:`AccountView`, then its intents go to the broker.
+
+        This runs once per candle of every backtest, so the quiet path (no
+        broker event, no intent) does no more than it must: the account view
+        is built in one pass and its equity reused for the result."""
         ts = candle.ts
         last = self.last_candle_ts
         b = self.broker
@@ -111,24 +116,16 @@ class Engine:
             b.check_breaker(ts)
         if b.events:
             self._relay(events, fills)
-        pos = b.position
-        view = AccountView(
-            ts=ts,
-            equity=b.equity_quote(),
-            position_qty=pos.qty if pos is not None else 0.0,
-            entry_price=pos.entry_price if pos is not None else 0.0,
-            working_orders=tuple(b.orders) if b.orders else (),
-            entries_blocked=bool(b.entries_blocked()),
-            funding_rate=b.funding_rate,
-        )
+        view = b.account_view(ts)
         strategy = self.strategy
         try:
             out = strategy.on_candle(candle, view)
         except Exception as exc:  # an agent that raises must not take the session down
             events.append(_agent_error(ts, strategy.name, exc))
             out = None
+        submitted = False
         if out is not None:
-            if not isinstance(out, StrategyOutput):
+            if type(out) is not StrategyOutput and not isinstance(out, StrategyOutput):
                 events.append(
                     _agent_error(ts, strategy.name, TypeError(f"on_candle returned {type(out).__name__}"))
                 )
@@ -136,9 +133,10 @@ class Engine:
                 if out.events:
                     events.extend(out.events)
                 for intent in out.intents:
-                    if not isinstance(intent, OrderIntent | CancelIntent):
+                    if not isinstance(intent, _INTENTS):
                         events.append(_agent_error(ts, strategy.name, TypeError(f"bad intent {intent!r}")))
                         continue
+                    submitted = True
                     b.submit(intent, ts)
                     if b.events:
                         self._relay(events, fills)
@@ -147,8 +145,14 @@ class Engine:
                     if b.events:
                         self._relay(events, fills)
         self.last_candle_ts = ts
+        pos = b.position
         return StepResult(
-            ts=ts, processed=True, events=events, fills=fills, equity=b.equity(), position_qty=b.position_qty
+            ts,
+            True,
+            events,
+            fills,
+            b.equity() if submitted else b.view_equity,
+            pos.qty if pos is not None else 0.0,
         )
 
     def warmup(self, candle: Candle) -> StepResult:

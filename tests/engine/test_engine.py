@@ -338,3 +338,38 @@ def test_starting_equity_from_config_else_strategy_params_else_default() -> None
     assert build_engine(cfg(), s).status()["equity"] == 50_000.0
     assert build_engine(cfg(starting_equity=2_000.0), s).status()["equity"] == 2_000.0
     assert build_engine(cfg(), ScriptedStrategy()).status()["equity"] == 10_000.0
+
+
+@pytest.mark.parametrize("symbol", ["BTCUSDT", "BTCUSD"])
+def test_account_view_and_step_equity_match_the_broker_accessors(symbol: str) -> None:
+    """The per-candle view is built in one pass (and without the dataclass
+    __init__); it must equal the one assembled from the broker's accessors,
+    and the step's equity must be the broker's, bit for bit."""
+    config = AppConfig.model_validate(
+        {"trading": {"symbol": symbol}, "risk": {"max_daily_loss_pct": 0.5, "breaker_consecutive_losses": 4}}
+    )
+    strategy = ChurnStrategy(4, qty=0.3 if symbol == "BTCUSDT" else 9_000.0)
+    e = build_engine(config, strategy)
+    decide = strategy.on_candle
+    seen = {"blocked": 0, "position": 0}
+
+    def checked(c: Candle, view: AccountView) -> Any:
+        b = e.broker
+        pos = b.position
+        expected = AccountView(
+            ts=c.ts, equity=b.equity_quote(), position_qty=pos.qty if pos else 0.0,
+            entry_price=pos.entry_price if pos else 0.0, working_orders=tuple(b.orders),
+            entries_blocked=bool(b.entries_blocked()), funding_rate=b.funding_rate,
+        )  # fmt: skip
+        assert view == expected and type(view) is AccountView
+        seen["blocked"] += view.entries_blocked
+        seen["position"] += pos is not None
+        return decide(c, view)
+
+    strategy.on_candle = checked  # type: ignore[method-assign]
+    for i, c in enumerate(market_candles(3000, seed=6)):
+        if i % 480 == 0:
+            e.on_funding(FundingRate(c.ts, 0.0003))
+        r = e.on_candle(c)
+        assert r.equity.hex() == e.broker.equity().hex() and r.position_qty == e.broker.position_qty
+    assert seen["blocked"] > 0 and seen["position"] > 100

@@ -47,6 +47,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from laptop_agents.domain.contracts import AccountView
 from laptop_agents.domain.models import (
     CancelIntent,
     Candle,
@@ -69,6 +70,47 @@ STATE_VERSION = 1
 
 if TYPE_CHECKING:  # the broker depends on domain only; config sections are read by attribute
     from laptop_agents.config import BrokerConfig, RiskConfig
+
+
+def _check_fields(cls: type, names: tuple[str, ...]) -> None:
+    """Guard for a constructor that sets slots directly: it must set exactly
+    the dataclass's fields, so a field added later fails at import instead of
+    being left unset."""
+    from dataclasses import fields
+
+    if tuple(f.name for f in fields(cls)) != names or hasattr(cls, "__post_init__"):
+        raise TypeError(f"{cls.__name__} fields changed: update its fast constructor in broker/paper.py")
+
+
+_VIEW_FIELDS = ("ts", "equity", "position_qty", "entry_price", "working_orders", "entries_blocked", "funding_rate")
+_check_fields(AccountView, _VIEW_FIELDS)
+_v_ts, _v_eq, _v_qty, _v_entry, _v_orders, _v_blocked, _v_funding = (
+    getattr(AccountView, n).__set__ for n in _VIEW_FIELDS
+)
+_new = object.__new__
+
+
+def new_account_view(
+    ts: int,
+    equity: float,
+    position_qty: float,
+    entry_price: float,
+    working_orders: tuple[str, ...],
+    entries_blocked: bool,
+    funding_rate: float | None,
+) -> AccountView:
+    """``AccountView(...)`` for values the broker computed itself, without the
+    frozen dataclass ``__init__`` (one ``object.__setattr__`` per field, about
+    a microsecond per candle); the result is an ordinary, equal AccountView."""
+    v = _new(AccountView)
+    _v_ts(v, ts)
+    _v_eq(v, equity)
+    _v_qty(v, position_qty)
+    _v_entry(v, entry_price)
+    _v_orders(v, working_orders)
+    _v_blocked(v, entries_blocked)
+    _v_funding(v, funding_rate)
+    return v
 
 
 @dataclass(slots=True)
@@ -208,6 +250,7 @@ class PaperBroker:
         self.processed_ids: set[str] = set()
 
         # --- transient ---
+        self.view_equity = 0.0  # equity (settlement currency) of the last account_view
         self.tick: Tick | None = None
         self.events: list[Event] = []
         self.fills: list[Fill] = []
@@ -253,6 +296,35 @@ class PaperBroker:
     @property
     def position_qty(self) -> float:
         return self.position.qty if self.position is not None else 0.0
+
+    def account_view(self, ts: int) -> AccountView:
+        """What the strategy may know at ``ts``, computed in one pass (this
+        runs once per candle: ``equity_quote`` and ``entries_blocked`` each
+        recomputed the equity). Leaves the settlement-currency equity in
+        ``view_equity`` for the caller's step result."""
+        pos = self.position
+        mark = self.mark
+        bal = self.balance
+        if pos is None:
+            eq = bal + 0.0  # exactly equity(): balance + unrealized() (0.0 when flat)
+            qty = entry = 0.0
+        else:
+            qty, entry = pos.qty, pos.entry_price
+            eq = bal + (0.0 if mark is None else self._pnl(qty, entry, mark))
+        self.view_equity = eq
+        if self.inverse:
+            eq_quote = eq * mark if mark is not None else self.starting_equity_quote
+        else:
+            eq_quote = eq
+        blocked = self.breaker_active or (
+            self.start_balance is not None
+            and mark is not None
+            and self.day_start_equity - eq >= self._max_daily_loss * self.start_balance
+        )
+        orders = self.orders
+        return new_account_view(
+            ts, eq_quote, qty, entry, tuple(orders) if orders else (), blocked, self.funding_rate
+        )
 
     def entries_blocked(self) -> str:
         """Why new entries are refused right now ("" when they are allowed)."""
