@@ -48,6 +48,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from laptop_agents.domain.contracts import AccountView
+from laptop_agents.domain.fast import fast_init
 from laptop_agents.domain.models import (
     CancelIntent,
     Candle,
@@ -72,45 +73,10 @@ if TYPE_CHECKING:  # the broker depends on domain only; config sections are read
     from laptop_agents.config import BrokerConfig, RiskConfig
 
 
-def _check_fields(cls: type, names: tuple[str, ...]) -> None:
-    """Guard for a constructor that sets slots directly: it must set exactly
-    the dataclass's fields, so a field added later fails at import instead of
-    being left unset."""
-    from dataclasses import fields
-
-    if tuple(f.name for f in fields(cls)) != names or hasattr(cls, "__post_init__"):
-        raise TypeError(f"{cls.__name__} fields changed: update its fast constructor in broker/paper.py")
-
-
-_VIEW_FIELDS = ("ts", "equity", "position_qty", "entry_price", "working_orders", "entries_blocked", "funding_rate")
-_check_fields(AccountView, _VIEW_FIELDS)
-_v_ts, _v_eq, _v_qty, _v_entry, _v_orders, _v_blocked, _v_funding = (
-    getattr(AccountView, n).__set__ for n in _VIEW_FIELDS
-)
-_new = object.__new__
-
-
-def new_account_view(
-    ts: int,
-    equity: float,
-    position_qty: float,
-    entry_price: float,
-    working_orders: tuple[str, ...],
-    entries_blocked: bool,
-    funding_rate: float | None,
-) -> AccountView:
-    """``AccountView(...)`` for values the broker computed itself, without the
-    frozen dataclass ``__init__`` (one ``object.__setattr__`` per field, about
-    a microsecond per candle); the result is an ordinary, equal AccountView."""
-    v = _new(AccountView)
-    _v_ts(v, ts)
-    _v_eq(v, equity)
-    _v_qty(v, position_qty)
-    _v_entry(v, entry_price)
-    _v_orders(v, working_orders)
-    _v_blocked(v, entries_blocked)
-    _v_funding(v, funding_rate)
-    return v
+# Built once per candle (the view) or per broker event: without the frozen
+# dataclass __init__ (see laptop_agents.domain.fast).
+new_account_view = fast_init(AccountView)
+new_event = fast_init(Event)
 
 
 @dataclass(slots=True)
@@ -338,7 +304,7 @@ class PaperBroker:
 
     # ------------------------------------------------------------------ events
     def _emit(self, ts: int, kind: str, **data: Any) -> None:
-        self.events.append(Event(ts, kind, data))
+        self.events.append(new_event(ts, kind, data))
 
     def drain(self) -> tuple[list[Event], list[Fill]]:
         events, fills = self.events, self.fills
