@@ -205,3 +205,21 @@ def test_inverse_partial_fills_stay_few_with_real_btc_volumes(tmp_path: Path) ->
     assert r.metrics["trades"] > 10
     assert len(fills) <= 3 * len({o["client_id"] for o in orders})
     assert all(f["qty"] == int(f["qty"]) for f in fills)  # whole contracts
+
+
+def test_the_collector_state_is_restored_after_a_run_even_on_error() -> None:
+    import gc
+
+    config = load_config("backtest", {"strategy.name": "sma_cross"}).config
+    assert gc.isenabled()
+    run_backtest(config, market_candles(200), progress=False)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        run_backtest(config, market_candles(200), progress=False)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    with pytest.raises(AttributeError):
+        run_backtest(config, [*market_candles(50), None], progress=False)  # type: ignore[list-item]
+    assert gc.isenabled()

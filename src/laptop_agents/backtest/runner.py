@@ -15,11 +15,13 @@ broker charges no funding and the default strategy's funding gate sees
 
 from __future__ import annotations
 
+import gc
 import math
 import sys
 import time
 from array import array
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,6 +84,24 @@ def mock_funding(config: AppConfig, candles: Sequence[Candle]) -> list[FundingRa
             out.append(FundingRate(ts=c.ts, rate=market.funding_rate(c.ts)))
             last = p
     return out
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No automatic cycle collection during the loop.
+
+    The loop allocates millions of short-lived, acyclic objects (events,
+    step results, rows) next to the run's long-lived candles; every automatic
+    full collection re-scans all of those candles, about 15 % of a year's
+    run. Reference counting still frees everything at once; the collector's
+    previous state is restored afterwards, also on error."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _progress(total: int, enabled: bool | None) -> Any:
@@ -156,41 +176,47 @@ def run_backtest(
     task = prog.add_task("backtest", total=n, rate="") if prog is not None else None
     if prog is not None:
         prog.start()
+    never = math.inf
+    next_funding = fund[0].ts if nf else never
     try:
-        on_candle = engine.on_candle
-        eq_append, pos_append = equity.append, position.append
-        for i in range(n):
-            c = candles[i]
-            while fi < nf and fund[fi].ts <= c.ts:
-                engine.on_funding(fund[fi])
-                fi += 1
-            if i < warm:
-                result = engine.warmup(c)
-            else:
-                result = on_candle(c)
-                if not result.processed:
-                    continue
-                eq_append(result.equity)
-                pos_append(result.position_qty)
-                if writer is not None:
-                    writer.on_step(c, result)
-            if result.events:
-                for ev in result.events:
-                    k = ev.kind
-                    if k == "fill":
-                        fees += float(ev.data.get("fee") or 0.0)
-                    elif k == "funding":
-                        funding_paid += float(ev.data.get("amount") or 0.0)
-                    elif k == "trade_closed":
-                        trades.append(dict(ev.data))
-                if jrnl is not None:
-                    pending.extend(result.events)
-                    if len(pending) >= _JOURNAL_BATCH:
-                        jrnl.write(pending)
-                        pending = []
-            if prog is not None and (i & 4095) == 0:
-                el = time.perf_counter() - t0
-                prog.update(task, completed=i, rate=f"{i / el:,.0f} candles/s" if el > 0 else "")
+        with _gc_paused():
+            on_candle, on_warmup, on_funding = engine.on_candle, engine.warmup, engine.on_funding
+            on_step = writer.on_step if writer is not None else None
+            eq_append, pos_append = equity.append, position.append
+            for i in range(n):
+                c = candles[i]
+                if c.ts >= next_funding:
+                    while fi < nf and fund[fi].ts <= c.ts:
+                        on_funding(fund[fi])
+                        fi += 1
+                    next_funding = fund[fi].ts if fi < nf else never
+                if i < warm:
+                    result = on_warmup(c)
+                else:
+                    result = on_candle(c)
+                    if not result.processed:
+                        continue
+                    eq_append(result.equity)
+                    pos_append(result.position_qty)
+                    if on_step is not None:
+                        on_step(c, result)
+                if result.events:
+                    for ev in result.events:
+                        k = ev.kind
+                        if k == "fill":
+                            fees += float(ev.data.get("fee") or 0.0)
+                        elif k == "funding":
+                            funding_paid += float(ev.data.get("amount") or 0.0)
+                        elif k == "trade_closed":
+                            trades.append(dict(ev.data))
+                    if jrnl is not None:
+                        pending.extend(result.events)
+                        if len(pending) >= _JOURNAL_BATCH:
+                            jrnl.write(pending)
+                            pending = []
+                if prog is not None and (i & 4095) == 0:
+                    el = time.perf_counter() - t0
+                    prog.update(task, completed=i, rate=f"{i / el:,.0f} candles/s" if el > 0 else "")
     finally:
         if prog is not None:
             prog.stop()
