@@ -27,8 +27,8 @@ from __future__ import annotations
 from typing import Any
 
 from laptop_agents.domain.contracts import AccountView, Intent, StrategyOutput
-from laptop_agents.domain.models import Candle, Event, FundingRate, Instrument, OrderIntent, OrderType, Side
-from laptop_agents.strategy.agents import JournalCoach
+from laptop_agents.domain.models import Candle, Event, FundingRate, Instrument, OrderType, Side
+from laptop_agents.strategy.agents import JournalCoach, new_event, new_intent
 from laptop_agents.strategy.indicators import SMA
 from laptop_agents.strategy.params import SmaCrossParams
 from laptop_agents.strategy.sizing import floor_to_step, position_size, round_to_tick
@@ -140,13 +140,13 @@ class SmaCross:
             if close_qty == 0.0 and self._block_reported:
                 return StrategyOutput(intents, events)
             self._block_reported = True
-            events.append(Event(ts, "decision", dict(base, action="block", reason="entries_blocked")))
+            events.append(new_event(ts, "decision", dict(base, action="block", reason="entries_blocked")))
             if close_qty > 0.0:
                 qty = floor_to_step(close_qty, inst.qty_step) or close_qty
                 intents.append(
-                    OrderIntent(cid, side, OrderType.MARKET, qty, reduce_only=True, reason="sma_cross_exit")
+                    new_intent(cid, side, OrderType.MARKET, qty, reduce_only=True, reason="sma_cross_exit")
                 )
-                events.append(Event(ts, "decision", dict(base, action="exit", reason="cross", qty=qty, client_id=cid)))
+                events.append(new_event(ts, "decision", dict(base, action="exit", reason="cross", qty=qty, client_id=cid)))
                 self._last_entry_dir = 0
             return StrategyOutput(intents, events)
         size, reason = position_size(
@@ -160,21 +160,21 @@ class SmaCross:
             max_leverage=self.max_leverage,
         )
         if reason:
-            events.append(Event(ts, "decision", dict(base, action="block", reason=reason)))
+            events.append(new_event(ts, "decision", dict(base, action="block", reason=reason)))
             if close_qty > 0.0:
                 # Cannot size the new leg: still honour the cross by closing.
                 intents.append(
-                    OrderIntent(cid, side, OrderType.MARKET, close_qty, reduce_only=True, reason="sma_cross_exit")
+                    new_intent(cid, side, OrderType.MARKET, close_qty, reduce_only=True, reason="sma_cross_exit")
                 )
                 events.append(
-                    Event(ts, "decision", dict(base, action="exit", reason="cross", qty=close_qty, client_id=cid))
+                    new_event(ts, "decision", dict(base, action="exit", reason="cross", qty=close_qty, client_id=cid))
                 )
             self._last_entry_dir = d
             return StrategyOutput(intents, events)
         self._block_reported = False
         qty = round(close_qty + size, 12)
         intents.append(
-            OrderIntent(
+            new_intent(
                 cid,
                 side,
                 OrderType.MARKET,
@@ -191,7 +191,7 @@ class SmaCross:
             data["stop"] = stop
         if target is not None:
             data["target"] = target
-        events.append(Event(ts, "decision", data))
+        events.append(new_event(ts, "decision", data))
         events.append(
             self.journal_coach.plan_created(
                 ts, cid, "sma_cross", d, "MARKET", price, stop if p.attach_stop else None, target, qty, self._bar

@@ -36,7 +36,6 @@ from laptop_agents.domain.models import (
     Event,
     FundingRate,
     Instrument,
-    OrderIntent,
     OrderType,
     Side,
 )
@@ -55,6 +54,8 @@ from laptop_agents.strategy.agents import (
     RiskGate,
     Setup,
     SetupSignal,
+    new_event,
+    new_intent,
 )
 from laptop_agents.strategy.params import SupervisorParams
 
@@ -96,7 +97,7 @@ def id_prefix(name: str) -> str:
 
 def agent_error(ts: int, agent: str, exc: BaseException) -> Event:
     text = f"{type(exc).__name__}: {exc}"
-    return Event(ts, "agent_error", {"agent": agent, "error": text[:_MAX_ERROR_TEXT]})
+    return new_event(ts, "agent_error", {"agent": agent, "error": text[:_MAX_ERROR_TEXT]})
 
 
 class Supervisor:
@@ -192,7 +193,7 @@ class Supervisor:
             if cancel is not None:
                 cid, reason = cancel
                 intents.append(CancelIntent(cid, reason))
-                events.append(Event(ts, "decision", {"action": "cancel", "reason": reason, "client_id": cid}))
+                events.append(new_event(ts, "decision", {"action": "cancel", "reason": reason, "client_id": cid}))
                 cancelled = True
 
         if failed or cancelled or account.position_qty != 0.0 or working:
@@ -285,7 +286,7 @@ class Supervisor:
         cid = f"{self.id_prefix}-{ts}-0"
         side = Side.BUY if setup.side > 0 else Side.SELL
         if setup.order_type == LIMIT:
-            intent = OrderIntent(
+            intent = new_intent(
                 client_id=cid,
                 side=side,
                 type=OrderType.LIMIT,
@@ -298,7 +299,7 @@ class Supervisor:
             )
             self.pending_trigger.track(cid, bar)
         else:
-            intent = OrderIntent(
+            intent = new_intent(
                 client_id=cid,
                 side=side,
                 type=OrderType.MARKET,
@@ -311,8 +312,13 @@ class Supervisor:
         intents.append(intent)
         self._last_block = None
         data = self._context(setup)
-        data.update(action="enter", reason=setup.name, qty=qty, rr=round(rr, 4), size_mult=mult, client_id=cid)
-        events.append(Event(ts, "decision", data))
+        data["action"] = "enter"
+        data["reason"] = setup.name
+        data["qty"] = qty
+        data["rr"] = round(rr, 4)
+        data["size_mult"] = mult
+        data["client_id"] = cid
+        events.append(new_event(ts, "decision", data))
         try:
             events.append(self.journal_coach.plan_created(
                     ts, cid, setup.name, setup.side, setup.order_type, setup.entry, setup.stop, setup.target, qty, bar
@@ -366,12 +372,13 @@ class Supervisor:
                 return
         self._last_block = key
         data = self._context(setup)
-        data.update(action="block", reason=reason)
+        data["action"] = "block"
+        data["reason"] = reason
         if rr is not None and rr > 0.0:
             data["rr"] = round(rr, 4)
         if qty:
             data["qty"] = qty
-        events.append(Event(ts, "decision", data))
+        events.append(new_event(ts, "decision", data))
 
     # -- state ---------------------------------------------------------------
 
