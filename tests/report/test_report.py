@@ -270,3 +270,52 @@ def test_console_summary() -> None:
     assert "sma_cross" in text and "-12.50" in text and "n/a" in text and "1.23" in text
 
 
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.steps: list[tuple[Candle, StepResult]] = []
+
+    def on_step(self, candle: Candle, result: StepResult) -> None:
+        self.steps.append((candle, result))
+
+
+def _bulk(w: RunWriter, steps: list[tuple[Candle, StepResult]], sizes: list[int]) -> None:
+    i = 0
+    for size in sizes:
+        part = steps[i : i + size]
+        w.on_steps([c for c, _ in part], [r.equity for _, r in part], [r.position_qty for _, r in part],
+                   [(k, r.events) for k, (_, r) in enumerate(part) if r.events])  # fmt: skip
+        i += size
+
+
+def test_bulk_steps_write_the_same_files_as_step_by_step(tmp_path: Path) -> None:
+    rec = _Recorder()
+    drive(rec, 95)  # type: ignore[arg-type]
+    again = _Recorder()
+    drive(again, 40, start=80)  # type: ignore[arg-type]  # a restart that sees bars 80..94 again
+    one, bulk = tmp_path / "one", tmp_path / "bulk"
+    w = RunWriter(one, flush_every=7)
+    for c, r in rec.steps[:60]:
+        w.on_step(c, r)
+    w.close()
+    w = RunWriter(one, flush_every=7, resume=True)
+    for c, r in rec.steps[60:] + again.steps:
+        w.on_step(c, r)
+    w.close()
+    w = RunWriter(bulk, flush_every=7)
+    for c, r in rec.steps[:3]:  # step by step first: buffered rows go before the bulk ones
+        w.on_step(c, r)
+    _bulk(w, rec.steps[3:60], [1, 20, 36])
+    w.close()
+    w = RunWriter(bulk, flush_every=7, resume=True)
+    _bulk(w, rec.steps[60:], [10, 25])
+    _bulk(w, again.steps, [20, 20])  # the first 15 are at or before the last row: skipped
+    w.close()
+    for name in ("candles.csv", "equity.csv", "trades.csv"):
+        assert (bulk / name).read_bytes() == (one / name).read_bytes(), name
+    assert (one / "trades.csv").read_text().count("\n") > 4
+    with pytest.raises(ValueError, match="2 candles, 1 equity"):
+        RunWriter(tmp_path / "bad").on_steps([candle(0), candle(1)], [1.0], [0.0, 0.0])
+    with pytest.raises(ValueError, match="increasing time order"):
+        RunWriter(tmp_path / "bad").on_steps([candle(1), candle(1)], [1.0, 1.0], [0.0, 0.0])

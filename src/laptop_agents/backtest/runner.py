@@ -33,6 +33,7 @@ from laptop_agents.domain.timeframes import interval_ms
 
 MOCK_ORIGIN_TS = 1_704_067_200_000  # 2024-01-01T00:00:00Z: a fixed origin makes mock backtests reproducible
 _JOURNAL_BATCH = 4096
+_ROWS_CHUNK = 8192  # processed steps per hand-over to the run writer
 
 
 @dataclass
@@ -178,10 +179,24 @@ def run_backtest(
         prog.start()
     never = math.inf
     next_funding = fund[0].ts if nf else never
+    # Rows for the run writer, handed over in chunks (writer.on_steps): the
+    # candles of the processed steps since the last chunk and the steps that
+    # had events (index in the chunk, events); equity/position are the arrays.
+    rows: list[Candle] = []
+    events_at: list[tuple[int, list[Event]]] = []
+    written = 0
+
+    def write_rows() -> None:
+        nonlocal rows, events_at, written
+        if writer is not None and rows:
+            end = written + len(rows)
+            writer.on_steps(rows, equity[written:end], position[written:end], events_at)
+            written = end
+            rows, events_at = [], []
+
     try:
         with _gc_paused():
             on_candle, on_warmup, on_funding = engine.on_candle, engine.warmup, engine.on_funding
-            on_step = writer.on_step if writer is not None else None
             eq_append, pos_append = equity.append, position.append
             for i in range(n):
                 c = candles[i]
@@ -198,8 +213,12 @@ def run_backtest(
                         continue
                     eq_append(result.equity)
                     pos_append(result.position_qty)
-                    if on_step is not None:
-                        on_step(c, result)
+                    if writer is not None:
+                        if result.events:
+                            events_at.append((len(rows), result.events))
+                        rows.append(c)
+                        if len(rows) >= _ROWS_CHUNK:
+                            write_rows()
                 if result.events:
                     for ev in result.events:
                         k = ev.kind
@@ -217,6 +236,7 @@ def run_backtest(
                 if prog is not None and (i & 4095) == 0:
                     el = time.perf_counter() - t0
                     prog.update(task, completed=i, rate=f"{i / el:,.0f} candles/s" if el > 0 else "")
+        write_rows()
     finally:
         if prog is not None:
             prog.stop()

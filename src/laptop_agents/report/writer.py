@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -157,6 +157,53 @@ class RunWriter:
         if len(self._rows) >= self.flush_every:
             self.flush()
 
+    def on_steps(
+        self,
+        candles: Sequence[Candle],
+        equity: Sequence[float],
+        position: Sequence[float],
+        events_at: Sequence[tuple[int, Sequence[Event]]] = (),
+    ) -> None:
+        """``on_step`` for a run of consecutive processed steps at once (the
+        backtest's path; a call per candle cost as much as the CSV formatting).
+
+        ``candles[i]`` ended with ``equity[i]`` and ``position[i]``;
+        ``events_at`` lists ``(i, events)`` for the steps that had events, in
+        order. The candles must be in increasing time order (as the steps of
+        one engine are); leading ones at or before the last row written are
+        skipped, as ``on_step`` does after a resume. Rows and totals come out
+        exactly as from ``on_step`` per step."""
+        n = len(candles)
+        if not (len(equity) == len(position) == n):
+            raise ValueError(f"on_steps: {n} candles, {len(equity)} equity and {len(position)} position values")
+        if not all(a.ts < b.ts for a, b in zip(candles, candles[1:], strict=False)):
+            raise ValueError("on_steps: candles must be in increasing time order")
+        first = 0
+        if self._last_ts is not None:  # resumed: skip what is already in the files
+            while first < n and candles[first].ts <= self._last_ts:
+                first += 1
+        if first >= n:
+            return
+        fees: list[float] = []
+        funding: list[float] = []
+        done = first
+        for i, events in events_at:
+            if i < first:
+                continue
+            fees.extend([self._fees] * (i - done))
+            funding.extend([self._funding] * (i - done))
+            if events:
+                self.on_events(events)
+            fees.append(self._fees)
+            funding.append(self._funding)
+            done = i + 1
+        fees.extend([self._fees] * (n - done))
+        funding.extend([self._funding] * (n - done))
+        self.flush()  # rows buffered by on_step go first
+        self._write_rows(candles[first:], equity[first:], position[first:], fees, funding)
+        self._last_ts = candles[n - 1].ts
+        self.steps += n - first
+
     def on_events(self, events: Iterable[Event]) -> None:
         """Account fees, funding and closed trades from a batch of events."""
         for ev in events:
@@ -189,18 +236,33 @@ class RunWriter:
         self._trades.writerow(row)
         self._trades_fh.flush()
 
+    def _write_rows(
+        self,
+        candles: Sequence[Candle],
+        equity: Sequence[float],
+        position: Sequence[float],
+        fees: Sequence[float],
+        funding: Sequence[float],
+    ) -> None:
+        if self._closed:
+            raise ValueError(f"run writer for {self.run_dir} is closed")
+        chunk = self.flush_every
+        for a in range(0, len(candles), chunk):
+            cs = candles[a : a + chunk]
+            ts = [c.ts for c in cs]
+            close = [c.close for c in cs]
+            self._candles.write([ts, [c.open for c in cs], [c.high for c in cs], [c.low for c in cs], close,
+                                 [c.volume for c in cs]])  # fmt: skip
+            self._equity.write([ts, close, list(equity[a : a + chunk]), list(position[a : a + chunk]),
+                                list(fees[a : a + chunk]), list(funding[a : a + chunk])])  # fmt: skip
+
     def flush(self) -> None:
         """Write buffered rows so the files on disk are current."""
         rows = self._rows
         if rows and not self._closed:
             # One tuple per step while running; transposed here, once per chunk.
-            candles = [r[0] for r in rows]
-            ts = [c.ts for c in candles]
-            close = [c.close for c in candles]
-            self._candles.write([ts, [c.open for c in candles], [c.high for c in candles],
-                                 [c.low for c in candles], close, [c.volume for c in candles]])
-            self._equity.write([ts, close, [r[1] for r in rows], [r[2] for r in rows], [r[3] for r in rows],
-                                [r[4] for r in rows]])
+            self._write_rows([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows],
+                             [r[3] for r in rows], [r[4] for r in rows])  # fmt: skip
             rows.clear()
         if not self._closed:
             self._candles.flush()
