@@ -125,7 +125,7 @@ class Engine:
             out = None
         submitted = False
         if out is not None:
-            if type(out) is not StrategyOutput and not isinstance(out, StrategyOutput):
+            if not isinstance(out, StrategyOutput):
                 events.append(
                     _agent_error(ts, strategy.name, TypeError(f"on_candle returned {type(out).__name__}"))
                 )

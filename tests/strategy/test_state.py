@@ -140,3 +140,18 @@ def test_state_of_another_strategy_kind_is_refused() -> None:
         sup.restore_state(sma.snapshot_state())  # type: ignore[attr-defined]
     with pytest.raises(ValueError, match="differently shaped configuration"):
         sma.restore_state(sup.snapshot_state())  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(("name", "overrides"), [("default", {"vwap_bars": 30}), ("sma_cross", {"slow": 31})])
+def test_a_refused_state_leaves_the_strategy_as_it_was(name: str, overrides: dict[str, Any]) -> None:
+    cs = candles(400)
+    source = build_strategy(config(name))
+    for c in cs[:300]:
+        source.warmup(c)
+    target = build_strategy(config(name), overrides=overrides)
+    for c in cs[:120]:
+        target.warmup(c)
+    before = structure(target)
+    with pytest.raises(ValueError, match="differently shaped configuration"):
+        target.restore_state(source.snapshot_state())  # type: ignore[attr-defined]
+    assert structure(target) == before

@@ -213,12 +213,21 @@ class SmaCross:
 
     def restore_state(self, state: tuple[Any, ...]) -> None:
         """Load :meth:`snapshot_state` output into this (freshly built) strategy;
-        ``ValueError`` when it does not fit the configured SMA periods."""
+        ``ValueError`` when it does not fit the configured SMA periods, and
+        then the strategy keeps the state it had."""
         if not isinstance(state, tuple) or not state or state[0] != _STATE_TAG:
             raise ValueError(
                 "the stored strategy state is not an sma_cross state of this version: "
                 "the stored strategy was built from a differently shaped configuration"
             )
+        before = self.snapshot_state()
+        try:
+            self._load(state)
+        except BaseException:
+            self._load(before)
+            raise
+
+    def _load(self, state: tuple[Any, ...]) -> None:
         _, fast, slow, direction, last_dir, block_reported, bar, journal = state
         self.fast.load(fast)
         self.slow.load(slow)

@@ -400,12 +400,22 @@ class Supervisor:
         )  # fmt: skip
 
     def restore_state(self, state: tuple[Any, ...]) -> None:
-        """Load :meth:`snapshot_state` output into this (freshly built) strategy."""
+        """Load :meth:`snapshot_state` output into this (freshly built)
+        strategy; all or nothing: on a refused state (``ValueError``) the
+        strategy keeps the state it had."""
         if not isinstance(state, tuple) or not state or state[0] != _STATE_TAG:
             raise ValueError(
                 "the stored strategy state is not a Supervisor state of this version: "
                 "the stored strategy was built from a differently shaped configuration"
             )
+        before = self.snapshot_state()
+        try:
+            self._load(state)
+        except BaseException:
+            self._load(before)
+            raise
+
+    def _load(self, state: tuple[Any, ...]) -> None:
         (_, bar, last_block, state_block, warmup_errors, mi, flows, cvd, sig, cooldown, pending, journal) = state
         self.market_intake.load(mi)
         self.derivatives_flows.load(flows)
