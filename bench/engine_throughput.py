@@ -27,6 +27,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import psutil
+
 from laptop_agents.config import AppConfig
 from laptop_agents.domain.contracts import AccountView, Strategy, StrategyOutput
 from laptop_agents.domain.models import (
@@ -106,16 +108,25 @@ def _strategies() -> list[tuple[str, Callable[[AppConfig], Strategy]]]:
     return out
 
 
+def _written() -> int | None:
+    """Bytes this process handed to write() so far (Linux; None elsewhere)."""
+    try:
+        return int(psutil.Process().io_counters().write_chars)  # type: ignore[attr-defined]
+    except (AttributeError, psutil.Error):
+        return None
+
+
 def run(
     candles: list[Candle],
     funding: dict[int, float],
     make: Callable[[AppConfig], Strategy],
     store: StateStore | None,
-) -> tuple[float, float, int, int]:
+) -> tuple[float, float, int, int, float | None]:
     cfg = AppConfig()
     engine = build_engine(cfg, make(cfg))
     on_candle, on_funding = engine.on_candle, engine.on_funding
     commit = store.commit if store is not None else None
+    w0 = _written()
     t0, c0 = time.perf_counter(), time.process_time()
     for c in candles:
         rate = funding.get(c.ts)
@@ -125,11 +136,14 @@ def run(
         if commit is not None:
             commit(engine, r)
     dt, cpu = time.perf_counter() - t0, time.process_time() - c0
+    w1 = _written()
+    per_candle = (w1 - w0) / len(candles) if w0 is not None and w1 is not None else None
     return (
         len(candles) / dt,
         len(candles) / max(cpu, 1e-9),
         engine.broker.fill_count,
         engine.broker.trades_closed,
+        per_candle,
     )
 
 
@@ -146,8 +160,9 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"engine throughput: {args.candles} synthetic 1m candles, seed {args.seed}, python {sys.version.split()[0]}"
     )
-    print("candles/s = wall clock; per CPU-s = this process's CPU time (less noisy on a busy machine)")
-    print(f"{'strategy':<10} {'mode':<26} {'candles/s':>12} {'per CPU-s':>12} {'fills':>7} {'trades':>7}")
+    print("candles/s = wall clock; per CPU-s = this process's CPU time (less noisy on a busy machine);")
+    print("B/candle = bytes written per candle by the state store (WAL frames and checkpoints)")
+    print(f"{'strategy':<10} {'mode':<26} {'candles/s':>12} {'per CPU-s':>12} {'fills':>7} {'trades':>7} {'B/candle':>9}")
     with tempfile.TemporaryDirectory(prefix="la-bench-") as tmp:
         for name, make in _strategies():
             modes: list[tuple[str, str | None, str]] = [
@@ -160,12 +175,14 @@ def main(argv: list[str] | None = None) -> int:
             for mode, where, sync in modes:
                 store = StateStore(where, synchronous=sync) if where is not None else None
                 try:
-                    rate, cpu_rate, fills, trades = run(candles, funding, make, store)
+                    rate, cpu_rate, fills, trades, written = run(candles, funding, make, store)
                 finally:
                     if store is not None:
                         store.close()
+                on_disk = where not in (None, ":memory:") and written is not None
+                per = f"{written:>9,.0f}" if on_disk else f"{'':>9}"
                 print(
-                    f"{name:<10} {mode:<26} {rate:>12,.0f} {cpu_rate:>12,.0f} {fills:>7} {trades:>7}",
+                    f"{name:<10} {mode:<26} {rate:>12,.0f} {cpu_rate:>12,.0f} {fills:>7} {trades:>7} {per}",
                     flush=True,
                 )
     return 0
