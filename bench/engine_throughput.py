@@ -111,7 +111,7 @@ def _strategies() -> list[tuple[str, Callable[[AppConfig], Strategy]]]:
 def _written() -> int | None:
     """Bytes this process handed to write() so far (Linux; None elsewhere)."""
     try:
-        return int(psutil.Process().io_counters().write_chars)  # type: ignore[attr-defined]
+        return int(psutil.Process().io_counters().write_chars)
     except (AttributeError, psutil.Error):
         return None
 
