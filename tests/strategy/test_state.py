@@ -155,3 +155,31 @@ def test_a_refused_state_leaves_the_strategy_as_it_was(name: str, overrides: dic
     with pytest.raises(ValueError, match="differently shaped configuration"):
         target.restore_state(source.snapshot_state())  # type: ignore[attr-defined]
     assert structure(target) == before
+
+
+def test_a_pickle_of_the_earlier_vwap_layout_still_loads() -> None:
+    """State stores written before the VWAP window became two deques hold a
+    pickled strategy whose VWAP has one deque of (tp*v, v) pairs in ``_buf``."""
+    import copyreg
+    import io
+
+    from laptop_agents.strategy.indicators import RollingVWAP
+
+    class LegacyPickler(pickle.Pickler):
+        def reducer_override(self, obj: Any) -> Any:
+            if type(obj) is RollingVWAP:
+                slots = {s: getattr(obj, s) for s in RollingVWAP.__slots__ if s not in ("_pvs", "_vs")}
+                slots["_buf"] = deque(zip(obj._pvs, obj._vs, strict=True), maxlen=obj.period)
+                return copyreg.__newobj__, (RollingVWAP,), (None, slots)
+            return NotImplemented
+
+    cs = candles(600)
+    strat, acct = build_strategy(config("default")), TinyAccount()
+    run(strat, cs[:400], acct, 0)
+    buf = io.BytesIO()
+    LegacyPickler(buf, pickle.HIGHEST_PROTOCOL).dump(strat)
+    assert b"_buf" in buf.getvalue()
+    old = pickle.loads(buf.getvalue())
+    assert structure(old) == structure(strat)
+    acct_copy = pickle.loads(pickle.dumps(acct))
+    assert run(old, cs[400:], acct_copy, 400) == run(strat, cs[400:], acct, 400)

@@ -285,6 +285,18 @@ class RollingVWAP:
     def ready(self) -> bool:
         return self.value is not None
 
+    def __setstate__(self, state: Any) -> None:
+        """Unpickling, also of the earlier layout (one deque of ``(tp * v, v)``
+        pairs in ``_buf``), so a state store written before the change still
+        loads."""
+        slots = dict(state[1] if isinstance(state, tuple) else state or {})
+        pairs = slots.pop("_buf", None)
+        for name, value in slots.items():
+            setattr(self, name, value)
+        if pairs is not None:
+            self._pvs = deque((pv for pv, _ in pairs), maxlen=self.period)
+            self._vs = deque((v for _, v in pairs), maxlen=self.period)
+
     def dump(self) -> tuple[Any, ...]:
         return (
             self.period, tuple(self._pvs), tuple(self._vs), self._pv, self._v, self._peak, self._since,
