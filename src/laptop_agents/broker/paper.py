@@ -688,14 +688,18 @@ class PaperBroker:
     def _stop_after_entry(self, c: Candle) -> None:
         """A position entered during this candle is stopped out in the same
         candle when the candle also reached its stop (conservative: we assume
-        the worst order of events inside the bar; targets wait for the next bar)."""
+        the worst order of events inside the bar; targets wait for the next bar).
+        When the bar opened beyond the stop (a gap), entries filled at the open
+        and the exit is there too, as in :meth:`_exits`: exiting at the stop
+        would book a profit at a price the bar never traded."""
         pos = self.position
         if pos is None or pos.stop is None:
             return
         long = pos.qty > 0
         if c.low <= pos.stop if long else c.high >= pos.stop:
             side = Side.SELL if long else Side.BUY
-            px = pos.stop * (1.0 - self._slip) if long else pos.stop * (1.0 + self._slip)
+            base = min(pos.stop, c.open) if long else max(pos.stop, c.open)
+            px = base * (1.0 - self._slip) if long else base * (1.0 + self._slip)
             self._execute(c.ts, self._exit_id(pos, "stop"), side, abs(pos.qty), px, "taker", "stop")
 
     def _fill_working(self, c: Candle) -> None:
