@@ -339,3 +339,68 @@ def test_full_disk_while_journaling_is_disk_full_not_a_crash(tmp_path: Path) -> 
     # The step whose journal line failed had been committed before the write was tried.
     last = runner.parts.engine.last_candle_ts
     assert last is not None and StateStore(db).last_candle_ts() == last
+
+
+class _BuggyStore(_FailingStore):
+    """Commits fine N times, then raises an error the runner cannot classify
+    (a serialisation bug, a store/config mismatch): not a market-data problem."""
+
+    def commit(self, engine: Any, result: StepResult) -> None:
+        self.attempts += 1
+        if self.commits >= self.ok:
+            raise RuntimeError("cannot serialise the engine")
+        self.commits += 1
+
+
+def test_an_unclassified_commit_failure_is_a_crash_not_a_market_data_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The engine has stepped but its step is not stored: going on would later
+    store a state whose fills were never written. Stop as a crash, keep the
+    last good state (no final commit), never count it as a source error."""
+    monkeypatch.setattr("laptop_agents.session.runner._STREAM_RESTART_S", 0.01)
+    store = _BuggyStore(ok=5)
+    src = SessionSource(CandleListSource(_candles(50)), None, None, live=True)
+    runner, _ = _runner(tmp_path, _cfg(), src, store=store)
+    outcome = asyncio.run(asyncio.wait_for(runner.run(), 30))
+    assert outcome.reason is StopReason.CRASH and outcome.exit_code == ExitCode.CRASH
+    assert "cannot serialise" in outcome.detail
+    assert runner.counts["source_errors"] == 0
+    assert store.attempts == 6  # no retry, no further candle, no final commit
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["reason"] == "crash"
+
+
+class _TickBugEngine:
+    """A real engine whose on_tick raises (an engine bug on the tick path)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def on_tick(self, tick: Any) -> None:
+        raise ZeroDivisionError("tick bug")
+
+
+def test_an_engine_exception_on_a_tick_is_a_crash_not_a_market_data_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from laptop_agents.domain.models import Tick
+
+    class WithTicks(CandleListSource):
+        async def _stream(self) -> AsyncIterator[MarketItem]:  # type: ignore[override]
+            async for item in super()._stream():
+                yield item
+                if isinstance(item, Candle):
+                    yield Tick(item.ts + 1000, item.close, item.close, item.close)
+
+    monkeypatch.setattr("laptop_agents.session.runner._STREAM_RESTART_S", 0.01)
+    config = _cfg()
+    engine = _TickBugEngine(build_engine(config, build_strategy(config)))
+    store = _FailingStore(ok=10**9)
+    src = SessionSource(WithTicks(_candles(50)), None, None, live=True)
+    runner, _ = _runner(tmp_path, config, src, store=store, engine=engine)
+    outcome = asyncio.run(asyncio.wait_for(runner.run(), 30))
+    assert outcome.reason is StopReason.CRASH and "tick bug" in outcome.detail
+    assert runner.counts["source_errors"] == 0
+    assert store.commits == 1  # the first candle; nothing after the broken tick

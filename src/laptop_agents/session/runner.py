@@ -338,6 +338,10 @@ class AsyncRunner:
                 if not retryable:
                     if reason is not None:
                         raise _Fatal(reason, f"state store: {exc}") from exc
+                    # Unclassified: the engine has stepped past what the store
+                    # holds, so it must never be committed again (a later commit
+                    # would store a state whose step's fills were never written).
+                    self._engine_broken = True
                     raise
                 if attempt == STORE_RETRIES:
                     raise _Fatal(StopReason.DISK_FULL, f"state store: {exc}") from exc
@@ -445,6 +449,15 @@ class AsyncRunner:
             self.request_stop(reason, f"{self.errors.total} errors >= budget {self.errors.budget} "
                                       "(last: market_data)")
 
+    def _engine_call(self, fn: Callable[[Any], None], item: Any) -> None:
+        """An engine exception is an engine bug, never a market-data error: mark
+        the engine broken so the stream loop re-raises it as a crash."""
+        try:
+            fn(item)
+        except Exception:
+            self._engine_broken = True
+            raise
+
     async def _market_data(self) -> None:
         src = self.parts.source
         engine = self.parts.engine
@@ -463,12 +476,12 @@ class AsyncRunner:
                         self.stale.touch()
                         self.errors.good_data()
                         self.counts["ticks"] += 1
-                        engine.on_tick(item)
+                        self._engine_call(engine.on_tick, item)
                     elif isinstance(item, FundingRate):
                         self.stale.touch()
                         self.errors.good_data()
                         self.counts["funding"] += 1
-                        engine.on_funding(item)
+                        self._engine_call(engine.on_funding, item)
                     elif isinstance(item, SourceError):
                         self._on_source_error(item)
                     else:
