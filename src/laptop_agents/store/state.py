@@ -108,7 +108,13 @@ def _one_line(exc: BaseException) -> str:
 
 def _check_file(path: Path) -> None:
     """Cheap structural checks before SQLite touches the file: the header
-    magic, and a file at least as long as its header says (truncation)."""
+    magic, and a file at least as long as its header says (truncation).
+
+    The length check is skipped while a write-ahead log is present: a
+    checkpoint copies pages in page order, page 1 (with the new, larger page
+    count) first, so ``kill -9`` during a checkpoint that grows the file
+    leaves it shorter than its header says next to an intact WAL that SQLite
+    recovers from. Real damage then still fails the integrity check."""
     if not path.is_file():
         raise StoreCorruptError(f"state store {path} is not a regular file; it was kept for inspection")
     size = path.stat().st_size
@@ -126,7 +132,9 @@ def _check_file(path: Path) -> None:
     page_size = 65536 if page_size == 1 else page_size
     pages = int.from_bytes(header[28:32], "big")
     header_valid = header[24:28] == header[92:96]
-    if header_valid and pages and size < pages * page_size:
+    wal = Path(f"{path}-wal")
+    wal_frames = wal.is_file() and wal.stat().st_size > 32  # more than the WAL header
+    if header_valid and pages and size < pages * page_size and not wal_frames:
         raise StoreCorruptError(
             f"state store {path} is truncated ({size} bytes, header says {pages * page_size}); it was kept for inspection"
         )
