@@ -87,3 +87,30 @@ def test_a_truncated_file_next_to_a_wal_that_cannot_cover_it_is_still_corruption
     crashed.write_bytes(data[: len(data) // 2])
     with pytest.raises(StoreCorruptError):
         StateStore(crashed).load_engine(CFG, ChurnStrategy(6))
+
+
+def test_a_damaged_store_with_a_wal_is_kept_byte_for_byte_wal_included(tmp_path: Path) -> None:
+    # Closing SQLite's last read-write connection checkpoints the WAL into the
+    # file and deletes it: a store refused as damaged ("kept for inspection")
+    # lost its WAL, the newest history, and had its pages rewritten.
+    path = tmp_path / "state.db"
+    crashed = tmp_path / "crashed" / "state.db"
+    crashed.parent.mkdir()
+    store = StateStore(path)
+    store.conn.execute("PRAGMA wal_autocheckpoint=0")
+    engine = open_engine(store, CFG, ChurnStrategy(6))
+    for c in SyntheticMarket(6, T0).candles(0, 300):
+        store.commit(engine, engine.on_candle(c))
+    shutil.copyfile(path, crashed)
+    shutil.copyfile(f"{path}-wal", f"{crashed}-wal")
+    store.close()
+    data = bytearray(crashed.read_bytes())
+    page_size = int.from_bytes(data[16:18], "big")
+    for off in range(page_size, len(data), page_size):
+        data[off : off + 64] = b"\xff" * 64
+    crashed.write_bytes(bytes(data))
+    wal = Path(f"{crashed}-wal").read_bytes()
+    with pytest.raises(StoreCorruptError, match="kept for inspection"):
+        StateStore(crashed).load_engine(CFG, ChurnStrategy(6))
+    assert crashed.read_bytes() == bytes(data)
+    assert Path(f"{crashed}-wal").read_bytes() == wal

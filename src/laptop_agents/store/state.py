@@ -140,6 +140,33 @@ def _check_file(path: Path) -> None:
         )
 
 
+def _check_integrity(path: Path) -> None:
+    """SQLite's quick check on a READ-ONLY connection, before any read-write
+    one exists: closing the last read-write connection checkpoints the WAL
+    into the file and deletes it, which would rewrite a damaged store and
+    throw away its newest history (the WAL) before anyone could inspect it. A
+    read-only connection recovers the WAL (read-only) but never checkpoints."""
+    try:
+        ro = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        raise StoreCorruptError(f"cannot open state store {path}: {_one_line(exc)}") from None
+    try:
+        rows = ro.execute("PRAGMA quick_check").fetchall()
+    except sqlite3.DatabaseError as exc:
+        if _is_write_failure(exc):
+            raise StoreWriteError(f"cannot open state store {path}: {_one_line(exc)}") from None
+        raise StoreCorruptError(
+            f"state store {path} is unreadable ({_one_line(exc)}); it was kept for inspection"
+        ) from None
+    finally:
+        ro.close()
+    if rows != [("ok",)]:
+        first = str(rows[0][0]) if rows else "no result"
+        raise StoreCorruptError(
+            f"state store {path} failed its integrity check ({first}); it was kept for inspection"
+        )
+
+
 class StateStore:
     """The engine's durable state in one SQLite file (or ``":memory:"``)."""
 
@@ -159,6 +186,7 @@ class StateStore:
                 )
             else:
                 self._create(p)
+            _check_integrity(p)
         try:
             self.conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
