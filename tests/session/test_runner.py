@@ -404,3 +404,44 @@ def test_an_engine_exception_on_a_tick_is_a_crash_not_a_market_data_error(
     assert outcome.reason is StopReason.CRASH and "tick bug" in outcome.detail
     assert runner.counts["source_errors"] == 0
     assert store.commits == 1  # the first candle; nothing after the broken tick
+
+
+class _FlakyKillPath:
+    """A kill-file path whose first stat calls fail (a permission or I/O hiccup on the workspace)."""
+
+    def __init__(self, real: Path, failures: int) -> None:
+        self.real = real
+        self.failures = failures
+
+    def exists(self) -> bool:
+        if self.failures > 0:
+            self.failures -= 1
+            raise PermissionError(13, "Permission denied", str(self.real))
+        return self.real.exists()
+
+    def read_text(self, **kw: Any) -> str:
+        return self.real.read_text(**kw)
+
+    def unlink(self) -> None:
+        self.real.unlink()
+
+    def __str__(self) -> str:
+        return str(self.real)
+
+
+def test_the_kill_switch_survives_a_failing_stat(tmp_path: Path) -> None:
+    """A transient error reading the kill file must not disable the kill switch for the rest of the session."""
+    kill = tmp_path / "kill.txt"
+    flaky = _FlakyKillPath(kill, failures=2)
+    src = SessionSource(_SlowWarmup(_candles(10)), None, None, live=True)
+    runner, _ = _runner(tmp_path, _cfg(**{"system.kill_check_interval_s": 0.05}), src, kill_file=flaky)
+
+    async def main() -> Any:
+        task = asyncio.create_task(runner.run())
+        await asyncio.sleep(0.5)  # ten polls: both failures and some good checks
+        kill.write_text("stop\n")
+        return await asyncio.wait_for(task, 10)
+
+    outcome = asyncio.run(main())
+    assert outcome.reason is StopReason.KILL_SWITCH and outcome.exit_code == 0
+    assert runner.errors.by_kind.get("kill_switch_check") == 2

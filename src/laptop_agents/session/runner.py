@@ -514,7 +514,16 @@ class AsyncRunner:
     async def _kill_switch(self, path: Path) -> None:
         interval = min(1.0, self.config.system.kill_check_interval_s)
         while True:
-            if path.exists():
+            try:
+                seen = path.exists()
+            except OSError as exc:
+                # A hiccup reading the workspace (EACCES, EIO) must not end this
+                # task: a dead kill-switch task would ignore the file for the
+                # rest of the session. Count it and look again.
+                self.log.warning("kill switch check failed: %s", exc)
+                self._spend("kill_switch_check")
+                seen = False
+            if seen:
                 try:
                     detail = scrub(path.read_text(encoding="utf-8", errors="replace").strip())[:300]
                 except OSError:
