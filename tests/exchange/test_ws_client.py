@@ -130,3 +130,18 @@ def test_unreachable_server_is_reported_and_closable() -> None:
     events = run(gather_events(client, until=lambda evs: len(evs) >= 3))
     assert all(isinstance(e, WsClosed) and e.conn == 0 and "connect failed" in e.reason for e in events)
     assert client.status()["state"] == "closed" and client.connect_failures >= 3
+
+
+def test_backoff_history_is_bounded() -> None:
+    """A session may reconnect for a month: the backoff history kept for status must not grow with it."""
+    from laptop_agents.exchange import ws as ws_module
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cap = ws_module.BACKOFF_HISTORY
+    client = ws_client(f"ws://127.0.0.1:{port}/public/", backoff_base_s=0.0001, backoff_max_s=0.0001)
+    client.budget.enforce = False
+    events = run(gather_events(client, until=lambda evs: len(evs) >= cap + 20, timeout=30))
+    assert len(events) >= cap + 20 and client.reconnects >= cap + 20
+    assert len(client.backoffs) == cap

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import random
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -45,6 +46,9 @@ from laptop_agents.exchange.parsers import (
 )
 from laptop_agents.exchange.ratelimit import RateLimitBudget
 from laptop_agents.logs import get_logger
+
+# Recent retry waits kept for status and tests.
+BACKOFF_HISTORY = 64
 
 log = get_logger("exchange.rest")
 Sleep = Callable[[float], Awaitable[None]]
@@ -136,7 +140,8 @@ class BitunixRestClient:
         self.requests = 0
         self.retries = 0
         self.errors = 0
-        self.backoffs: list[float] = []  # every retry wait, for status and tests
+        # recent retry waits, for status and tests (bounded: a month-long session)
+        self.backoffs: deque[float] = deque(maxlen=BACKOFF_HISTORY)
         self.last_server_ms: int | None = None
         self.last_error: str | None = None
 

@@ -27,6 +27,7 @@ import contextlib
 import json
 import random
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -42,6 +43,10 @@ from laptop_agents.exchange.ratelimit import RateLimitBudget, SlidingWindowLimit
 from laptop_agents.logs import get_logger, scrub
 
 log = get_logger("exchange.ws")
+
+# Recent backoff delays kept for status and tests; a month of reconnects must
+# not grow the process.
+BACKOFF_HISTORY = 64
 
 
 def wall_ms() -> int:
@@ -136,7 +141,7 @@ class BitunixWsClient:
         self.max_msgs_in_window = 0
         self.last_close_reason: str | None = None
         self.last_data_mono: float | None = None
-        self.backoffs: list[float] = []
+        self.backoffs: deque[float] = deque(maxlen=BACKOFF_HISTORY)
         self._got_data = False
 
     # -- public ------------------------------------------------------------------
