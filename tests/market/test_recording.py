@@ -194,3 +194,38 @@ def test_replay_exposes_the_recorded_clock_for_the_late_candle_rule(tmp_path: Pa
         assert session_source.late_clock is not None and session_source.late_after_ms == 120_000
     finally:
         asyncio.run(session_source.aclose())
+
+
+@pytest.mark.parametrize("which", [0, -1], ids=["warmup", "stream"])
+def test_a_diverged_replay_stops_the_session_as_bad_input(tmp_path: Path, which: int) -> None:
+    """Through the runner a divergence must end the replay with a clear reason,
+    never be counted as a market-data error and replayed past."""
+    from laptop_agents.config import load_config
+    from laptop_agents.engine import build_engine
+    from laptop_agents.exit_codes import ExitCode
+    from laptop_agents.market.factory import build_replay_source
+    from laptop_agents.report import RunWriter
+    from laptop_agents.session.guards import StopReason
+    from laptop_agents.session.runner import AsyncRunner, RunnerOptions, SessionParts
+    from laptop_agents.store import EventJournal, StateStore
+    from laptop_agents.strategy import build_strategy
+
+    path = tmp_path / "market.jsonl"
+    record_session(path, n=3)
+    entries = _lines(path)
+    rest = [e for e in entries if e["k"] == "rest"]
+    rest[which]["params"]["limit"] = "7"  # the first warm-up page, or the stream's last REST call, no longer matches
+    bad = tmp_path / "tampered.jsonl"
+    _write(bad, entries)
+    config = load_config("paper", {}, environ={}).config
+    run_dir = tmp_path / "run"
+    parts = SessionParts(engine=build_engine(config, build_strategy(config)), store=StateStore(":memory:"),
+                         journal=EventJournal(run_dir / "events.jsonl"),
+                         source=build_replay_source(config, bad), writer=RunWriter(run_dir))
+    options = RunnerOptions(run_id="t", run_dir=run_dir, mode="replay", install_signal_handlers=False,
+                            freeze_gc=False)
+    runner = AsyncRunner(config, parts, options, print_fn=lambda _s: None)
+    outcome = asyncio.run(asyncio.wait_for(runner.run(), 30))
+    assert outcome.reason is StopReason.REPLAY_DIVERGED and outcome.exit_code == ExitCode.BAD_INPUT
+    assert "replay diverged" in outcome.detail
+    assert runner.counts["source_errors"] == 0

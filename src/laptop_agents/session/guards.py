@@ -29,6 +29,9 @@ class StopReason(StrEnum):
     ERROR_BUDGET = "error_budget"
     DISK_FULL = "disk_full"
     STORE_CORRUPT = "store_corrupt"
+    # A recording replay asked for something the live run did not (or the
+    # recording is damaged): its decisions would no longer be the live ones.
+    REPLAY_DIVERGED = "replay_diverged"
     CRASH = "crash"
 
 
@@ -44,6 +47,7 @@ EXIT_CODES: dict[StopReason, ExitCode] = {
     StopReason.ERROR_BUDGET: ExitCode.ERROR_BUDGET,
     StopReason.DISK_FULL: ExitCode.DISK_FULL,
     StopReason.STORE_CORRUPT: ExitCode.STORE_CORRUPT,
+    StopReason.REPLAY_DIVERGED: ExitCode.BAD_INPUT,
     StopReason.CRASH: ExitCode.CRASH,
 }
 

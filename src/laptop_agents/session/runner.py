@@ -167,6 +167,15 @@ def _store_error_reason(exc: BaseException) -> StopReason | None:
     return None
 
 
+def _replay_fatal(exc: BaseException) -> _Fatal | None:
+    """A recording that no longer matches what the replay asks for is bad input,
+    not a market-data hiccup: counting it and re-opening the stream would replay
+    on past the point where the run stopped being the recorded one."""
+    if type(exc).__name__ == "RecordingError":  # by name: the runner does not import the recorder
+        return _Fatal(StopReason.REPLAY_DIVERGED, scrub(str(exc)))
+    return None
+
+
 def _merge(results: list[StepResult]) -> StepResult | None:
     """Several warm-up steps as one result, so they commit in one transaction."""
     if not results:
@@ -493,6 +502,9 @@ class AsyncRunner:
             except Exception as exc:
                 if self._engine_broken:
                     raise
+                fatal = _replay_fatal(exc)
+                if fatal is not None:
+                    raise fatal from exc
                 # A source that raises instead of yielding SourceError: count it
                 # like one and re-open the stream after a pause.
                 self._on_source_error(SourceError("source_exception", f"{type(exc).__name__}: {exc}"))
@@ -668,6 +680,9 @@ class AsyncRunner:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            fatal = _replay_fatal(exc)
+            if fatal is not None:
+                raise fatal from exc
             self._on_source_error(SourceError("warmup", f"{type(exc).__name__}: {exc}"))
             return
         if candles:
