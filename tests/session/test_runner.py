@@ -445,3 +445,63 @@ def test_the_kill_switch_survives_a_failing_stat(tmp_path: Path) -> None:
     outcome = asyncio.run(main())
     assert outcome.reason is StopReason.KILL_SWITCH and outcome.exit_code == 0
     assert runner.errors.by_kind.get("kill_switch_check") == 2
+
+
+def test_a_failing_report_writer_is_a_crash_not_a_market_data_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bug in the run output (not a full disk) after the step was committed:
+    the state is safe, so the final commit runs, but the session stops as a
+    crash instead of re-opening the stream with the step's lines missing."""
+    monkeypatch.setattr("laptop_agents.session.runner._STREAM_RESTART_S", 0.01)
+
+    class BuggyWriter(RunWriter):
+        steps = 0
+
+        def on_step(self, candle: Candle, result: StepResult) -> None:
+            BuggyWriter.steps += 1
+            if BuggyWriter.steps == 5:
+                raise TypeError("cannot format the row")
+            super().on_step(candle, result)
+
+    store = _FailingStore(ok=10**9)
+    src = SessionSource(CandleListSource(_candles(50)), None, None, live=True)
+    runner, _ = _runner(tmp_path, _cfg(), src, store=store)
+    runner.parts.writer = BuggyWriter(tmp_path / "run")
+    outcome = asyncio.run(asyncio.wait_for(runner.run(), 30))
+    assert outcome.reason is StopReason.CRASH and "cannot format" in outcome.detail
+    assert runner.counts["source_errors"] == 0
+    assert store.commits == 6  # five candles, then the final commit
+
+
+def test_a_failing_writer_on_the_final_step_still_writes_the_summary(tmp_path: Path) -> None:
+    """The final step is committed before it is journaled: a bug writing its
+    lines must not abort the shutdown (summary, store close, kill-file consumption)."""
+    from laptop_agents.domain.models import Event
+
+    class EventfulShutdown:
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.inner, name)
+
+        def shutdown(self, ts: int, *, flatten: bool, reason: str) -> StepResult:
+            result: StepResult = self.inner.shutdown(ts, flatten=flatten, reason=reason)
+            result.events.append(Event(ts, "session", {"event": "test"}))
+            return result
+
+    class BuggyWriter(RunWriter):
+        def on_events(self, events: Any) -> None:
+            raise TypeError("cannot format the events")
+
+    config = _cfg(**{"system.kill_check_interval_s": 0.05})
+    kill = tmp_path / "kill.txt"
+    kill.write_text("stop\n")
+    engine = EventfulShutdown(build_engine(config, build_strategy(config)))
+    src = SessionSource(_SlowWarmup(_candles(10)), None, None, live=True)
+    runner, _ = _runner(tmp_path, config, src, engine=engine, kill_file=kill)
+    runner.parts.writer = BuggyWriter(tmp_path / "run")
+    outcome = asyncio.run(asyncio.wait_for(runner.run(), 30))
+    assert outcome.reason is StopReason.KILL_SWITCH and outcome.exit_code == 0
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["reason"] == "kill_switch"
+    assert not kill.exists()

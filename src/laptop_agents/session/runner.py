@@ -231,6 +231,7 @@ class AsyncRunner:
         self.started_wall = wall_clock()
         self._started_mono = monotonic()
         self._engine_broken = False
+        self._output_broken = False  # the run output failed with a bug (not a full disk)
         self._first_status: dict[str, Any] = {}
         self.heartbeat: HeartbeatWriter | None = None
         if options.heartbeat_path is not None:
@@ -373,6 +374,9 @@ class AsyncRunner:
                     writer.on_events(result.events)
         except OSError as exc:
             raise _Fatal(StopReason.DISK_FULL, f"cannot write run output: {exc.strerror or exc}") from exc
+        except Exception:
+            self._output_broken = True  # a bug, never a market-data error: the stream loop re-raises it
+            raise
         n_agent = sum(1 for e in result.events if e.kind == "agent_error")
         if n_agent:
             for e in result.events:
@@ -500,7 +504,7 @@ class AsyncRunner:
             except (asyncio.CancelledError, _Fatal):
                 raise
             except Exception as exc:
-                if self._engine_broken:
+                if self._engine_broken or self._output_broken:
                     raise
                 fatal = _replay_fatal(exc)
                 if fatal is not None:
@@ -786,6 +790,8 @@ class AsyncRunner:
                     self._publish(result, None)
                 except _Fatal as exc:  # the state is committed; only output lines are lost
                     self.log.error("could not journal the final step: %s", exc.detail)
+                except Exception as exc:  # the same, from a bug: the summary must still be written
+                    self.log.error("could not journal the final step: %s", exc, exc_info=exc)
         code = exit_code_for(reason)
         summary = self._summary(reason, code, final_ok)
         self._session_event("stop", reason=reason.value, exit_code=code, detail=self.detail)
