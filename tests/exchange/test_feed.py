@@ -88,6 +88,31 @@ def test_far_future_push_is_refused() -> None:
     assert asm.on_push(push(1, 1)).emit == [candle(0)]
 
 
+def test_one_bogus_future_push_does_not_freeze_the_feed() -> None:
+    """A single push stamped a few intervals ahead (a bad frame) must not become
+    the forming candle: every real push after it would be refused as stale and
+    the session would end as stale_data instead of trading on."""
+    asm = KlineAssembler("1m")
+    asm.on_push(push(0, 100))
+    bogus = asm.on_push(push(5, 1, 70_000))
+    assert not bogus.accepted and bogus.emit == [] and bogus.backfill is None
+    assert asm.on_push(push(0, 30_000, 60_010)).accepted
+    assert asm.on_push(push(1, 10)).emit == [candle(0, 60_010)]
+    assert asm.on_push(push(2, 10)).emit == [candle(1)]
+    assert asm.suspect_pushes == 1
+
+
+def test_a_real_jump_while_connected_is_taken_on_its_second_push() -> None:
+    asm = KlineAssembler("1m")
+    asm.prime([candle(0)])
+    asm.on_push(push(1, 100))
+    first = asm.on_push(push(4, 10))  # pushes stopped for a while, the socket stayed up
+    assert not first.accepted and first.emit == []
+    second = asm.on_push(push(4, 500))
+    assert second.accepted
+    assert second.backfill == (B + IV, B + 3 * IV)  # the hole (and the candle before it) from REST
+
+
 def _frame(obj: dict | str, conn: int = 1) -> WsFrame:
     return WsFrame(conn, 0, obj if isinstance(obj, str) else json.dumps(obj))
 

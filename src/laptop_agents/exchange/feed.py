@@ -102,6 +102,12 @@ class KlineAssembler:
         self._attempts = 0
         self._attempt_lo: int | None = None
         self.stale_pushes = 0
+        # A push that jumps more than one interval past the forming candle on a
+        # connection that never dropped is held until a second push confirms
+        # it: one bad frame stamped in the future must not become the forming
+        # candle (every real push after it would then be refused as stale).
+        self._jump_candidate: int | None = None
+        self.suspect_pushes = 0
 
     def prime(self, candles: list[Candle]) -> None:
         """Warm-up candles were handed out: continue after the last one."""
@@ -129,6 +135,13 @@ class KlineAssembler:
                 f"(more than {self.max_gap_bars}): refused"
             )
             return step
+        if forming_ts is not None and not self.dirty and t - forming_ts > self.iv:
+            if self._jump_candidate is None or t < self._jump_candidate:
+                self._jump_candidate = t
+                self.suspect_pushes += 1
+                step.accepted = step.newest = False
+                return step
+        self._jump_candidate = None
         closed: Candle | None = None
         old_forming_ts = forming_ts
         if forming_ts is not None and t > forming_ts and not self.dirty:
