@@ -359,6 +359,7 @@ class MarketFeed:
         return {
             **self.counts,
             "stale_pushes": self.assembler.stale_pushes,
+            "suspect_pushes": self.assembler.suspect_pushes,
             "last_candle_ts": self.last_candle_ts,
             "last_data_ts": self.last_data_ts,
             "funding_rate": self.last_funding,
