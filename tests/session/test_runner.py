@@ -209,6 +209,26 @@ def test_late_rule_can_use_a_clock_of_its_own(tmp_path: Path) -> None:
     assert outcome.reason is StopReason.END_OF_DATA
 
 
+def test_a_dead_supervising_task_stops_the_session_as_a_crash(tmp_path: Path) -> None:
+    """Without its heartbeat (or kill-switch, or stale-data) task the session can
+    no longer keep its promises: it stops as a crash (state committed, position
+    kept, exit 1 so the watchdog restarts it) instead of running on unguarded."""
+    config = _cfg(**{"trading.speed": 600.0, "trading.warmup_bars": 5, "trading.duration_min": 600.0,
+                     "system.heartbeat_interval_s": 0.05})
+    mock = MockSource(config.trading)
+    src = SessionSource(mock, mock.now_ms, 600.0, live=True, description="mock")
+    runner, _ = _runner(tmp_path, config, src)
+
+    async def broken_heartbeat_loop() -> None:
+        await asyncio.sleep(0.05)
+        raise RuntimeError("heartbeat writer bug")
+
+    runner._heartbeat_loop = broken_heartbeat_loop  # type: ignore[method-assign]
+    outcome = asyncio.run(asyncio.wait_for(runner.run(), timeout=60))
+    assert outcome.reason is StopReason.CRASH and outcome.exit_code == ExitCode.CRASH
+    assert "heartbeat writer bug" in outcome.detail
+
+
 def test_health_endpoint_during_a_run_and_503_when_stale(tmp_path: Path) -> None:
     config = _cfg(**{"trading.speed": 600.0, "trading.warmup_bars": 5, "trading.duration_min": 600.0,
                      "system.stale_timeout_s": 30.0})

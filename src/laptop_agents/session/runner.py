@@ -711,9 +711,12 @@ class AsyncRunner:
                     elif t.get_name() == "market-data":
                         self._crash(exc)
                     else:
-                        # A supervisor failed: keep the session, spend the budget, log it.
-                        self.log.error("session task %s failed: %s", t.get_name(), exc, exc_info=exc)
+                        # A supervising task (kill switch, stale data, heartbeat...)
+                        # died: running on without it would break the promises it
+                        # keeps, so stop as a crash (state committed, position
+                        # kept) and let the watchdog restart a whole session.
                         self._spend("task_error")
+                        self._crash(exc, task=t.get_name())
                 pending.discard(stop_wait)
                 if not pending and not self._stop.is_set():
                     await self._stop.wait()
@@ -722,12 +725,13 @@ class AsyncRunner:
             with contextlib.suppress(asyncio.CancelledError):
                 await stop_wait
 
-    def _crash(self, exc: BaseException) -> None:
+    def _crash(self, exc: BaseException, *, task: str | None = None) -> None:
         import traceback
 
-        self.log.error("session crashed: %s", exc,
+        where = f"task {task}: " if task else ""
+        self.log.error("session crashed: %s%s", where, exc,
                        extra={"fields": {"traceback": scrub("".join(traceback.format_exception(exc)))}})
-        self.request_stop(StopReason.CRASH, scrub(f"{type(exc).__name__}: {exc}"))
+        self.request_stop(StopReason.CRASH, scrub(f"{where}{type(exc).__name__}: {exc}"))
 
     async def _cancel(self, tasks: list[asyncio.Task[Any]]) -> None:
         for t in tasks:
