@@ -47,6 +47,23 @@ def _err(console: Console, message: str) -> None:
     console.print(scrub(message), markup=False, highlight=False, soft_wrap=True)
 
 
+def _failed(console: Console, exc: Exception, writing: str) -> int:
+    """One line and the exit code for what ended a backtest or validation early:
+    a usage/data failure (its own code), a bad strategy (2) or a write error (10)."""
+    from laptop_agents.strategy import StrategyConfigError
+
+    if isinstance(exc, _Fail):
+        _err(console, str(exc))
+        return exc.code
+    if isinstance(exc, StrategyConfigError):
+        _err(console, f"strategy error: {exc}")
+        return ExitCode.CONFIG_ERROR
+    assert isinstance(exc, OSError)
+    where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+    _err(console, f"cannot write {writing}: {exc.strerror or exc}{where}")
+    return ExitCode.DISK_FULL
+
+
 def _data_file(ctx: CommandContext) -> Path | None:
     raw = getattr(ctx.args, "file", None) or getattr(ctx.args, "data", None)
     return Path(raw).expanduser() if raw else None
@@ -135,15 +152,8 @@ def cmd_backtest(ctx: CommandContext) -> int:
             config, candles, funding=funding, constant_funding=getattr(ctx.args, "funding_rate", None),
             run_dir=run_dir, summary_fields=fields, html=not getattr(ctx.args, "no_report", False),
         )
-    except _Fail as exc:
-        _err(err, str(exc))
-        return exc.code
-    except StrategyConfigError as exc:
-        _err(err, f"strategy error: {exc}")
-        return ExitCode.CONFIG_ERROR
-    except OSError as exc:
-        _err(err, f"cannot write the run output: {exc.strerror or exc} ({getattr(exc, 'filename', '')})")
-        return ExitCode.DISK_FULL
+    except (_Fail, StrategyConfigError, OSError) as exc:
+        return _failed(err, exc, "the run output")
     print_summary(result.summary, console=out)
     out.print(f"{result.steps:,} candles in {result.elapsed_s:.2f} s ({result.candles_per_s:,.0f} candles/s)",
               highlight=False)
@@ -197,15 +207,8 @@ def cmd_validate(ctx: CommandContext) -> int:
                "symbol": config.trading.symbol, "interval": config.trading.interval, "source": desc,
                "grid": getattr(args, "grid", None) or "", "data_report": data_report, **doc}
         csv_path, json_path = write_leaderboard(doc, run_dir)
-    except _Fail as exc:
-        _err(err, str(exc))
-        return exc.code
-    except StrategyConfigError as exc:
-        _err(err, f"strategy error: {exc}")
-        return ExitCode.CONFIG_ERROR
-    except OSError as exc:
-        _err(err, f"cannot write the leaderboard: {exc.strerror or exc}")
-        return ExitCode.DISK_FULL
+    except (_Fail, StrategyConfigError, OSError) as exc:
+        return _failed(err, exc, "the leaderboard")
     out.print(leaderboard_table(doc))
     out.print(picks_table(doc))
     oos = doc["out_of_sample"]

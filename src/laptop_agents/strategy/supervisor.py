@@ -285,31 +285,20 @@ class Supervisor:
 
         cid = f"{self.id_prefix}-{ts}-0"
         side = Side.BUY if setup.side > 0 else Side.SELL
-        if setup.order_type == LIMIT:
-            intent = new_intent(
-                client_id=cid,
-                side=side,
-                type=OrderType.LIMIT,
-                qty=qty,
-                price=setup.entry,
-                stop=setup.stop,
-                target=setup.target,
-                trailing=setup.trailing,
-                reason=setup.name,
-            )
+        limit = setup.order_type == LIMIT
+        intents.append(new_intent(
+            client_id=cid,
+            side=side,
+            type=OrderType.LIMIT if limit else OrderType.MARKET,
+            qty=qty,
+            price=setup.entry if limit else None,
+            stop=setup.stop,
+            target=setup.target,
+            trailing=setup.trailing,
+            reason=setup.name,
+        ))
+        if limit:
             self.pending_trigger.track(cid, bar)
-        else:
-            intent = new_intent(
-                client_id=cid,
-                side=side,
-                type=OrderType.MARKET,
-                qty=qty,
-                stop=setup.stop,
-                target=setup.target,
-                trailing=setup.trailing,
-                reason=setup.name,
-            )
-        intents.append(intent)
         self._last_block = None
         data = self._context(setup)
         data["action"] = "enter"
