@@ -70,6 +70,18 @@ def _wall_ms() -> int:
     return int(time.time() * 1000)
 
 
+def store_check_clock(config: AppConfig) -> tuple[Callable[[], int], str] | None:
+    """The market "now" a workspace's state is checked against before a live
+    session starts (a store ahead of it would skip every candle), and its name.
+
+    bitunix: the wall clock. mock: None -- its simulated clock starts after the
+    store's last candle by design (a fast session restarted continues), so it
+    can never be behind it. Replays run on fresh in-memory state."""
+    if config.trading.source == "bitunix":
+        return _wall_ms, "wall clock"
+    return None
+
+
 def build_source(
     config: AppConfig,
     *,

@@ -917,14 +917,22 @@ def _live_gate(config: AppConfig) -> tuple[int, str] | None:
     return ExitCode.NOT_IMPLEMENTED, "live order execution is not built yet (issue: live execution); use paper"
 
 
-def _open_state(ctx: CommandContext, path: Path | str, *, now_ts: int | None) -> tuple[Any, Any] | int:
+def _open_state(
+    ctx: CommandContext,
+    path: Path | str,
+    *,
+    now_ts: int | None,
+    clock: tuple[Callable[[], int], str] | None = None,
+) -> tuple[Any, Any] | int:
     """Strategy + store + engine (crash-only: the stored engine if any), or an
-    exit code after a one-line error."""
+    exit code after a one-line error. With ``clock`` (the market's now and its
+    name) a store whose last candle lies ahead of the market is refused."""
     from laptop_agents.store import (
         StateStore,
         StoreCorruptError,
         StoreMismatchError,
         StoreWriteError,
+        check_store_clock,
         open_engine,
     )
     from laptop_agents.strategy import build_strategy
@@ -944,14 +952,20 @@ def _open_state(ctx: CommandContext, path: Path | str, *, now_ts: int | None) ->
         return ExitCode.DISK_FULL
     try:
         engine = open_engine(store, ctx.config, strategy, now_ts=now_ts)
+        if clock is not None:
+            check_store_clock(store, now_ms=clock[0](), interval=ctx.config.trading.interval, clock=clock[1])
     except StoreMismatchError as exc:
         store.close()
         _err(f"state store error: {exc}")
-        return ExitCode.CONFIG_ERROR
+        return ExitCode.STORE_MISMATCH
     except StoreCorruptError as exc:
         store.close()
         _err(f"state store error: {exc}")
         return ExitCode.STORE_CORRUPT
+    except StoreWriteError as exc:
+        store.close()
+        _err(f"state store error: {exc}")
+        return ExitCode.DISK_FULL
     except BaseException:
         store.close()
         raise
@@ -968,13 +982,14 @@ def _session(
     live: bool,
 ) -> int:
     """Shared by run and replay: open state, build the source, run, summarise."""
-    from laptop_agents.market.factory import SourceConfigError
+    from laptop_agents.market.factory import SourceConfigError, store_check_clock
     from laptop_agents.report import RunWriter
     from laptop_agents.store.journal import EventJournal
 
     ws = ctx.workspace
     run_dir = ws.run_dir(run_id)
-    opened = _open_state(ctx, state_path, now_ts=int(time.time() * 1000) if live else None)
+    opened = _open_state(ctx, state_path, now_ts=int(time.time() * 1000) if live else None,
+                         clock=store_check_clock(ctx.config) if live else None)
     if isinstance(opened, int):
         return opened
     store, engine = opened
