@@ -64,6 +64,7 @@ from laptop_agents.session.guards import (
     USER_STOPS,
     ErrorCounters,
     LatencyStats,
+    ProgressGuard,
     StaleGuard,
     StopReason,
     exit_code_for,
@@ -218,6 +219,13 @@ class AsyncRunner:
         self.interval_ms = interval_ms(config.trading.interval)
         self.errors = ErrorCounters(system.max_consecutive_md_errors, config.error_budget())
         self.stale = StaleGuard(system.stale_timeout_s, monotonic)
+        # Live sources only: data arriving while no candle is processed (all
+        # skipped) is judged in wall time, which replays do not have.
+        self.progress: ProgressGuard | None = None
+        src_speed = parts.source.speed
+        if parts.source.live and src_speed:
+            self.progress = ProgressGuard.for_interval(system.stale_timeout_s, self.interval_ms / 1000.0 / src_speed,
+                                                       monotonic)
         self.latency = LatencyStats()  # arrival -> decision committed (wall clock)
         self.cpu_latency = LatencyStats()  # the same span in this thread's CPU time (no preemption, no I/O wait)
         self.step_latency = LatencyStats()  # arrival -> journaled and reported
@@ -278,10 +286,13 @@ class AsyncRunner:
             "breaker": st.get("breaker") or {},
             "mode": self.opts.mode,
             "candles": self.counts["candles"],
+            "skipped": self.counts["skipped"],
+            "last_processed_age_s": round(self.progress.age_s(), 3) if self.progress is not None else None,
         }
 
     def healthy(self) -> bool:
-        return self.status == "running" and not self.stale.stale()
+        return (self.status == "running" and not self.stale.stale()
+                and not (self.progress is not None and self.progress.lagging()))
 
     def health_snapshot(self) -> tuple[bool, dict[str, Any]]:
         st = self._engine_status()
@@ -298,6 +309,7 @@ class AsyncRunner:
             "market_data_age_s": round(self.stale.age_s(), 3),
             "stale_timeout_s": self.stale.timeout_s,
             "stale": self.stale.stale(),
+            "progress": self.progress.snapshot() if self.progress is not None else None,
             "source": source_status,
             "errors": self.errors.snapshot(),
             "equity": st.get("equity"),
@@ -398,7 +410,7 @@ class AsyncRunner:
         for c in candles:
             last = engine.last_candle_ts
             if last is not None and c.ts <= last:
-                self.counts["skipped"] += 1
+                self._skipped()
                 continue
             try:
                 r = engine.warmup(c)
@@ -411,7 +423,17 @@ class AsyncRunner:
         if merged is not None:
             self._commit(merged)
             self._publish(merged, None)
+            if self.progress is not None:
+                self.progress.touch()
         return len(results)
+
+    def _skipped(self) -> None:
+        """A candle at or before the engine's last one: nothing to do, but it
+        counts (health, stall detection) -- a session that skips everything
+        must not look healthy."""
+        self.counts["skipped"] += 1
+        if self.progress is not None:
+            self.progress.skipped()
 
     def _is_late(self, candle: Candle) -> bool:
         """A candle that closed more than ~2 intervals ago (backfill after a gap):
@@ -429,7 +451,7 @@ class AsyncRunner:
         engine = self.parts.engine
         last = engine.last_candle_ts
         if last is not None and candle.ts <= last:
-            self.counts["skipped"] += 1
+            self._skipped()
             return
         if self._is_late(candle):
             self.counts["late_warmup"] += self._warm([candle])
@@ -440,9 +462,11 @@ class AsyncRunner:
             self._engine_broken = True
             raise
         if not result.processed:
-            self.counts["skipped"] += 1
+            self._skipped()
             return
         self._commit(result)
+        if self.progress is not None:
+            self.progress.touch()
         self.latency.add(time.perf_counter_ns() - arrived_ns)
         if arrived_cpu_ns:
             self.cpu_latency.add(time.thread_time_ns() - arrived_cpu_ns)
@@ -550,12 +574,26 @@ class AsyncRunner:
 
     async def _stale_watch(self) -> None:
         step = max(0.01, min(1.0, self.stale.timeout_s / 4))
+        progress = self.progress
         while True:
             await asyncio.sleep(step)
             if self.stale.stale():
                 self.request_stop(StopReason.STALE_DATA,
                                   f"no market data for {self.stale.age_s():.1f} s (timeout {self.stale.timeout_s:g} s)")
                 return
+            if progress is not None and progress.stalled():
+                self.request_stop(StopReason.STALE_DATA, self._stall_detail(progress))
+                return
+
+    def _stall_detail(self, progress: ProgressGuard) -> str:
+        last = self.parts.engine.last_candle_ts
+        when = datetime.fromtimestamp(last / 1000.0, UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if last is not None else "none"
+        head = (f"no candle processed for {progress.age_s():.1f} s (limit {progress.timeout_s:g} s) "
+                f"although market data arrived")
+        if progress.skipped_since:
+            return (f"{head}: {progress.skipped_since} candles skipped as at or before the last processed "
+                    f"candle {when}")
+        return f"{head}: no closed candle came (last processed candle {when})"
 
     async def _heartbeat_loop(self) -> None:
         interval = self.config.system.heartbeat_interval_s
@@ -643,6 +681,8 @@ class AsyncRunner:
             gc.freeze()
         self._beat("running")
         self.stale.touch()
+        if self.progress is not None:
+            self.progress.touch()
         tasks.append(asyncio.create_task(self._market_data(), name="market-data"))
         tasks.append(asyncio.create_task(self._stale_watch(), name="stale-data"))
         speed = self.parts.source.speed
