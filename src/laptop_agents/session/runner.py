@@ -105,6 +105,7 @@ class JournalLike(Protocol):
 class WriterLike(Protocol):
     def on_step(self, candle: Candle, result: StepResult) -> None: ...
     def on_events(self, events: Any) -> None: ...
+    def on_final(self, ts: int, price: float, equity: float, position_qty: float, events: Any = ()) -> bool: ...
     def flush(self) -> None: ...
     def finish(self, summary_fields: Any = None) -> Path: ...
 
@@ -371,10 +372,11 @@ class AsyncRunner:
                 self._spend("store_retry")
                 time.sleep(_STORE_RETRY_SLEEP_S * (attempt + 1))
 
-    def _publish(self, result: StepResult, candle: Candle | None) -> None:
+    def _publish(self, result: StepResult, candle: Candle | None, *, final: bool = False) -> None:
         """Journal and report a committed step (never before the commit). The
         state is already safe, so a failed write here stops the session with
-        ``disk_full`` rather than a crash."""
+        ``disk_full`` rather than a crash. The ``final`` step (shutdown) ends
+        the equity curve at the account as the session left it."""
         try:
             if result.events:
                 self.parts.journal.write(result.events)
@@ -382,6 +384,12 @@ class AsyncRunner:
             if writer is not None:
                 if candle is not None:
                     writer.on_step(candle, result)
+                elif final:
+                    price = result.fills[-1].price if result.fills else self._engine_status().get("last_price")
+                    if price is not None:
+                        writer.on_final(result.ts, float(price), result.equity, result.position_qty, result.events)
+                    elif result.events:
+                        writer.on_events(result.events)
                 elif result.events:
                     writer.on_events(result.events)
         except OSError as exc:
@@ -831,7 +839,7 @@ class AsyncRunner:
                     self.detail = f"final commit failed: {exc}"
             if result is not None:
                 try:
-                    self._publish(result, None)
+                    self._publish(result, None, final=True)
                 except _Fatal as exc:  # the state is committed; only output lines are lost
                     self.log.error("could not journal the final step: %s", exc.detail)
                 except Exception as exc:  # the same, from a bug: the summary must still be written
