@@ -170,3 +170,29 @@ def test_the_flatten_row_does_not_count_as_a_candle(tmp_path: Path) -> None:
         (last,) = db.execute("SELECT last_candle_ts FROM engine_state").fetchone()
     assert summary["last_ts"] == int(candles[-1].split(",")[0]) == last
     assert int(equity[-1].split(",")[0]) > last and float(equity[-1].split(",")[3]) == 0.0
+
+
+def test_fees_in_equity_csv_are_cumulative_across_restarts(tmp_path: Path) -> None:
+    """Issue 10.5: equity.csv's equity is the account's (it continues from the
+    store after a restart), so fees_paid and funding_paid next to it must be
+    the account's too, not restart at 0 with each run."""
+    ws = tmp_path / "ws"
+    fees_by_run = []
+    for run_id in ("first", "second"):
+        sess = _hold(ws, "--run-id", run_id)
+        try:
+            (ws / "kill.txt").write_text("stop\n")
+            code, _, err = sess.wait(30)
+        finally:
+            sess.kill()
+        assert code == ExitCode.OK, err
+        with open(ws / "runs" / run_id / "equity.csv", newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        fees_by_run.append((float(rows[0]["fees_paid"]), float(rows[-1]["fees_paid"])))
+        broker = _broker(ws)
+        assert float(rows[-1]["fees_paid"]) == pytest.approx(broker["fees"], abs=_TOL)
+        assert float(rows[-1]["funding_paid"]) == pytest.approx(broker["funding"], abs=_TOL)
+        summary = json.loads((ws / "runs" / run_id / "summary.json").read_text())
+        assert summary["metrics"]["fees_paid"] == pytest.approx(broker["fees"], abs=_TOL)
+    (first_start, first_end), (second_start, second_end) = fees_by_run
+    assert first_end > 0 and second_start >= first_end and second_end > first_end

@@ -102,9 +102,15 @@ class RunWriter:
     ``resume=True`` appends to existing files and ignores candles at or before
     the last one already written, so a restarted live session continues its run
     directory instead of truncating it.
+
+    ``fees_paid`` / ``funding_paid`` are the account's totals when the run
+    starts: a live session continues an account from the state store, and
+    equity.csv's fee and funding columns are the account's, like its equity
+    column (cumulative over restarts, not per run).
     """
 
-    def __init__(self, run_dir: str | Path, *, flush_every: int = 8192, resume: bool = False) -> None:
+    def __init__(self, run_dir: str | Path, *, flush_every: int = 8192, resume: bool = False,
+                 fees_paid: float = 0.0, funding_paid: float = 0.0) -> None:
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.flush_every = max(1, int(flush_every))
@@ -118,7 +124,7 @@ class RunWriter:
                 self._n_trades = max(0, sum(1 for _ in fh) - 1)
             self._fees, self._funding = self._resume_totals()
         else:
-            self._fees = self._funding = 0.0
+            self._fees, self._funding = float(fees_paid), float(funding_paid)
         new_trades = not (resume and trades_path.exists() and trades_path.stat().st_size > 0)
         self._trades_fh = open(trades_path, "a" if resume else "w", encoding="utf-8", newline="")
         self._trades = csv.writer(self._trades_fh)

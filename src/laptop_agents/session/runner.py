@@ -1053,7 +1053,9 @@ def _session(
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         journal = EventJournal(run_dir / "events.jsonl")
-        writer = RunWriter(run_dir)
+        books = engine.status()  # the account continues from the store: so do its fee and funding totals
+        writer = RunWriter(run_dir, fees_paid=float(books.get("fees_paid") or 0.0),
+                           funding_paid=float(books.get("funding_paid") or 0.0))
     except OSError as exc:
         store.close()
         _err(f"cannot write the run directory {run_dir}: {exc.strerror or exc}")
