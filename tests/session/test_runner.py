@@ -618,3 +618,31 @@ def test_redelivered_candles_between_fresh_ones_keep_the_session_healthy(tmp_pat
     assert outcome.reason is StopReason.SOURCE_ENDED, outcome.detail
     assert runner.counts["candles"] == 50 and runner.counts["skipped"] == 100
     assert all(ok for ok, _ in src.health)
+
+
+def _candle_csv(path: Path, candles: list[Candle]) -> Path:
+    path.write_text("timestamp,open,high,low,close,volume\n" + "".join(
+        f"{c.ts},{c.open},{c.high},{c.low},{c.close},{c.volume}\n" for c in candles))
+    return path
+
+
+def test_replay_of_a_15m_file_uses_the_files_interval(tmp_path: Path) -> None:
+    """Issue 10.5: the console header and summary.json said 1m (the default)."""
+    ws = tmp_path / "ws"
+    csv = _candle_csv(tmp_path / "c15.csv", SyntheticMarket(11, ORIGIN, 900_000).candles(0, 120))
+    code, out, err = run(ws, "--cli", "replay", str(csv), "--run-id", "r15", seed_flags=False, timeout=60)
+    assert code == ExitCode.OK, err
+    summary = json.loads((ws / "runs" / "r15" / "summary.json").read_text())
+    assert summary["interval"] == "15m" and summary["candles"] == 120
+    header = next(line for line in out.splitlines() if line.startswith("replay:"))
+    assert "BTCUSDT 15m" in header, header
+    # An explicit interval that agrees is fine; one that does not is refused.
+    code, _, err = run(ws, "--cli", "replay", str(csv), "--interval", "15m", "--run-id", "ok15",
+                       seed_flags=False, timeout=60)
+    assert code == ExitCode.OK, err
+    code, _, err = run(ws, "--cli", "replay", str(csv), "--interval", "1m", "--run-id", "bad",
+                       seed_flags=False, timeout=60)
+    assert code == ExitCode.BAD_INPUT
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "c15.csv" in lines[0] and "15m" in lines[0] and "1m" in lines[0], err
+    assert not (ws / "runs" / "bad").exists()

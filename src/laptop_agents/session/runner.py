@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import os
 import signal
@@ -1139,7 +1140,7 @@ def cmd_replay(ctx: CommandContext) -> int:
 
     ``--sync`` is accepted here for the seed's sake, but changes nothing: there
     is one runner, and a replay through it is exactly what makes it a replay."""
-    from laptop_agents.market.factory import build_replay_source
+    from laptop_agents.market.factory import SourceConfigError, build_replay_source
 
     args = ctx.args
     raw = getattr(args, "file", None) or getattr(args, "data", None) or ctx.config.trading.replay_file
@@ -1152,8 +1153,27 @@ def cmd_replay(ctx: CommandContext) -> int:
         return ExitCode.BAD_INPUT
     strict = bool(getattr(args, "strict", None))
     run_id = getattr(args, "run_id", None) or new_run_id("replay")
+    try:
+        source = build_replay_source(ctx.config, path, strict=strict)
+    except SourceConfigError as exc:
+        _err(f"source error: {exc}")
+        return ExitCode.BAD_INPUT
+    # The data's bar length wins over the default; an explicit --interval
+    # (flag or environment) that disagrees is an error, as in backtest.
+    data_interval = source.interval
+    if data_interval is not None and data_interval != ctx.config.trading.interval:
+        origin = ctx.loaded.sources.get("trading.interval", "default")
+        if origin == "cli" or origin.startswith("env"):
+            with contextlib.suppress(Exception):
+                asyncio.run(source.aclose())
+            _err(f"replay file {path.name} has {data_interval} candles, but the interval "
+                 f"{ctx.config.trading.interval} was given (from {origin}); drop it or pass {data_interval}")
+            return ExitCode.BAD_INPUT
+        config = ctx.config.model_copy(deep=True)
+        config.trading.interval = data_interval
+        ctx = dataclasses.replace(ctx, loaded=ctx.loaded.model_copy(update={"config": config}))
 
     def build(engine: Any) -> SessionSource:
-        return build_replay_source(ctx.config, path, strict=strict)
+        return source
 
     return _session(ctx, mode="replay", state_path=":memory:", run_id=run_id, build=build, live=False)
