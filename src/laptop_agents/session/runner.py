@@ -243,6 +243,7 @@ class AsyncRunner:
         self._engine_broken = False
         self._output_broken = False  # the run output failed with a bug (not a full disk)
         self._first_status: dict[str, Any] = {}
+        self._log_qty = 0.0  # position as the trade log lines last described it
         self.heartbeat: HeartbeatWriter | None = None
         if options.heartbeat_path is not None:
             self.heartbeat = HeartbeatWriter(options.heartbeat_path, options.run_id, self._heartbeat_fields,
@@ -398,6 +399,8 @@ class AsyncRunner:
         except Exception:
             self._output_broken = True  # a bug, never a market-data error: the stream loop re-raises it
             raise
+        if result.fills:
+            self._log_trades(result)
         n_agent = sum(1 for e in result.events if e.kind == "agent_error")
         if n_agent:
             for e in result.events:
@@ -405,6 +408,42 @@ class AsyncRunner:
                     self.log.warning("agent error isolated: %s: %s", e.data.get("agent"), e.data.get("error"),
                                      extra={"fields": {"ts": e.ts, **e.data}})
             self._spend("agent_error", n_agent)
+
+    def _log_trades(self, result: StepResult) -> None:
+        """One INFO line per position change, for a user watching the console:
+        a trade opened (or added to, reduced, reversed) by a fill, and each
+        closed trade with its PnL. Only steps with fills get here (rare)."""
+        first = self._first_status
+        symbol = first.get("symbol") or self.config.trading.symbol
+        money = 8 if first.get("currency") == "BTC" else 2
+        qty = self._log_qty
+        for ev in result.events:
+            d = ev.data
+            if ev.kind == "fill":
+                size = float(d.get("qty") or 0.0)
+                new = qty + (size if str(d.get("side", "")).upper() == "BUY" else -size)
+                if abs(new) <= 1e-12:
+                    new = 0.0
+                if new != 0.0:
+                    if qty == 0.0 or qty * new < 0:
+                        verb = "trade opened" if qty == 0.0 else "position reversed, trade opened"
+                        what = f"{_side(new)} {abs(new):g} {symbol}"
+                    else:
+                        verb = "position added" if abs(new) > abs(qty) else "position reduced"
+                        what = f"{_side(new)} {abs(qty):g} -> {abs(new):g} {symbol}"
+                    self.log.info("%s: %s @ %s (fee %.*f, %s)", verb, what, _price(d.get("price")), money,
+                                  float(d.get("fee") or 0.0), d.get("reason") or "fill",
+                                  extra={"fields": {"event": "fill", "ts": ev.ts, **d, "position_qty": new}})
+                qty = new
+            elif ev.kind == "trade_closed":
+                self.log.info(
+                    "trade closed: %s %s %s, %s -> %s, PnL %.*f, fees %.*f, funding %.*f, net PnL %.*f (%s)",
+                    d.get("side"), _qty(d.get("qty")), symbol, _price(d.get("entry_price")),
+                    _price(d.get("exit_price")), money, float(d.get("pnl") or 0.0), money,
+                    float(d.get("fees") or 0.0), money, float(d.get("funding") or 0.0), money,
+                    float(d.get("net_pnl") or 0.0), d.get("exit_reason"),
+                    extra={"fields": {"event": "trade_closed", "ts": ev.ts, **d}})
+        self._log_qty = float(result.position_qty)
 
     def _session_event(self, kind: str, **data: Any) -> None:
         try:
@@ -662,6 +701,7 @@ class AsyncRunner:
         try:
             self._beat("starting")
             self._first_status = self._engine_status()
+            self._log_qty = float((self._first_status.get("position") or {}).get("qty") or 0.0)
             self._session_event("start", run_id=opts.run_id, mode=opts.mode, source=self.parts.source.description)
             system = self.config.system
             if opts.health_port is not None or system.health_port is not None or system.dashboard:
@@ -907,6 +947,24 @@ class AsyncRunner:
                         "step": self.step_latency.snapshot()},
             "workspace": str(self.opts.workspace) if self.opts.workspace else None,
         }
+
+
+def _side(qty: float) -> str:
+    return "long" if qty > 0 else "short"
+
+
+def _qty(value: Any) -> str:
+    try:
+        return f"{float(value):g}"
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def _price(value: Any) -> str:
+    try:
+        return f"{float(value):,.2f}"
+    except (TypeError, ValueError):
+        return str(value)
 
 
 def _write_summary_fallback(run_dir: Path, summary: dict[str, Any]) -> None:
