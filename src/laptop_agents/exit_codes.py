@@ -22,6 +22,9 @@ class ExitCode(IntEnum):
     NOT_IMPLEMENTED = 11  # the command exists but its feature is not built yet
     LIVE_NOT_ALLOWED = 12  # live execution requested without every gate open
     RECONCILE_MISMATCH = 13  # live: exchange state differs from local state
+    # state.db belongs to another source/symbol/interval/strategy, or its last
+    # candle lies ahead of the market's clock: a restart would hit it again.
+    STORE_MISMATCH = 14
     KILL_SWITCH = 0  # documented alias: a kill-switch exit is a clean exit
 
 

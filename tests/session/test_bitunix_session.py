@@ -69,3 +69,55 @@ def test_preflight_against_the_fake_exchange(tmp_path: Path, fake: object) -> No
     res = preflight(fake.rest_url)  # type: ignore[attr-defined]
     assert res.returncode == ExitCode.PREFLIGHT_FAILED
     assert "FAIL  clock skew" in res.stdout and "PASS  exchange REST" in res.stdout
+
+
+def _last_candle_ts(ws: Path) -> int:
+    import sqlite3
+
+    with sqlite3.connect(ws / "state.db") as db:
+        (last,) = db.execute("SELECT last_candle_ts FROM engine_state").fetchone()
+    return int(last)
+
+
+def test_a_mock_store_is_refused_by_a_bitunix_session(tmp_path: Path, fake: object) -> None:
+    """Issue 10.1: a fast mock run leaves a store whose candle times are simulated
+    (in the future); a bitunix session on that workspace used to skip every live
+    candle while looking healthy. It now refuses to start: one line, exit 14,
+    not restartable, the store untouched."""
+    from laptop_agents.exit_codes import RESTARTABLE
+
+    ws = tmp_path / "ws"
+    code, _, err = run(ws, "--async", "--source", "mock", "--speed", "600", "--warmup-bars", "30",
+                       "--duration", "30", timeout=90)
+    assert code == ExitCode.OK, err
+    before = _last_candle_ts(ws)
+    urls = ["--bitunix-rest-url", fake.rest_url, "--bitunix-ws-url", fake.ws_url]  # type: ignore[attr-defined]
+    code, out, err = run(ws, "--async", "--source", "bitunix", *urls, "--duration", "0.05", timeout=60)
+    assert code == ExitCode.STORE_MISMATCH and code not in RESTARTABLE, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert "source mock" in lines[0] and "bitunix" in lines[0] and "--workspace" in lines[0]
+    assert _last_candle_ts(ws) == before
+    assert not (ws / "runs").exists() or len(list((ws / "runs").iterdir())) == 1
+
+
+def test_a_store_ahead_of_the_wall_clock_is_refused_by_a_bitunix_session(tmp_path: Path, fake: object) -> None:
+    """A bitunix store written against the 600x fake lies ~30 market minutes in
+    the future of the wall clock: the next bitunix session would skip every
+    real candle for that long, so it refuses, naming both times."""
+    ws = tmp_path / "ws"
+    urls = ["--bitunix-rest-url", fake.rest_url, "--bitunix-ws-url", fake.ws_url]  # type: ignore[attr-defined]
+    code, _, err = run(ws, "--async", "--source", "bitunix", *urls, "--duration", "0.05", "--warmup-bars", "30",
+                       timeout=90)
+    assert code == ExitCode.OK, err
+    before = _last_candle_ts(ws)
+    code, _, err = run(ws, "--async", "--source", "bitunix", *urls, "--duration", "0.05", "--warmup-bars", "30",
+                       timeout=60)
+    assert code == ExitCode.STORE_MISMATCH, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "ahead of the market" in lines[0], err
+    from datetime import UTC, datetime
+
+    assert datetime.fromtimestamp(before / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ") in lines[0]
+    assert "move" in lines[0] and "state.db" in lines[0]
+    assert _last_candle_ts(ws) == before

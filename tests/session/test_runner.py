@@ -525,3 +525,124 @@ def test_a_failing_writer_on_the_final_step_still_writes_the_summary(tmp_path: P
     assert outcome.reason is StopReason.KILL_SWITCH and outcome.exit_code == 0
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["reason"] == "kill_switch"
     assert not kill.exists()
+
+
+class _ReplayingLiveSource:
+    """Live market data that keeps arriving: ``fresh`` candles one by one, each
+    followed by re-deliveries of ``redeliver`` (candles the engine already has),
+    then -- with ``repeat`` -- the re-deliveries forever."""
+
+    name = "replaying"
+
+    def __init__(self, fresh: list[Candle], redeliver: list[Candle], *, repeat: bool, pause_s: float) -> None:
+        self.fresh, self.redeliver, self.repeat, self.pause_s = fresh, redeliver, repeat, pause_s
+        self.health: list[tuple[bool, dict[str, Any]]] = []
+        self.runner: AsyncRunner | None = None
+
+    async def warmup(self) -> list[Candle]:
+        return []
+
+    def stream(self) -> AsyncIterator[MarketItem]:
+        return self._gen()
+
+    async def _gen(self) -> AsyncIterator[MarketItem]:
+        for c in self.fresh:
+            yield c
+            for old in self.redeliver[-2:]:  # a reconnect's re-delivery: legitimately skipped
+                yield old
+            await self._pause()
+            self.redeliver.append(c)
+        while self.repeat:
+            for old in self.redeliver:
+                yield old
+                await self._pause()
+
+    async def _pause(self) -> None:
+        await asyncio.sleep(self.pause_s)
+        if self.runner is not None:
+            self.health.append(self.runner.health_snapshot())
+
+    def status(self) -> dict[str, Any]:
+        return {}
+
+    async def aclose(self) -> None:
+        pass
+
+
+def _live_cfg() -> AppConfig:
+    # 1m candles at 600x: one interval is 0.1 wall seconds; stale timeout 0.5 s.
+    return _cfg(**{"trading.duration_min": 10_000.0, "system.stale_timeout_s": 0.5})
+
+
+def test_candles_that_all_skip_end_the_session_as_stale_and_unhealthy(tmp_path: Path) -> None:
+    """Issue 10.1: a store ahead of the market skips every live candle. Data
+    arriving is not enough: without a processed candle for the stale timeout
+    (or 3 intervals, the larger) the session stops with stale_data, /health is
+    unhealthy before that, and the skipped candles are counted."""
+    config = _live_cfg()
+    candles = _candles(40)
+    engine = build_engine(config, build_strategy(config))
+    for c in candles:
+        engine.on_candle(c)
+    src = _ReplayingLiveSource([], list(candles), repeat=True, pause_s=0.01)
+    runner, _ = _runner(tmp_path, config, SessionSource(src, lambda: candles[-1].ts, 600.0, live=True),
+                        engine=engine)
+    src.runner = runner
+    outcome = asyncio.run(asyncio.wait_for(runner.run(), timeout=30))
+    assert outcome.reason is StopReason.STALE_DATA and outcome.exit_code == ExitCode.STALE_DATA
+    assert "no candle processed" in outcome.detail and "skipped" in outcome.detail, outcome.detail
+    assert runner.counts["candles"] == 0 and runner.counts["skipped"] >= 20
+    assert src.health[0][0] is True  # at first, just data
+    unhealthy = [body for ok, body in src.health if not ok]
+    assert unhealthy and unhealthy[-1]["progress"]["lagging"] is True and unhealthy[-1]["stale"] is False
+    assert unhealthy[-1]["counts"]["skipped"] > 0
+    assert runner._heartbeat_fields()["skipped"] == runner.counts["skipped"]
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["reason"] == "stale_data" and summary["session"]["skipped"] == runner.counts["skipped"]
+
+
+def test_redelivered_candles_between_fresh_ones_keep_the_session_healthy(tmp_path: Path) -> None:
+    """Duplicates after a reconnect are skipped legitimately: as long as fresh
+    candles keep being processed, the session neither stops nor turns unhealthy."""
+    config = _live_cfg()
+    candles = _candles(60)
+    engine = build_engine(config, build_strategy(config))
+    for c in candles[:10]:
+        engine.on_candle(c)
+    src = _ReplayingLiveSource(candles[10:], list(candles[:10]), repeat=False, pause_s=0.05)
+    # 60x: one interval is 1 wall second, so scheduling hiccups cannot look like a stall.
+    runner, _ = _runner(tmp_path, config, SessionSource(src, lambda: candles[-1].ts, 60.0, live=True),
+                        engine=engine)
+    src.runner = runner
+    outcome = asyncio.run(asyncio.wait_for(runner.run(), timeout=30))
+    assert outcome.reason is StopReason.SOURCE_ENDED, outcome.detail
+    assert runner.counts["candles"] == 50 and runner.counts["skipped"] == 100
+    assert all(ok for ok, _ in src.health)
+
+
+def _candle_csv(path: Path, candles: list[Candle]) -> Path:
+    path.write_text("timestamp,open,high,low,close,volume\n" + "".join(
+        f"{c.ts},{c.open},{c.high},{c.low},{c.close},{c.volume}\n" for c in candles))
+    return path
+
+
+def test_replay_of_a_15m_file_uses_the_files_interval(tmp_path: Path) -> None:
+    """Issue 10.5: the console header and summary.json said 1m (the default)."""
+    ws = tmp_path / "ws"
+    csv = _candle_csv(tmp_path / "c15.csv", SyntheticMarket(11, ORIGIN, 900_000).candles(0, 120))
+    code, out, err = run(ws, "--cli", "replay", str(csv), "--run-id", "r15", seed_flags=False, timeout=60)
+    assert code == ExitCode.OK, err
+    summary = json.loads((ws / "runs" / "r15" / "summary.json").read_text())
+    assert summary["interval"] == "15m" and summary["candles"] == 120
+    header = next(line for line in out.splitlines() if line.startswith("replay:"))
+    assert "BTCUSDT 15m" in header, header
+    # An explicit interval that agrees is fine; one that does not is refused.
+    code, _, err = run(ws, "--cli", "replay", str(csv), "--interval", "15m", "--run-id", "ok15",
+                       seed_flags=False, timeout=60)
+    assert code == ExitCode.OK, err
+    code, _, err = run(ws, "--cli", "replay", str(csv), "--interval", "1m", "--run-id", "bad",
+                       seed_flags=False, timeout=60)
+    assert code == ExitCode.BAD_INPUT
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "c15.csv" in lines[0] and "15m" in lines[0] and "1m" in lines[0], err
+    assert not (ws / "runs" / "bad").exists()

@@ -156,6 +156,62 @@ def test_refuses_another_symbol_or_strategy(tmp_path: Path) -> None:
             open_engine(store, inverse, ChurnStrategy(2))
 
 
+def test_records_source_and_interval_and_refuses_others(tmp_path: Path) -> None:
+    """A store written by the mock market must not feed a bitunix session (its
+    candle times are simulated), nor a 1m store a 5m session."""
+    path = populated(tmp_path / "state.db", 50)
+    with StateStore(path) as store:
+        assert store.meta()["source"] == "mock" and store.meta()["interval"] == "1m"
+        bitunix = AppConfig.model_validate({"trading": {"source": "bitunix"}})
+        with pytest.raises(StoreMismatchError, match="source mock.*bitunix.*another --workspace"):
+            open_engine(store, bitunix, ChurnStrategy(2))
+        five = AppConfig.model_validate({"trading": {"interval": "5m"}})
+        with pytest.raises(StoreMismatchError, match="interval 1m.*5m.*another --workspace"):
+            open_engine(store, five, ChurnStrategy(2))
+        assert open_engine(store, CFG, ChurnStrategy(2)).last_candle_ts is not None
+
+
+def test_a_store_without_source_or_interval_opens_and_adopts_them(tmp_path: Path) -> None:
+    """Stores written before the identity had these fields still open; they
+    take the current source and interval, so a later change is refused."""
+    path = populated(tmp_path / "state.db", 50)
+    with sqlite3.connect(path) as conn:
+        conn.execute("DELETE FROM meta WHERE key IN ('source', 'interval')")
+    bitunix = AppConfig.model_validate({"trading": {"source": "bitunix"}})
+    with StateStore(path) as store:
+        assert "source" not in store.meta()
+        assert open_engine(store, bitunix, ChurnStrategy(2)).last_candle_ts is not None
+    with StateStore(path) as store:  # loading alone (a session refused later) stamps nothing
+        engine = open_engine(store, bitunix, ChurnStrategy(2))
+        assert "source" not in store.meta()
+        store.commit(engine, engine.on_candle(SyntheticMarket(2, T0).candles(50, 1)[0]))
+    with StateStore(path) as store:
+        assert store.meta()["source"] == "bitunix" and store.meta()["interval"] == "1m"
+        with pytest.raises(StoreMismatchError, match="source bitunix.*mock"):
+            open_engine(store, CFG, ChurnStrategy(2))
+
+
+def test_a_store_ahead_of_the_market_clock_is_refused(tmp_path: Path) -> None:
+    """The last processed candle lies in the market's future (a fast mock run
+    wrote it): every live candle would be skipped, so it must not start."""
+    from laptop_agents.store import StoreAheadError, check_store_clock
+
+    path = populated(tmp_path / "state.db", 120)
+    with StateStore(path) as store:
+        last = store.last_candle_ts()
+        assert last is not None
+        check_store_clock(store, now_ms=last + MIN, interval="1m")  # the normal case: just closed
+        check_store_clock(store, now_ms=last - MIN + 1, interval="1m")  # within one interval: clock skew
+        with pytest.raises(StoreAheadError) as info:
+            check_store_clock(store, now_ms=last - 61 * MIN, interval="1m")
+        msg = str(info.value)
+        assert "\n" not in msg and "2023-11-14T01:59:00Z" in msg and "2023-11-14T00:58:00Z" in msg
+        assert "ahead of the market" in msg and "--workspace" in msg and "move" in msg
+        assert isinstance(info.value, StoreMismatchError)
+    with StateStore(tmp_path / "empty.db") as store:
+        check_store_clock(store, now_ms=0, interval="1m")  # nothing stored: nothing to be ahead
+
+
 def test_refuses_a_real_strategy_whose_indicator_periods_changed(tmp_path: Path) -> None:
     from laptop_agents.strategy import build_strategy
 

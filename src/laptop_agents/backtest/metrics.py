@@ -15,6 +15,11 @@ inputs. Conventions (also shown in the report):
 - Max drawdown (absolute) is the largest fall from a running peak, the peak
   including the starting equity; max drawdown % is the largest such fall
   relative to its peak. The two can come from different episodes.
+- ``fees_paid`` / ``funding_paid`` are the account's totals at the end (the
+  last equity row's): a live session restarted on the same workspace
+  continues the account, so they include earlier runs' fees, like the equity.
+  A session's equity curve may end with one row after its last candle: the
+  account after the shutdown (a kill switch's flatten).
 - Exposure is the share of bars that ended with an open position.
 - A ratio with a zero denominator (profit factor without a losing trade,
   Sharpe of a flat curve) is ``None``, never infinity, so summaries stay JSON.

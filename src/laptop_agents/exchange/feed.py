@@ -18,6 +18,7 @@ recorded frames and replies back gives the same items.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from laptop_agents.domain.contracts import MarketItem, SourceError
@@ -37,6 +38,13 @@ from laptop_agents.exchange.parsers import (
 )
 from laptop_agents.exchange.rest import BitunixRestClient
 from laptop_agents.exchange.ws import WsClosed, WsEvent, WsFrame, WsOpened
+from laptop_agents.logs import get_logger
+
+log = get_logger("exchange.feed")
+
+
+def _iso(ts: int) -> str:
+    return datetime.fromtimestamp(ts / 1000.0, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True, slots=True)
@@ -346,6 +354,8 @@ class MarketFeed:
                 items.append(SourceError("gap", note))
             return items
         emitted, note = self.assembler.on_backfill(candles, lo, hi)
+        log.info("REST backfill: %d candles from %s to %s (%d new)", len(candles), _iso(lo), _iso(hi), len(emitted),
+                 extra={"fields": {"from_ts": lo, "to_ts": hi, "fetched": len(candles), "new": len(emitted)}})
         out: list[MarketItem] = list(emitted)
         self.counts["candles"] += len(emitted)
         self.counts["backfilled_candles"] += len(emitted)

@@ -143,6 +143,7 @@ class BitunixWsClient:
         self.last_data_mono: float | None = None
         self.backoffs: deque[float] = deque(maxlen=BACKOFF_HISTORY)
         self._got_data = False
+        self._down_since: float | None = None  # monotonic time the last connection ended
 
     # -- public ------------------------------------------------------------------
     async def events(self) -> AsyncIterator[WsEvent]:
@@ -277,6 +278,13 @@ class BitunixWsClient:
                 self._ws = ws
                 self.connects += 1
                 self.state = "connected"
+                if self._down_since is None:
+                    log.info("bitunix websocket connected: %s", self.url)
+                else:
+                    log.info("bitunix websocket reconnected after %.1f s down (attempt %d): %s",
+                             time.monotonic() - self._down_since, attempt, self.url,
+                             extra={"fields": {"reconnects": self.reconnects, "attempt": attempt}})
+                    self._down_since = None
                 await self._queue.put(WsOpened(conn, self._clock()))
                 limiter = SlidingWindowLimiter(
                     protocol.WS_MAX_CLIENT_MSGS, protocol.WS_MSG_WINDOW_S + self.options.msg_margin_s
@@ -309,6 +317,8 @@ class BitunixWsClient:
                 break
             reason = scrub(reason)
             self.last_close_reason = reason
+            if self._down_since is None:
+                self._down_since = time.monotonic()
             log.warning("bitunix websocket %s: %s", "connection" if conn else "connect", reason)
             await self._queue.put(WsClosed(conn, self._clock(), reason, idle))
             if self._got_data:

@@ -55,6 +55,9 @@ class SessionSource:
     # recording replay has no clock (no duration limit) but must judge lateness
     # by the recorded receive time, exactly as the live run did.
     late_clock: Callable[[], int] | None = None
+    # The data's own bar length (replays: the file's or the recording's), which
+    # the session must use instead of the configured one.
+    interval: str | None = None
 
     async def aclose(self) -> None:
         try:
@@ -68,6 +71,18 @@ class SessionSource:
 
 def _wall_ms() -> int:
     return int(time.time() * 1000)
+
+
+def store_check_clock(config: AppConfig) -> tuple[Callable[[], int], str] | None:
+    """The market "now" a workspace's state is checked against before a live
+    session starts (a store ahead of it would skip every candle), and its name.
+
+    bitunix: the wall clock. mock: None -- its simulated clock starts after the
+    store's last candle by design (a fast session restarted continues), so it
+    can never be behind it. Replays run on fresh in-memory state."""
+    if config.trading.source == "bitunix":
+        return _wall_ms, "wall clock"
+    return None
 
 
 def build_source(
@@ -131,15 +146,19 @@ def build_replay_source(config: AppConfig, path: Path | None = None, *, strict: 
         except (RecordingError, OSError) as exc:
             raise SourceConfigError(str(exc)) from None
         return SessionSource(rec, None, speed, live=False, description=f"recording {file}",
-                             late_after_ms=2 * interval_ms(rec.interval), late_clock=rec.recorded_now_ms)
-    return SessionSource(
-        candle_file_source(file, realtime=trading.replay_realtime, strict=strict), None, speed, live=False,
-        description=f"candle file {file}",
-    )
+                             late_after_ms=2 * interval_ms(rec.interval), late_clock=rec.recorded_now_ms,
+                             interval=rec.interval)
+    source, interval = _candle_file(file, realtime=trading.replay_realtime, strict=strict)
+    return SessionSource(source, None, speed, live=False, description=f"candle file {file}", interval=interval)
 
 
 def candle_file_source(file: Path, *, realtime: bool = False, strict: bool = False) -> MarketSource:
     """A candle file through the shared loader (same repairs and errors as backtest)."""
+    return _candle_file(file, realtime=realtime, strict=strict)[0]
+
+
+def _candle_file(file: Path, *, realtime: bool, strict: bool) -> tuple[MarketSource, str]:
+    """The source and the file's interval (as the loader detected it)."""
     from laptop_agents.market import candle_files
     from laptop_agents.market.candle_source import CandleListSource
 
@@ -148,4 +167,4 @@ def candle_file_source(file: Path, *, realtime: bool = False, strict: bool = Fal
     except candle_files.CandleFileError as exc:
         raise SourceConfigError(str(exc)) from None
     funding = {f.ts: f.rate for f in loaded.funding} or None
-    return CandleListSource(loaded.candles, funding=funding, realtime=realtime, label=str(file))
+    return CandleListSource(loaded.candles, funding=funding, realtime=realtime, label=str(file)), loaded.interval

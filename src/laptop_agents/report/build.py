@@ -187,7 +187,9 @@ def summarize(data: RunData) -> dict[str, Any]:
         fees_paid=float(eq["fees_paid"][-1]) if eq["fees_paid"].size else 0.0,
         funding_paid=float(eq["funding_paid"][-1]) if eq["funding_paid"].size else 0.0,
     )
-    ts = eq["ts"]
+    # Candle counts and times come from candles.csv: equity.csv may end with
+    # one more row, the account after a session's shutdown (RunWriter.on_final).
+    ts = data.candles["ts"] if data.candles["ts"].size else eq["ts"]
     first = int(ts[0]) if ts.size else None
     last = int(ts[-1]) if ts.size else None
     summary = dict(data.fields)

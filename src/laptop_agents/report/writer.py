@@ -93,16 +93,24 @@ class RunWriter:
     """Streams one run's candles, equity and trades into ``run_dir``.
 
     ``on_step(candle, result)`` after every Engine step (skipped results are
-    ignored); ``on_events(events)`` for steps without a candle (funding, shutdown
-    flattening); ``flush()`` whenever the caller wants the files current (the
-    live session: on each heartbeat); ``finish(summary_fields)`` at the end.
+    ignored); ``on_events(events)`` for steps without a candle (warm-up,
+    funding); ``on_final(...)`` for the last step of a session (the shutdown's
+    flatten), which ends the equity curve at the account as it was left;
+    ``flush()`` whenever the caller wants the files current (the live session:
+    on each heartbeat); ``finish(summary_fields)`` at the end.
 
     ``resume=True`` appends to existing files and ignores candles at or before
     the last one already written, so a restarted live session continues its run
     directory instead of truncating it.
+
+    ``fees_paid`` / ``funding_paid`` are the account's totals when the run
+    starts: a live session continues an account from the state store, and
+    equity.csv's fee and funding columns are the account's, like its equity
+    column (cumulative over restarts, not per run).
     """
 
-    def __init__(self, run_dir: str | Path, *, flush_every: int = 8192, resume: bool = False) -> None:
+    def __init__(self, run_dir: str | Path, *, flush_every: int = 8192, resume: bool = False,
+                 fees_paid: float = 0.0, funding_paid: float = 0.0) -> None:
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.flush_every = max(1, int(flush_every))
@@ -116,7 +124,7 @@ class RunWriter:
                 self._n_trades = max(0, sum(1 for _ in fh) - 1)
             self._fees, self._funding = self._resume_totals()
         else:
-            self._fees = self._funding = 0.0
+            self._fees, self._funding = float(fees_paid), float(funding_paid)
         new_trades = not (resume and trades_path.exists() and trades_path.stat().st_size > 0)
         self._trades_fh = open(trades_path, "a" if resume else "w", encoding="utf-8", newline="")
         self._trades = csv.writer(self._trades_fh)
@@ -127,6 +135,8 @@ class RunWriter:
         self._brackets: dict[str, tuple[float | None, float | None]] = {}
         self._position_bracket: tuple[float | None, float | None] = (None, None)
         self._rows: list[tuple[Candle, float, float, float, float]] = []
+        # (equity, position, fees, funding) of the last equity row, for on_final.
+        self._last_account: tuple[float, float, float, float] | None = None
         self._closed = False
         self.steps = 0
 
@@ -152,6 +162,7 @@ class RunWriter:
         if result.events:
             self.on_events(result.events)
         self._rows.append((candle, result.equity, result.position_qty, self._fees, self._funding))
+        self._last_account = (result.equity, result.position_qty, self._fees, self._funding)
         self._last_ts = candle.ts
         self.steps += 1
         if len(self._rows) >= self.flush_every:
@@ -201,8 +212,31 @@ class RunWriter:
         funding.extend([self._funding] * (n - done))
         self.flush()  # rows buffered by on_step go first
         self._write_rows(candles[first:], equity[first:], position[first:], fees, funding)
+        self._last_account = (equity[n - 1], position[n - 1], fees[-1], funding[-1])
         self._last_ts = candles[n - 1].ts
         self.steps += n - first
+
+    def on_final(self, ts: int, price: float, equity: float, position_qty: float,
+                 events: Iterable[Event] = ()) -> bool:
+        """The session's last step, which has no candle: its events, then -- if
+        the account changed since the last row (a flatten's fill and fee, a
+        late bar's stop) -- one more equity row at ``ts``, after the last
+        candle's. Without it the curve, and the net PnL and fees computed from
+        it, would miss what the shutdown did while trades.csv has it. The row
+        has no candles.csv counterpart; ``price`` fills its ``close`` column
+        (the flatten's fill price, else the last price). Returns whether a row
+        was added."""
+        self.on_events(events)
+        account = (equity, position_qty, self._fees, self._funding)
+        if account == self._last_account or (self._last_ts is not None and ts <= self._last_ts):
+            return False
+        if self._closed:
+            raise ValueError(f"run writer for {self.run_dir} is closed")
+        self.flush()  # rows buffered by on_step go first
+        self._equity.write([[ts], [price], [equity], [position_qty], [self._fees], [self._funding]])
+        self._last_account = account
+        self._last_ts = ts
+        return True
 
     def on_events(self, events: Iterable[Event]) -> None:
         """Account fees, funding and closed trades from a batch of events."""

@@ -120,6 +120,62 @@ class StaleGuard:
         return self.age_s() >= self.timeout_s
 
 
+class ProgressGuard:
+    """Seconds since the engine last processed a candle, and how many arriving
+    candles it skipped meanwhile.
+
+    Market data that arrives but is never processed -- every candle at or
+    before the engine's last one, as with a store ahead of the market -- keeps
+    the :class:`StaleGuard` happy while nothing is traded and no stop is
+    checked. Skips are legitimate after a reconnect (re-delivered candles), but
+    then fresh candles follow within an interval. So:
+
+    - *lagging* (unhealthy): candles were skipped and none was processed for
+      ``lag_s`` (two intervals of wall time);
+    - *stalled* (the session stops): none processed for ``timeout_s``, the
+      stale timeout or three intervals, whichever is larger -- for 1-minute
+      bars the default 60 s timeout would stop a healthy session between two
+      candles, for 15-minute bars three intervals are 45 minutes.
+    """
+
+    def __init__(self, timeout_s: float, lag_s: float, monotonic: Callable[[], float]) -> None:
+        self.timeout_s = timeout_s
+        self.lag_s = lag_s
+        self._monotonic = monotonic
+        self._last = monotonic()
+        self.skipped_since = 0
+
+    @classmethod
+    def for_interval(cls, stale_timeout_s: float, interval_wall_s: float,
+                     monotonic: Callable[[], float]) -> ProgressGuard:
+        return cls(max(stale_timeout_s, 3.0 * interval_wall_s), 2.0 * interval_wall_s, monotonic)
+
+    def touch(self) -> None:
+        """A candle was processed (traded or warm-up)."""
+        self._last = self._monotonic()
+        self.skipped_since = 0
+
+    def skipped(self, n: int = 1) -> None:
+        self.skipped_since += n
+
+    def age_s(self) -> float:
+        return self._monotonic() - self._last
+
+    def lagging(self) -> bool:
+        return self.skipped_since > 0 and self.age_s() >= self.lag_s
+
+    def stalled(self) -> bool:
+        return self.age_s() >= self.timeout_s
+
+    def snapshot(self) -> dict[str, object]:
+        return {
+            "last_processed_age_s": round(self.age_s(), 3),
+            "timeout_s": round(self.timeout_s, 3),
+            "skipped_since_processed": self.skipped_since,
+            "lagging": self.lagging(),
+        }
+
+
 class LatencyStats:
     """A fixed-size histogram of per-candle latencies (bounded memory for any run length).
 

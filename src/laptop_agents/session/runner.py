@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import os
 import signal
@@ -64,6 +65,7 @@ from laptop_agents.session.guards import (
     USER_STOPS,
     ErrorCounters,
     LatencyStats,
+    ProgressGuard,
     StaleGuard,
     StopReason,
     exit_code_for,
@@ -104,6 +106,7 @@ class JournalLike(Protocol):
 class WriterLike(Protocol):
     def on_step(self, candle: Candle, result: StepResult) -> None: ...
     def on_events(self, events: Any) -> None: ...
+    def on_final(self, ts: int, price: float, equity: float, position_qty: float, events: Any = ()) -> bool: ...
     def flush(self) -> None: ...
     def finish(self, summary_fields: Any = None) -> Path: ...
 
@@ -218,6 +221,13 @@ class AsyncRunner:
         self.interval_ms = interval_ms(config.trading.interval)
         self.errors = ErrorCounters(system.max_consecutive_md_errors, config.error_budget())
         self.stale = StaleGuard(system.stale_timeout_s, monotonic)
+        # Live sources only: data arriving while no candle is processed (all
+        # skipped) is judged in wall time, which replays do not have.
+        self.progress: ProgressGuard | None = None
+        src_speed = parts.source.speed
+        if parts.source.live and src_speed:
+            self.progress = ProgressGuard.for_interval(system.stale_timeout_s, self.interval_ms / 1000.0 / src_speed,
+                                                       monotonic)
         self.latency = LatencyStats()  # arrival -> decision committed (wall clock)
         self.cpu_latency = LatencyStats()  # the same span in this thread's CPU time (no preemption, no I/O wait)
         self.step_latency = LatencyStats()  # arrival -> journaled and reported
@@ -233,6 +243,7 @@ class AsyncRunner:
         self._engine_broken = False
         self._output_broken = False  # the run output failed with a bug (not a full disk)
         self._first_status: dict[str, Any] = {}
+        self._log_qty = 0.0  # position as the trade log lines last described it
         self.heartbeat: HeartbeatWriter | None = None
         if options.heartbeat_path is not None:
             self.heartbeat = HeartbeatWriter(options.heartbeat_path, options.run_id, self._heartbeat_fields,
@@ -278,10 +289,13 @@ class AsyncRunner:
             "breaker": st.get("breaker") or {},
             "mode": self.opts.mode,
             "candles": self.counts["candles"],
+            "skipped": self.counts["skipped"],
+            "last_processed_age_s": round(self.progress.age_s(), 3) if self.progress is not None else None,
         }
 
     def healthy(self) -> bool:
-        return self.status == "running" and not self.stale.stale()
+        return (self.status == "running" and not self.stale.stale()
+                and not (self.progress is not None and self.progress.lagging()))
 
     def health_snapshot(self) -> tuple[bool, dict[str, Any]]:
         st = self._engine_status()
@@ -298,6 +312,7 @@ class AsyncRunner:
             "market_data_age_s": round(self.stale.age_s(), 3),
             "stale_timeout_s": self.stale.timeout_s,
             "stale": self.stale.stale(),
+            "progress": self.progress.snapshot() if self.progress is not None else None,
             "source": source_status,
             "errors": self.errors.snapshot(),
             "equity": st.get("equity"),
@@ -359,10 +374,11 @@ class AsyncRunner:
                 self._spend("store_retry")
                 time.sleep(_STORE_RETRY_SLEEP_S * (attempt + 1))
 
-    def _publish(self, result: StepResult, candle: Candle | None) -> None:
+    def _publish(self, result: StepResult, candle: Candle | None, *, final: bool = False) -> None:
         """Journal and report a committed step (never before the commit). The
         state is already safe, so a failed write here stops the session with
-        ``disk_full`` rather than a crash."""
+        ``disk_full`` rather than a crash. The ``final`` step (shutdown) ends
+        the equity curve at the account as the session left it."""
         try:
             if result.events:
                 self.parts.journal.write(result.events)
@@ -370,6 +386,12 @@ class AsyncRunner:
             if writer is not None:
                 if candle is not None:
                     writer.on_step(candle, result)
+                elif final:
+                    price = result.fills[-1].price if result.fills else self._engine_status().get("last_price")
+                    if price is not None:
+                        writer.on_final(result.ts, float(price), result.equity, result.position_qty, result.events)
+                    elif result.events:
+                        writer.on_events(result.events)
                 elif result.events:
                     writer.on_events(result.events)
         except OSError as exc:
@@ -377,6 +399,8 @@ class AsyncRunner:
         except Exception:
             self._output_broken = True  # a bug, never a market-data error: the stream loop re-raises it
             raise
+        if result.fills:
+            self._log_trades(result)
         n_agent = sum(1 for e in result.events if e.kind == "agent_error")
         if n_agent:
             for e in result.events:
@@ -384,6 +408,42 @@ class AsyncRunner:
                     self.log.warning("agent error isolated: %s: %s", e.data.get("agent"), e.data.get("error"),
                                      extra={"fields": {"ts": e.ts, **e.data}})
             self._spend("agent_error", n_agent)
+
+    def _log_trades(self, result: StepResult) -> None:
+        """One INFO line per position change, for a user watching the console:
+        a trade opened (or added to, reduced, reversed) by a fill, and each
+        closed trade with its PnL. Only steps with fills get here (rare)."""
+        first = self._first_status
+        symbol = first.get("symbol") or self.config.trading.symbol
+        money = 8 if first.get("currency") == "BTC" else 2
+        qty = self._log_qty
+        for ev in result.events:
+            d = ev.data
+            if ev.kind == "fill":
+                size = float(d.get("qty") or 0.0)
+                new = qty + (size if str(d.get("side", "")).upper() == "BUY" else -size)
+                if abs(new) <= 1e-12:
+                    new = 0.0
+                if new != 0.0:
+                    if qty == 0.0 or qty * new < 0:
+                        verb = "trade opened" if qty == 0.0 else "position reversed, trade opened"
+                        what = f"{_side(new)} {abs(new):g} {symbol}"
+                    else:
+                        verb = "position added" if abs(new) > abs(qty) else "position reduced"
+                        what = f"{_side(new)} {abs(qty):g} -> {abs(new):g} {symbol}"
+                    self.log.info("%s: %s @ %s (fee %.*f, %s)", verb, what, _price(d.get("price")), money,
+                                  float(d.get("fee") or 0.0), d.get("reason") or "fill",
+                                  extra={"fields": {"event": "fill", "ts": ev.ts, **d, "position_qty": new}})
+                qty = new
+            elif ev.kind == "trade_closed":
+                self.log.info(
+                    "trade closed: %s %s %s, %s -> %s, PnL %.*f, fees %.*f, funding %.*f, net PnL %.*f (%s)",
+                    d.get("side"), _qty(d.get("qty")), symbol, _price(d.get("entry_price")),
+                    _price(d.get("exit_price")), money, float(d.get("pnl") or 0.0), money,
+                    float(d.get("fees") or 0.0), money, float(d.get("funding") or 0.0), money,
+                    float(d.get("net_pnl") or 0.0), d.get("exit_reason"),
+                    extra={"fields": {"event": "trade_closed", "ts": ev.ts, **d}})
+        self._log_qty = float(result.position_qty)
 
     def _session_event(self, kind: str, **data: Any) -> None:
         try:
@@ -398,7 +458,7 @@ class AsyncRunner:
         for c in candles:
             last = engine.last_candle_ts
             if last is not None and c.ts <= last:
-                self.counts["skipped"] += 1
+                self._skipped()
                 continue
             try:
                 r = engine.warmup(c)
@@ -411,7 +471,17 @@ class AsyncRunner:
         if merged is not None:
             self._commit(merged)
             self._publish(merged, None)
+            if self.progress is not None:
+                self.progress.touch()
         return len(results)
+
+    def _skipped(self) -> None:
+        """A candle at or before the engine's last one: nothing to do, but it
+        counts (health, stall detection) -- a session that skips everything
+        must not look healthy."""
+        self.counts["skipped"] += 1
+        if self.progress is not None:
+            self.progress.skipped()
 
     def _is_late(self, candle: Candle) -> bool:
         """A candle that closed more than ~2 intervals ago (backfill after a gap):
@@ -429,7 +499,7 @@ class AsyncRunner:
         engine = self.parts.engine
         last = engine.last_candle_ts
         if last is not None and candle.ts <= last:
-            self.counts["skipped"] += 1
+            self._skipped()
             return
         if self._is_late(candle):
             self.counts["late_warmup"] += self._warm([candle])
@@ -440,9 +510,11 @@ class AsyncRunner:
             self._engine_broken = True
             raise
         if not result.processed:
-            self.counts["skipped"] += 1
+            self._skipped()
             return
         self._commit(result)
+        if self.progress is not None:
+            self.progress.touch()
         self.latency.add(time.perf_counter_ns() - arrived_ns)
         if arrived_cpu_ns:
             self.cpu_latency.add(time.thread_time_ns() - arrived_cpu_ns)
@@ -550,12 +622,26 @@ class AsyncRunner:
 
     async def _stale_watch(self) -> None:
         step = max(0.01, min(1.0, self.stale.timeout_s / 4))
+        progress = self.progress
         while True:
             await asyncio.sleep(step)
             if self.stale.stale():
                 self.request_stop(StopReason.STALE_DATA,
                                   f"no market data for {self.stale.age_s():.1f} s (timeout {self.stale.timeout_s:g} s)")
                 return
+            if progress is not None and progress.stalled():
+                self.request_stop(StopReason.STALE_DATA, self._stall_detail(progress))
+                return
+
+    def _stall_detail(self, progress: ProgressGuard) -> str:
+        last = self.parts.engine.last_candle_ts
+        when = datetime.fromtimestamp(last / 1000.0, UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if last is not None else "none"
+        head = (f"no candle processed for {progress.age_s():.1f} s (limit {progress.timeout_s:g} s) "
+                f"although market data arrived")
+        if progress.skipped_since:
+            return (f"{head}: {progress.skipped_since} candles skipped as at or before the last processed "
+                    f"candle {when}")
+        return f"{head}: no closed candle came (last processed candle {when})"
 
     async def _heartbeat_loop(self) -> None:
         interval = self.config.system.heartbeat_interval_s
@@ -615,6 +701,7 @@ class AsyncRunner:
         try:
             self._beat("starting")
             self._first_status = self._engine_status()
+            self._log_qty = float((self._first_status.get("position") or {}).get("qty") or 0.0)
             self._session_event("start", run_id=opts.run_id, mode=opts.mode, source=self.parts.source.description)
             system = self.config.system
             if opts.health_port is not None or system.health_port is not None or system.dashboard:
@@ -643,6 +730,8 @@ class AsyncRunner:
             gc.freeze()
         self._beat("running")
         self.stale.touch()
+        if self.progress is not None:
+            self.progress.touch()
         tasks.append(asyncio.create_task(self._market_data(), name="market-data"))
         tasks.append(asyncio.create_task(self._stale_watch(), name="stale-data"))
         speed = self.parts.source.speed
@@ -791,7 +880,7 @@ class AsyncRunner:
                     self.detail = f"final commit failed: {exc}"
             if result is not None:
                 try:
-                    self._publish(result, None)
+                    self._publish(result, None, final=True)
                 except _Fatal as exc:  # the state is committed; only output lines are lost
                     self.log.error("could not journal the final step: %s", exc.detail)
                 except Exception as exc:  # the same, from a bug: the summary must still be written
@@ -860,6 +949,24 @@ class AsyncRunner:
         }
 
 
+def _side(qty: float) -> str:
+    return "long" if qty > 0 else "short"
+
+
+def _qty(value: Any) -> str:
+    try:
+        return f"{float(value):g}"
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def _price(value: Any) -> str:
+    try:
+        return f"{float(value):,.2f}"
+    except (TypeError, ValueError):
+        return str(value)
+
+
 def _write_summary_fallback(run_dir: Path, summary: dict[str, Any]) -> None:
     """summary.json without the report machinery (no writer, or the report failed)."""
     from laptop_agents.session.heartbeat import write_json_atomic
@@ -917,14 +1024,22 @@ def _live_gate(config: AppConfig) -> tuple[int, str] | None:
     return ExitCode.NOT_IMPLEMENTED, "live order execution is not built yet (issue: live execution); use paper"
 
 
-def _open_state(ctx: CommandContext, path: Path | str, *, now_ts: int | None) -> tuple[Any, Any] | int:
+def _open_state(
+    ctx: CommandContext,
+    path: Path | str,
+    *,
+    now_ts: int | None,
+    clock: tuple[Callable[[], int], str] | None = None,
+) -> tuple[Any, Any] | int:
     """Strategy + store + engine (crash-only: the stored engine if any), or an
-    exit code after a one-line error."""
+    exit code after a one-line error. With ``clock`` (the market's now and its
+    name) a store whose last candle lies ahead of the market is refused."""
     from laptop_agents.store import (
         StateStore,
         StoreCorruptError,
         StoreMismatchError,
         StoreWriteError,
+        check_store_clock,
         open_engine,
     )
     from laptop_agents.strategy import build_strategy
@@ -944,14 +1059,20 @@ def _open_state(ctx: CommandContext, path: Path | str, *, now_ts: int | None) ->
         return ExitCode.DISK_FULL
     try:
         engine = open_engine(store, ctx.config, strategy, now_ts=now_ts)
+        if clock is not None:
+            check_store_clock(store, now_ms=clock[0](), interval=ctx.config.trading.interval, clock=clock[1])
     except StoreMismatchError as exc:
         store.close()
         _err(f"state store error: {exc}")
-        return ExitCode.CONFIG_ERROR
+        return ExitCode.STORE_MISMATCH
     except StoreCorruptError as exc:
         store.close()
         _err(f"state store error: {exc}")
         return ExitCode.STORE_CORRUPT
+    except StoreWriteError as exc:
+        store.close()
+        _err(f"state store error: {exc}")
+        return ExitCode.DISK_FULL
     except BaseException:
         store.close()
         raise
@@ -968,13 +1089,14 @@ def _session(
     live: bool,
 ) -> int:
     """Shared by run and replay: open state, build the source, run, summarise."""
-    from laptop_agents.market.factory import SourceConfigError
+    from laptop_agents.market.factory import SourceConfigError, store_check_clock
     from laptop_agents.report import RunWriter
     from laptop_agents.store.journal import EventJournal
 
     ws = ctx.workspace
     run_dir = ws.run_dir(run_id)
-    opened = _open_state(ctx, state_path, now_ts=int(time.time() * 1000) if live else None)
+    opened = _open_state(ctx, state_path, now_ts=int(time.time() * 1000) if live else None,
+                         clock=store_check_clock(ctx.config) if live else None)
     if isinstance(opened, int):
         return opened
     store, engine = opened
@@ -990,7 +1112,9 @@ def _session(
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         journal = EventJournal(run_dir / "events.jsonl")
-        writer = RunWriter(run_dir)
+        books = engine.status()  # the account continues from the store: so do its fee and funding totals
+        writer = RunWriter(run_dir, fees_paid=float(books.get("fees_paid") or 0.0),
+                           funding_paid=float(books.get("funding_paid") or 0.0))
     except OSError as exc:
         store.close()
         _err(f"cannot write the run directory {run_dir}: {exc.strerror or exc}")
@@ -1074,7 +1198,7 @@ def cmd_replay(ctx: CommandContext) -> int:
 
     ``--sync`` is accepted here for the seed's sake, but changes nothing: there
     is one runner, and a replay through it is exactly what makes it a replay."""
-    from laptop_agents.market.factory import build_replay_source
+    from laptop_agents.market.factory import SourceConfigError, build_replay_source
 
     args = ctx.args
     raw = getattr(args, "file", None) or getattr(args, "data", None) or ctx.config.trading.replay_file
@@ -1087,8 +1211,27 @@ def cmd_replay(ctx: CommandContext) -> int:
         return ExitCode.BAD_INPUT
     strict = bool(getattr(args, "strict", None))
     run_id = getattr(args, "run_id", None) or new_run_id("replay")
+    try:
+        source = build_replay_source(ctx.config, path, strict=strict)
+    except SourceConfigError as exc:
+        _err(f"source error: {exc}")
+        return ExitCode.BAD_INPUT
+    # The data's bar length wins over the default; an explicit --interval
+    # (flag or environment) that disagrees is an error, as in backtest.
+    data_interval = source.interval
+    if data_interval is not None and data_interval != ctx.config.trading.interval:
+        origin = ctx.loaded.sources.get("trading.interval", "default")
+        if origin == "cli" or origin.startswith("env"):
+            with contextlib.suppress(Exception):
+                asyncio.run(source.aclose())
+            _err(f"replay file {path.name} has {data_interval} candles, but the interval "
+                 f"{ctx.config.trading.interval} was given (from {origin}); drop it or pass {data_interval}")
+            return ExitCode.BAD_INPUT
+        config = ctx.config.model_copy(deep=True)
+        config.trading.interval = data_interval
+        ctx = dataclasses.replace(ctx, loaded=ctx.loaded.model_copy(update={"config": config}))
 
     def build(engine: Any) -> SessionSource:
-        return build_replay_source(ctx.config, path, strict=strict)
+        return source
 
     return _session(ctx, mode="replay", state_path=":memory:", run_id=run_id, build=build, live=False)

@@ -3,10 +3,12 @@
 from laptop_agents.store.journal import EventJournal, JournalError, read_events
 from laptop_agents.store.state import (
     StateStore,
+    StoreAheadError,
     StoreCorruptError,
     StoreError,
     StoreMismatchError,
     StoreWriteError,
+    check_store_clock,
     open_engine,
 )
 
@@ -14,10 +16,12 @@ __all__ = [
     "EventJournal",
     "JournalError",
     "StateStore",
+    "StoreAheadError",
     "StoreCorruptError",
     "StoreError",
     "StoreMismatchError",
     "StoreWriteError",
+    "check_store_clock",
     "open_engine",
     "read_events",
 ]

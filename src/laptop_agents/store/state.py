@@ -27,12 +27,14 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from laptop_agents.config import AppConfig
 from laptop_agents.domain.contracts import StepResult, Strategy
 from laptop_agents.domain.symbols import instrument_for
+from laptop_agents.domain.timeframes import interval_ms
 from laptop_agents.engine import Engine, EngineStateError, build_engine
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -54,7 +56,14 @@ class StoreWriteError(StoreError):
 
 
 class StoreMismatchError(StoreError):
-    """The stored state belongs to another symbol or strategy than the config."""
+    """The stored state belongs to another source, symbol, interval or strategy
+    than the config: continuing it would trade one market's state on another's data."""
+
+
+class StoreAheadError(StoreMismatchError):
+    """The store's last processed candle lies in the market's future: every
+    live candle would be skipped as "already processed" (a fast mock or fake
+    exchange wrote it), so the session would trade nothing and check no stop."""
 
 
 # --- schema and migrations ------------------------------------------------
@@ -205,6 +214,7 @@ class StateStore:
                     f"state store {self.path} failed its integrity check ({first}); it was kept for inspection"
                 )
             self._migrate()
+            self._adopt: dict[str, str] = {}
             self._meta = dict(self.conn.execute("SELECT key, value FROM meta").fetchall())
             self._has_state = (
                 self.conn.execute("SELECT 1 FROM engine_state WHERE id = 1").fetchone() is not None
@@ -288,6 +298,7 @@ class StateStore:
         trade_events = [ev for ev in result.events if ev.kind == "trade_closed"] if result.events else ()
         if (
             self._has_state
+            and not self._adopt
             and not payload.new_ids
             and payload.orders is None
             and not result.fills
@@ -318,6 +329,9 @@ class StateStore:
                     )
                 else:
                     self._check_meta(symbol, strategy)
+                    if self._adopt:
+                        conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                                         list(self._adopt.items()))
                     conn.execute(
                         "UPDATE engine_state SET last_candle_ts = ?, core = ?, strategy = ?, commits = commits + 1 "
                         "WHERE id = 1",
@@ -372,6 +386,9 @@ class StateStore:
         except sqlite3.DatabaseError as exc:
             raise self._write_error(exc) from None
         self._has_state = True
+        if self._adopt:
+            self._meta.update(self._adopt)
+            self._adopt = {}
         self._fill_seq = fill_seq
         self._trade_seq = trade_seq
         engine.persisted()
@@ -387,6 +404,7 @@ class StateStore:
             "strategy": strategy,
             "contract": engine.instrument.kind.value,
             "starting_equity": repr(engine.broker.starting_equity_quote),
+            **_identity(engine.config),
         }
         self.conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", list(meta.items()))
         self._meta = meta
@@ -426,6 +444,14 @@ class StateStore:
                 f"state store {self.path} holds strategy {stored_strategy!r}, but the config uses "
                 f"{strategy.name!r}; use another workspace or remove the store"
             )
+        identity = _identity(config)
+        for key, value in identity.items():
+            stored = self._meta.get(key)
+            if stored is not None and stored != value:
+                raise StoreMismatchError(
+                    f"state store {self.path} was written by {key} {stored}, but the config uses {key} "
+                    f"{value}; use another --workspace or move the store away"
+                )
         orders = [
             tuple(r)
             for r in self.conn.execute(
@@ -443,12 +469,20 @@ class StateStore:
                 f"state store {self.path} holds unreadable engine state ({type(exc).__name__}: {_one_line(exc)}); "
                 f"it was kept for inspection"
             ) from None
+        self._adopt_identity(identity)
         check_ts = engine.last_candle_ts
         if now_ts is not None and (check_ts is None or now_ts > check_ts):
             check_ts = now_ts
         if check_ts is not None and engine.broker.orders:
             engine.expire_orders(check_ts)
         return engine
+
+    def _adopt_identity(self, identity: dict[str, str]) -> None:
+        """Stores written before the source and interval were recorded take the
+        current ones with their next commit (not now: a session refused after
+        loading must not stamp its identity on the store), so that a later
+        change is refused like any other."""
+        self._adopt = {k: v for k, v in identity.items() if k not in self._meta}
 
     def meta(self) -> dict[str, str]:
         return dict(self._meta)
@@ -500,6 +534,34 @@ def _apply_migrations(conn: sqlite3.Connection, current: int) -> None:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+
+
+def _identity(config: AppConfig) -> dict[str, str]:
+    """What, besides symbol and strategy, a store's candle history belongs to:
+    the market source (the mock's times are simulated) and the bar length."""
+    return {"source": config.trading.source, "interval": config.trading.interval}
+
+
+def _iso(ts: int) -> str:
+    return datetime.fromtimestamp(ts / 1000.0, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def check_store_clock(store: StateStore, *, now_ms: int, interval: str, clock: str = "market clock") -> None:
+    """Refuse a store whose last processed candle is more than one interval
+    ahead of the market's ``now_ms``: the engine skips every candle at or
+    before its last one, so such a session would skip all live data. One
+    interval of tolerance absorbs clock skew; a smaller lead costs at most a
+    candle or two."""
+    last = store.last_candle_ts()
+    step = interval_ms(interval)
+    if last is None or last - now_ms <= step:
+        return
+    lead_min = (last - now_ms) / 60_000
+    raise StoreAheadError(
+        f"state store {store.path}: its last candle {_iso(last)} is ahead of the market's now {_iso(now_ms)} "
+        f"({clock}) by {lead_min:,.0f} min, so every live candle would be skipped; a faster source (mock --speed, "
+        f"a fast fake exchange) wrote it: use another --workspace, or move state.db away to start fresh"
+    )
 
 
 def open_engine(
