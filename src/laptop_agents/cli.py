@@ -5,6 +5,11 @@ exactly) and the ``laptop-agents <subcommand>`` console script share the
 option definitions and the dispatch below: a seed ``--mode`` is just another
 name for a subcommand. Handlers are imported lazily by dotted name so that
 ``--help`` stays fast and the deterministic core never imports the shell.
+
+Each subcommand defines only the flags it uses (``TRADING_OPTIONS`` and
+``DATA_OPTIONS`` filter the shared definitions), so its ``--help`` is short
+and a flag meant for another command is refused instead of silently ignored.
+The seed door stays flat: every seed flag with every ``--mode``, as the seed had it.
 """
 
 from __future__ import annotations
@@ -12,7 +17,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from collections.abc import Callable, Sequence
+import textwrap
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
@@ -24,8 +30,27 @@ class CliError(Exception):
     """A usage error; printed as one line, exit code 2."""
 
 
+class _Formatter(argparse.HelpFormatter):
+    """Wraps help text at spaces only: a flag or a command name broken at one
+    of its hyphens across two lines can be neither copied nor searched."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        return textwrap.fill(" ".join(text.split()), width, initial_indent=indent, subsequent_indent=indent,
+                             break_on_hyphens=False)
+
+
 class OneLineParser(argparse.ArgumentParser):
     """argparse prints usage plus the error on two+ lines; we want one clear line."""
+
+    # The subcommand parsers by name (set by build_parser), to say where a foreign flag belongs.
+    commands: dict[str, argparse.ArgumentParser]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         raise CliError(f"{self.prog}: error: {message} (see --help)")
@@ -70,6 +95,8 @@ COMMANDS: dict[str, Command] = {
                 "laptop_agents.exchange.fake.commands:cmd_fake_exchange", "issue 6"),
         Command("fetch-candles", "download candle history from Bitunix REST to a Parquet/CSV file",
                 "laptop_agents.backtest.fetch:cmd_fetch_candles", "issue 7"),
+        Command("strategies", "list the built-in strategies and their parameters (value, allowed range, meaning)",
+                "laptop_agents.ops.strategies:cmd_strategies", "issue 10"),
     )
 }
 
@@ -115,6 +142,50 @@ CONFIG_FLAGS: dict[str, str] = {
 }
 
 
+# Which session/trading flags (by dest) and data flags each command takes:
+# a flag a command does not use is not defined for it, so it is refused
+# ("unrecognized arguments", exit 2) instead of silently ignored, and its
+# --help lists only what it accepts. None = all of them. The seed parser
+# (python -m laptop_agents.run) keeps every flag for every --mode, as the seed did.
+_MARKET = frozenset({"symbol", "interval"})
+_STRATEGY = frozenset({"strategy", "strategy_file", "risk_pct", "stop_bps", "tp_r", "equity"})
+_OFFLINE = _MARKET | _STRATEGY | {"run_id"}
+TRADING_OPTIONS: dict[str, frozenset[str] | None] = {
+    "run": None,
+    "preflight": frozenset(CONFIG_FLAGS),  # checks the configuration a run would use
+    "config": frozenset(CONFIG_FLAGS),  # shows the effect of every configuration flag
+    "backtest": _OFFLINE | {"duration", "seed"},  # duration and seed: the mock market without a file
+    "validate": _OFFLINE | {"duration", "seed"},
+    "replay": _OFFLINE | {"replay_file", "replay_realtime", "health_port", "dashboard", "stale_timeout",
+                          "max_errors", "max_md_errors"},
+}
+DATA_OPTIONS: dict[str, frozenset[str] | None] = {
+    "backtest": None,
+    "validate": frozenset({"file", "data", "strict", "funding_rate"}),
+    "replay": frozenset({"file", "data", "strict"}),  # funding comes from the recording; the report is always written
+}
+STRATEGIES_HINT = "`laptop-agents strategies` lists them with their parameters"
+
+
+class _Options:
+    """Adds options to an argument group, skipping those whose dest is not in ``only``."""
+
+    def __init__(self, group: argparse._ArgumentGroup, only: Collection[str] | None) -> None:
+        self.group = group
+        self.only = only
+
+    def wants(self, dest: str) -> bool:
+        return self.only is None or dest in self.only
+
+    def add(self, *flags: str, dest: str, **kw: Any) -> None:
+        if self.wants(dest):
+            self.group.add_argument(*flags, dest=dest, **kw)
+
+    def flag(self, *flags: str, dest: str, help: str) -> None:
+        """A switch that is None when not given (so it does not override the profile)."""
+        self.add(*flags, dest=dest, action="store_const", const=True, default=None, help=help)
+
+
 def _store_true_or_none(group: argparse._ArgumentGroup, *flags: str, dest: str, help: str) -> None:
     group.add_argument(*flags, dest=dest, action="store_const", const=True, default=None, help=help)
 
@@ -129,71 +200,81 @@ def add_common_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--log-level", dest="log_level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], default=None)
 
 
-def add_trading_options(p: argparse.ArgumentParser) -> None:
-    """The seed system's session flags (kept exactly) and their modern companions."""
-    g = p.add_argument_group("session (seed flags)")
-    mode = g.add_mutually_exclusive_group()
-    mode.add_argument("--async", dest="run_async", action="store_const", const=True, default=None,
-                      help="async runner (default)")
-    mode.add_argument("--sync", dest="run_async", action="store_const", const=False,
-                      help="synchronous loop (backtest/replay only; the live session is async)")
-    g.add_argument("--source", choices=["mock", "bitunix", "replay"], default=None, help="market data source")
-    g.add_argument("--symbol", default=None, help="BTCUSDT (default; btc/usdt, BTC-USDT accepted) or BTCUSD (inverse)")
-    g.add_argument("--interval", default=None, help="candle interval (default 1m)")
-    g.add_argument("--duration", type=float, default=None, metavar="MIN", help="session length in minutes")
-    g.add_argument("--stale-timeout", dest="stale_timeout", type=float, default=None, metavar="SEC",
-                   help="end the session after this many seconds without market data (default 60)")
-    g.add_argument("--execution-mode", dest="execution_mode", choices=["paper", "live"], default=None,
-                   help="paper (default) or live")
-    g.add_argument("--risk-pct", dest="risk_pct", type=float, default=None, metavar="PCT",
-                   help="risk per trade in percent of equity (1.0 = 1 %%)")
-    g.add_argument("--stop-bps", dest="stop_bps", type=float, default=None, metavar="BPS",
-                   help="fixed stop distance in basis points (overrides ATR-based stops)")
-    g.add_argument("--tp-r", dest="tp_r", type=float, default=None, metavar="R",
-                   help="take-profit distance in multiples of the risk R")
-    g.add_argument("--strategy", default=None, metavar="NAME",
-                   help="default, tight or sma_cross (or a strategy file path)")
-    _store_true_or_none(g, "--preflight", dest="preflight", help="run the preflight checks before starting")
-    _store_true_or_none(g, "--dashboard", dest="dashboard", help="serve the health endpoint and a status page")
+def add_trading_options(p: argparse.ArgumentParser, only: Collection[str] | None = None) -> None:
+    """The seed system's session flags (kept exactly) and their modern
+    companions; ``only`` (option dests) keeps those one command uses."""
+    m = _Options(p.add_argument_group("market data"), only)
+    m.add("--source", dest="source", choices=["mock", "bitunix", "replay"], default=None,
+          help="market data source (seed flag; default mock)")
+    m.add("--symbol", dest="symbol", default=None,
+          help="BTCUSDT (default; btc/usdt, BTC-USDT accepted) or BTCUSD (inverse) (seed flag)")
+    m.add("--interval", dest="interval", default=None, help="candle interval (seed flag; default 1m)")
+    m.add("--speed", dest="speed", type=float, default=None, metavar="X",
+          help="mock source speed: 60 = one simulated minute per second (default 1 = real time)")
+    m.add("--seed", dest="seed", type=int, default=None, help="seed of the mock price process (default 7)")
+    m.add("--replay-file", dest="replay_file", default=None, metavar="FILE",
+          help="recording or candle file for --source replay")
+    m.flag("--realtime", dest="replay_realtime", help="replay at recorded speed (default: as fast as possible)")
+    m.flag("--record", dest="record", help="record every raw market message to the run directory")
+    m.add("--bitunix-rest-url", dest="bitunix_rest_url", default=None, metavar="URL")
+    m.add("--bitunix-ws-url", dest="bitunix_ws_url", default=None, metavar="URL")
+    m.add("--warmup-bars", dest="warmup_bars", type=int, default=None, metavar="N",
+          help="candles fetched before trading starts (bitunix source)")
 
-    x = p.add_argument_group("session (more)")
-    x.add_argument("--strategy-file", dest="strategy_file", default=None, metavar="FILE",
-                   help="strategy parameter file (JSON/YAML)")
-    x.add_argument("--equity", type=float, default=None, help="starting equity for a fresh state (default 10000)")
-    x.add_argument("--speed", type=float, default=None, metavar="X",
-                   help="mock source speed: 60 = one simulated minute per second (default 1 = real time)")
-    x.add_argument("--seed", type=int, default=None, help="seed of the mock price process (default 7)")
-    x.add_argument("--health-port", dest="health_port", type=int, default=None, metavar="PORT",
-                   help="serve /health on 127.0.0.1:PORT (off by default; 0 picks a free port)")
-    _store_true_or_none(x, "--record", dest="record", help="record every raw market message to the run directory")
-    x.add_argument("--replay-file", dest="replay_file", default=None, metavar="FILE",
-                   help="recording or candle file for --source replay")
-    _store_true_or_none(x, "--realtime", dest="replay_realtime", help="replay at recorded speed (default: as fast as possible)")
-    x.add_argument("--bitunix-rest-url", dest="bitunix_rest_url", default=None, metavar="URL")
-    x.add_argument("--bitunix-ws-url", dest="bitunix_ws_url", default=None, metavar="URL")
-    x.add_argument("--warmup-bars", dest="warmup_bars", type=int, default=None, metavar="N",
-                   help="candles fetched before trading starts (bitunix source)")
-    _store_true_or_none(x, "--enable-live", dest="enable_live",
-                        help="the explicit switch live execution needs (with --execution-mode live and API keys)")
-    x.add_argument("--max-errors", dest="max_errors", type=int, default=None, metavar="N",
-                   help="error budget (default max(20, 2 x duration minutes))")
-    x.add_argument("--max-md-errors", dest="max_md_errors", type=int, default=None, metavar="N",
-                   help="consecutive market-data errors before shutdown (default 3)")
-    x.add_argument("--no-flatten", dest="flatten_on_kill", action="store_const", const=False, default=None,
-                   help="on kill switch, cancel working orders but keep the position")
-    x.add_argument("--run-id", dest="run_id", default=None, help="name of the run directory (default: generated)")
+    st = _Options(p.add_argument_group("strategy and risk"), only)
+    st.add("--strategy", dest="strategy", default=None, metavar="NAME",
+           help=f"default, tight or sma_cross, or a strategy file path (seed flag); {STRATEGIES_HINT}")
+    st.add("--strategy-file", dest="strategy_file", default=None, metavar="FILE",
+           help="strategy parameter file (JSON/YAML) with the parameters `laptop-agents strategies` lists")
+    st.add("--risk-pct", dest="risk_pct", type=float, default=None, metavar="PCT",
+           help="risk per trade in percent of equity (1.0 = 1 %%) (seed flag)")
+    st.add("--stop-bps", dest="stop_bps", type=float, default=None, metavar="BPS",
+           help="fixed stop distance in basis points (overrides ATR-based stops) (seed flag)")
+    st.add("--tp-r", dest="tp_r", type=float, default=None, metavar="R",
+           help="take-profit distance in multiples of the risk R (seed flag)")
+    st.add("--equity", dest="equity", type=float, default=None,
+           help="starting equity for a fresh state (default 10000)")
+
+    se = _Options(p.add_argument_group("session"), only)
+    if se.wants("run_async"):
+        mode = se.group.add_mutually_exclusive_group()
+        mode.add_argument("--async", dest="run_async", action="store_const", const=True, default=None,
+                          help="async runner (seed flag; default)")
+        mode.add_argument("--sync", dest="run_async", action="store_const", const=False,
+                          help="synchronous loop (seed flag; backtest/replay only; the live session is async)")
+    se.add("--duration", dest="duration", type=float, default=None, metavar="MIN",
+           help="session length in minutes (seed flag); backtest without a file: minutes of mock market")
+    se.add("--stale-timeout", dest="stale_timeout", type=float, default=None, metavar="SEC",
+           help="end the session after this many seconds without market data (seed flag; default 60)")
+    se.add("--execution-mode", dest="execution_mode", choices=["paper", "live"], default=None,
+           help="paper (default) or live (seed flag)")
+    se.flag("--enable-live", dest="enable_live",
+            help="the explicit switch live execution needs (with --execution-mode live and API keys)")
+    se.flag("--preflight", dest="preflight", help="run the preflight checks before starting (seed flag)")
+    se.flag("--dashboard", dest="dashboard", help="serve the health endpoint and a status page (seed flag)")
+    se.add("--health-port", dest="health_port", type=int, default=None, metavar="PORT",
+           help="serve /health on 127.0.0.1:PORT (off by default; 0 picks a free port)")
+    se.add("--max-errors", dest="max_errors", type=int, default=None, metavar="N",
+           help="error budget (default max(20, 2 x duration minutes))")
+    se.add("--max-md-errors", dest="max_md_errors", type=int, default=None, metavar="N",
+           help="consecutive market-data errors before shutdown (default 3)")
+    se.add("--no-flatten", dest="flatten_on_kill", action="store_const", const=False, default=None,
+           help="on kill switch, cancel working orders but keep the position")
+    se.add("--run-id", dest="run_id", default=None, help="name of the run directory (default: generated)")
 
 
-def add_data_options(p: argparse.ArgumentParser, *, positional: bool) -> None:
-    """Candle-file options for backtest / replay / validate."""
+def add_data_options(p: argparse.ArgumentParser, *, positional: bool, only: Collection[str] | None = None) -> None:
+    """Candle-file options for backtest / replay / validate; ``only`` (option
+    dests) keeps those one command uses."""
     g = p.add_argument_group("data")
-    if positional:
+    d = _Options(g, only)
+    if positional and d.wants("file"):
         g.add_argument("file", nargs="?", default=None, help="candle file (CSV/Parquet) or recording")
-    g.add_argument("--data", dest="data", default=None, metavar="FILE", help="candle file (CSV/Parquet)")
-    _store_true_or_none(g, "--strict", dest="strict", help="refuse dirty data instead of repairing it")
-    g.add_argument("--funding-rate", dest="funding_rate", type=float, default=None, metavar="FRACTION",
-                   help="constant funding rate per 8 h when the file has no funding column")
-    _store_true_or_none(g, "--no-report", dest="no_report", help="skip report.html")
+    d.add("--data", dest="data", default=None, metavar="FILE", help="candle file (CSV/Parquet)")
+    d.flag("--strict", dest="strict", help="refuse dirty data instead of repairing it")
+    d.add("--funding-rate", dest="funding_rate", type=float, default=None, metavar="FRACTION",
+          help="constant funding rate per 8 h when the file has no funding column")
+    d.flag("--no-report", dest="no_report", help="skip report.html")
 
 
 def add_validate_options(p: argparse.ArgumentParser) -> None:
@@ -207,16 +288,19 @@ def add_validate_options(p: argparse.ArgumentParser) -> None:
 
 def _add_subcommand_options(name: str, p: argparse.ArgumentParser) -> None:
     if name in ("run", "replay", "backtest", "validate", "preflight"):
-        add_trading_options(p)
+        add_trading_options(p, TRADING_OPTIONS[name])
     if name in ("backtest", "replay", "validate"):
-        add_data_options(p, positional=True)
+        add_data_options(p, positional=True, only=DATA_OPTIONS[name])
     if name == "validate":
         add_validate_options(p)
     if name == "report":
         p.add_argument("run_dir", help="a run directory (runs/<run_id>)")
     if name == "config":
         p.add_argument("action", nargs="?", choices=["show"], default="show")
-        add_trading_options(p)
+        add_trading_options(p, TRADING_OPTIONS[name])
+    if name == "strategies":
+        p.add_argument("strategy_name", nargs="?", default=None, metavar="NAME|FILE",
+                       help="one preset or strategy file (default: every built-in strategy)")
     if name == "stop":
         p.add_argument("--reason", default="user stop", help="recorded in the kill file")
     if name == "watchdog":
@@ -259,14 +343,33 @@ def build_parser() -> OneLineParser:
     parser = OneLineParser(
         prog="laptop-agents",
         description="An unattended BTC perpetual-futures trading agent (paper by default).",
+        epilog="`laptop-agents COMMAND --help` lists the options of one command; "
+        "`laptop-agents strategies` lists the strategies and their parameters.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
+    parser.commands = {}
     for cmd in COMMANDS.values():
         p = sub.add_parser(cmd.name, help=cmd.help, description=cmd.help)
         add_common_options(p)
         _add_subcommand_options(cmd.name, p)
+        parser.commands[cmd.name] = p
     return parser
+
+
+def unrecognized(parser: OneLineParser, command: str | None, extras: Sequence[str]) -> str:
+    """One line for arguments a command does not take, naming the commands
+    that do take such a flag (``backtest --health-port`` is a run option)."""
+    where = f"laptop-agents {command}" if command else "laptop-agents"
+    text = f"{where}: error: unrecognized arguments: {' '.join(extras)}"
+    for arg in extras:
+        flag = arg.split("=", 1)[0]
+        if not flag.startswith("--"):
+            continue
+        owners = [name for name, p in parser.commands.items() if flag in p._option_string_actions]
+        if owners:
+            text += f"; {flag} is an option of {', '.join(owners)} only"
+    return text + f" (see `{where} --help`)"
 
 
 def build_seed_parser() -> OneLineParser:
@@ -363,7 +466,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def go() -> int:
         parser = build_parser()
-        args = parser.parse_args(list(argv) if argv is not None else None)
+        args, extras = parser.parse_known_args(list(argv) if argv is not None else None)
+        if extras:
+            raise CliError(unrecognized(parser, args.command, extras))
         if not args.command:
             parser.print_help()
             return ExitCode.CONFIG_ERROR

@@ -129,7 +129,7 @@ def test_warmup_candles_are_not_traded_or_counted() -> None:
 
 def test_constant_funding_is_charged(tmp_path: Path) -> None:
     config = load_config("backtest", {"strategy.name": "sma_cross"}).config
-    candles = market_candles(24 * 60)
+    candles = market_candles(3 * 24 * 60)  # nine funding boundaries: some pass with a position open
     r = run_backtest(config, candles, constant_funding=0.0005, progress=False)
     assert r.metrics["funding_paid"] != 0.0
     none = run_backtest(config, candles, progress=False)

@@ -181,7 +181,7 @@ def test_gap_through_stop_of_a_short_fills_at_open_with_slippage() -> None:
     assert f.price == pytest.approx(110 * 1.001) and f.side.value == "BUY"
 
 
-def test_target_fills_at_target_as_maker_and_gap_at_open() -> None:
+def test_target_traded_through_fills_at_target_as_maker_and_gap_at_open() -> None:
     b = _long(make_broker(), stop=95.0, target=110.0)
     b.on_candle(candle(1, 101, 111, 99, 105))
     events, (f,) = b.drain()

@@ -16,7 +16,6 @@ from laptop_agents.config import TradingConfig
 from laptop_agents.domain.contracts import MarketSource, SourceError
 from laptop_agents.domain.models import Candle, FundingRate, Tick
 from laptop_agents.market.mock import (
-    DAY_MS,
     FAULTS_ENV,
     MockFaults,
     MockFaultsError,
@@ -26,6 +25,7 @@ from laptop_agents.market.mock import (
 
 START = 1_767_225_600_000 + 9 * 3_600_000 + 42 * 60_000 + 17_500  # 2026-01-01 09:42:17.5 UTC
 MIN = 60_000
+DAY_MS = 86_400_000
 
 
 class FakeClock:
@@ -133,7 +133,7 @@ def test_same_seed_and_start_give_the_same_market() -> None:
 
 
 def test_restart_on_the_same_day_sees_the_same_price_path() -> None:
-    """The market is anchored to the UTC day, so a later start continues the same series."""
+    """A candle depends on the seed and its time only, so a later start continues the same series."""
     early = asyncio.run(take(make(FakeClock(), speed=1000.0), 120))
     later = make(FakeClock(), speed=1000.0, start_ms=START + 30 * MIN)
     later_candles = asyncio.run(take(later, 10))
@@ -152,9 +152,50 @@ def test_resume_after_the_last_processed_candle() -> None:
     assert hist[-1].ts == last
 
 
-def test_origin_is_bounded_to_one_day_plus_warmup() -> None:
-    src = make(FakeClock(), warmup=200)
-    assert src.market.origin_ts == START - START % DAY_MS - 200 * MIN
+MIDNIGHT = START - START % DAY_MS + DAY_MS  # 2026-01-02 00:00 UTC
+
+
+def _continuous(candles: list[Candle]) -> None:
+    """One interval apart, each opening near the previous close: no restart seam
+    (the generator's own rare gaps are a few basis points, a restart's were 10 %)."""
+    for a, b in zip(candles, candles[1:], strict=False):
+        assert b.ts - a.ts == MIN
+        assert abs(b.open / a.close - 1.0) < 0.01, (a, b)
+
+
+def test_restart_across_utc_midnight_continues_the_uninterrupted_series() -> None:
+    """A fast session stops at 23:59 and a restart resumes after its last
+    candle, on the next UTC day: the series goes on as if never interrupted
+    (it used to jump: the market was re-anchored to the new day)."""
+    start = MIDNIGHT - 20 * MIN + 17_500  # 23:40:17.5
+    whole = asyncio.run(take(make(FakeClock(), speed=1000.0, start_ms=start), 40))  # 23:40 .. 00:19
+    session = make(FakeClock(), speed=1000.0, start_ms=start)
+    seen = asyncio.run(session.warmup())
+    first = asyncio.run(take(session, 20))  # 23:40 .. 23:59
+    assert first[-1].ts == MIDNIGHT - MIN
+    # The restart's wall clock is still at the first start (a fast session runs
+    # ahead of it): the store's last candle decides where it resumes.
+    again = make(FakeClock(), speed=1000.0, start_ms=start, resume_after_ts=first[-1].ts)
+    warm = asyncio.run(again.warmup())
+    second = asyncio.run(take(again, 20))
+    assert second[0].ts == MIDNIGHT
+    assert first + second == whole
+    assert warm == (seen + first)[-len(warm) :]  # the restart's history is what the first session saw
+    _continuous(first + second)
+
+
+def test_restart_on_a_later_day_sees_the_same_market_at_the_same_times() -> None:
+    """Prices are a pure function of seed and candle time: a session started
+    after midnight (wall clock) shows the candles an uninterrupted one showed."""
+    start = MIDNIGHT - 20 * MIN + 17_500
+    whole = asyncio.run(take(make(FakeClock(), speed=1000.0, start_ms=start), 60))
+    later = make(FakeClock(), speed=1000.0, start_ms=MIDNIGHT + 7 * MIN + 5_000, warmup=20)
+    warm = asyncio.run(later.warmup())
+    streamed = asyncio.run(take(later, 10))
+    by_ts = {c.ts: c for c in whole}
+    assert warm[0].ts < MIDNIGHT <= warm[-1].ts  # the warm-up history spans the day boundary
+    assert [by_ts[c.ts] for c in warm + streamed] == warm + streamed
+    _continuous(warm + streamed)
 
 
 # -- fault hooks (tests only) ---------------------------------------------------

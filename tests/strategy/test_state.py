@@ -84,8 +84,8 @@ def test_every_stateful_field_was_exercised() -> None:
     strat, acct = build_strategy(config("default")), TinyAccount()
     initial = structure(build_strategy(config("default")))
     changed: set[str] = set()
-    for start in range(0, 2_000, 50):
-        run(strat, cs[start : start + 50], acct, start)
+    for start in range(0, 2_000, 10):
+        run(strat, cs[start : start + 10], acct, start)
         now = structure(strat)
         for agent, fields in now[1].items():
             if fields != initial[1][agent]:

@@ -21,7 +21,9 @@ Fill model, and the choices where the rules leave room:
   identity). Orders decided on a close execute "at the next price": the touch
   of a tick received during that candle, else the close, plus slippage.
 - A limit fills only when a later candle trades *through* its price (a touch
-  is not enough), at the limit or at the open when the bar gaps past it.
+  is not enough), at the limit or at the open when the bar gaps past it. A
+  take-profit target is a resting limit too and follows the same rule; a stop
+  (stop-market) fills on a touch, at the stop or at the open on a gap.
 - Partial fills: at most ``partial_fill_volume_frac`` of a candle's volume per
   candle (shared by the orders filling in it); the rest keeps working. Volume
   is in BTC for both contract kinds, so an inverse order's USD contracts are
@@ -662,9 +664,16 @@ class PaperBroker:
         )
 
     def _exits(self, c: Candle) -> None:
-        """Stop and target of the position held coming into this candle. When
-        both were touched we cannot know which came first, so the stop wins
-        (the conservative assumption); a gap through either fills at the open."""
+        """Stop and target of the position held coming into this candle.
+
+        A stop is a stop-market order: a touch triggers it, at the stop or at
+        the open when the bar opens beyond it (plus slippage, taker). A target
+        is a resting limit: like a limit entry it needs the bar to trade
+        *through* it (a touch may leave it unfilled in the queue), at the
+        target or at the better open when the bar opens beyond it (maker).
+        When both are reached inside one bar we cannot know which came first,
+        so the stop wins (the conservative assumption); a bar opening beyond
+        the target fills it at the open, before the bar could reach the stop."""
         pos = self.position
         assert pos is not None
         stop, target = pos.stop, pos.target
@@ -677,12 +686,12 @@ class PaperBroker:
         if stop is not None and (c.open <= stop if long else c.open >= stop):
             px = c.open * (1.0 - self._slip) if long else c.open * (1.0 + self._slip)
             self._execute(c.ts, self._exit_id(pos, stop_reason), side, qty, px, "taker", stop_reason)
-        elif target is not None and (c.open >= target if long else c.open <= target):
+        elif target is not None and (c.open > target if long else c.open < target):
             self._execute(c.ts, self._exit_id(pos, "target"), side, qty, c.open, "maker", "target")
         elif stop is not None and (c.low <= stop if long else c.high >= stop):
             px = stop * (1.0 - self._slip) if long else stop * (1.0 + self._slip)
             self._execute(c.ts, self._exit_id(pos, stop_reason), side, qty, px, "taker", stop_reason)
-        elif target is not None and (c.high >= target if long else c.low <= target):
+        elif target is not None and (c.high > target if long else c.low < target):
             self._execute(c.ts, self._exit_id(pos, "target"), side, qty, target, "maker", "target")
 
     def _stop_after_entry(self, c: Candle) -> None:

@@ -12,11 +12,11 @@ What it yields, in simulated-time order: each candle once it has closed, a
 time (so a quiet minute at real speed is not mistaken for stale data), and a
 :class:`FundingRate` at start and whenever the 8-hour funding period changes.
 
-Determinism: the candles depend only on the seed and the market origin, which
-is the start of the UTC day of the simulated start minus the warm-up bars, so a
-restart on the same UTC day sees the same price path. Ticks depend on when the
-loop wakes up and are therefore not reproducible (they never change durable
-state).
+Determinism: a candle depends only on the seed and its time, so a restart at
+any moment -- on the next UTC day too -- continues the very series the first
+run saw, with no jump (the market used to be re-anchored to the UTC day of
+the start). Ticks depend on when the loop wakes up and are therefore not
+reproducible (they never change durable state).
 
 Test hooks (not user options): :class:`MockFaults` makes the source misbehave
 on purpose -- go silent, emit bursts of :class:`SourceError`, end the stream.
@@ -40,7 +40,6 @@ from laptop_agents.domain.models import Candle, FundingRate
 from laptop_agents.domain.timeframes import interval_ms
 from laptop_agents.market.synthetic import SyntheticMarket
 
-DAY_MS = 86_400_000
 FUNDING_PERIOD_MS = 8 * 3_600_000
 FAULTS_ENV = "LA_TEST_MOCK_FAULTS"
 # Yield to the event loop at least this often when many candles are due at
@@ -97,15 +96,11 @@ def faults_from_env(environ: dict[str, str] | None = None) -> MockFaults | None:
 
 
 def market_origin(start_ms: int, interval: int, warmup_bars: int) -> int:
-    """Where candle 0 opens: the UTC day of ``start_ms`` minus the warm-up bars.
-
-    Anchoring to the day (not to the start instant) keeps the price path the
-    same across restarts on one UTC day, while the bars to generate before
-    "now" stay bounded (one day plus warm-up).
-    """
-    day = start_ms - start_ms % DAY_MS
-    origin = day - warmup_bars * interval
-    return origin - origin % interval
+    """Where candle 0 opens: ``warmup_bars`` before the candle forming at
+    ``start_ms``. It only numbers the candles; their prices are a pure
+    function of the seed and their time (see :mod:`laptop_agents.market.synthetic`)."""
+    forming = start_ms - start_ms % interval
+    return forming - warmup_bars * interval
 
 
 class MockSource:

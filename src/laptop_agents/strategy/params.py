@@ -23,9 +23,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from types import NoneType, UnionType
+from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -34,8 +36,19 @@ from laptop_agents.domain.models import DomainError
 from laptop_agents.domain.symbols import normalize_symbol
 
 PRESET_NAMES: tuple[str, ...] = ("default", "tight", "sma_cross")
+PRESET_SUMMARIES: dict[str, str] = {
+    "default": "the Supervisor pipeline (EMA trend, funding gates, CVD, pullback-ribbon and sweep setups), "
+    "the spec's defaults",
+    "tight": "the Supervisor, stricter: half the risk, a higher reward/risk, CVD-confirmed sweeps, "
+    "no new trades in TREND_HIGHVOL",
+    "sma_cross": "fast/slow SMA crossover, always in the market, reverses on a cross (for comparisons)",
+}
 REGIMES: tuple[str, ...] = ("CHOP_LOWVOL", "NORMAL", "TREND_HIGHVOL")
 Regime = Literal["CHOP_LOWVOL", "NORMAL", "TREND_HIGHVOL"]
+
+
+EQUITY_MEANING = "starting equity (USD/USDT) of a fresh state, unless --equity"
+RISK_PCT_MEANING = "risk per trade, percent of equity (1.0 = 1 %), unless --risk-pct"
 
 
 class StrategyConfigError(ValueError):
@@ -53,17 +66,17 @@ class _Strict(BaseModel):
 class EngineParams(_Strict):
     """Bar counts of the pipeline's timers."""
 
-    pending_trigger_max_bars: int = Field(24, ge=1, le=100_000)
-    derivatives_refresh_bars: int = Field(6, ge=1, le=100_000)
-    cooldown_bars: int = Field(5, ge=0, le=100_000)
+    pending_trigger_max_bars: int = Field(24, ge=1, le=100_000, description="a limit setup not filled within this many bars is cancelled")
+    derivatives_refresh_bars: int = Field(6, ge=1, le=100_000, description="bars between refreshes of the funding-rate gates")
+    cooldown_bars: int = Field(5, ge=0, le=100_000, description="bars without new entries after a no-go")
 
 
 class FundingGates(_Strict):
     """Funding-rate gates in PERCENT per 8 h (0.05 = 0.05 %)."""
 
-    halt_funding_8h: float = Field(0.1, gt=0, le=5)
-    no_trade_funding_8h: float = Field(0.05, gt=0, le=5)
-    half_size_funding_8h: float = Field(0.03, gt=0, le=5)
+    halt_funding_8h: float = Field(0.1, gt=0, le=5, description="|funding| (% per 8 h) at or above which trading halts")
+    no_trade_funding_8h: float = Field(0.05, gt=0, le=5, description="|funding| (% per 8 h) at or above which no new trade is taken")
+    half_size_funding_8h: float = Field(0.03, gt=0, le=5, description="|funding| (% per 8 h) at or above which trades are half size")
 
     @model_validator(mode="after")
     def _ordered(self) -> FundingGates:
@@ -79,13 +92,13 @@ class MarketParams(_Strict):
     """MarketIntake: trend EMAs, ATR and the volatility regime thresholds
     (atr/close, as fractions)."""
 
-    ema_fast: int = Field(20, ge=1, le=10_000)
-    ema_slow: int = Field(50, ge=2, le=10_000)
-    atr_period: int = Field(14, ge=1, le=10_000)
-    lowvol_atr_ratio: float = Field(0.002, ge=0, le=1)
-    highvol_atr_ratio: float = Field(0.006, ge=0, le=1)
+    ema_fast: int = Field(20, ge=1, le=10_000, description="fast trend EMA in bars (below ema_slow); the ribbon entry price")
+    ema_slow: int = Field(50, ge=2, le=10_000, description="slow trend EMA in bars")
+    atr_period: int = Field(14, ge=1, le=10_000, description="ATR period in bars (stops and the volatility regime)")
+    lowvol_atr_ratio: float = Field(0.002, ge=0, le=1, description="ATR/close below this is the CHOP_LOWVOL regime")
+    highvol_atr_ratio: float = Field(0.006, ge=0, le=1, description="ATR/close above this is the TREND_HIGHVOL regime")
     # Regimes in which no new setup is taken (empty = trade every regime).
-    block_regimes: tuple[Regime, ...] = ()
+    block_regimes: tuple[Regime, ...] = Field((), description="regimes in which no new setup is taken (empty: none)")
 
     @model_validator(mode="after")
     def _ordered(self) -> MarketParams:
@@ -101,37 +114,47 @@ class MarketParams(_Strict):
 class CvdParams(_Strict):
     """CvdDivergence: how many previous lows/highs a new extreme is compared with."""
 
-    lookback: int = Field(4, ge=1, le=1000)
+    lookback: int = Field(4, ge=1, le=1000, description="previous lows/highs a new extreme is compared with (CVD divergence)")
 
 
 class RibbonParams(_Strict):
     """Setup A, pullback to the EMA ribbon in a trend (limit entry at the fast EMA)."""
 
-    enabled: bool = True
-    entry_band_pct: float = Field(0.001, ge=0, le=0.05)
-    stop_atr_mult: float = Field(1.5, gt=0, le=50)
-    tp_r_mult: float = Field(2.0, gt=0, le=50)
+    enabled: bool = Field(True, description="take pullback-ribbon setups (limit entry at the fast EMA in a trend)")
+    entry_band_pct: float = Field(
+        0.001, ge=0, le=0.05, description="how near the fast EMA (fraction of price) a bar must come to set up"
+    )
+    stop_atr_mult: float = Field(1.5, gt=0, le=50, description="stop distance from the entry, in ATRs")
+    tp_r_mult: float = Field(2.0, gt=0, le=50, description="take-profit distance in R (multiples of the stop distance)")
     # When set, the stop is this many bps from the entry instead of ATR * stop_atr_mult.
-    stop_bps: float | None = Field(None, gt=0, le=5000)
-    trailing: bool = True
+    stop_bps: float | None = Field(
+        None, gt=0, le=5000, description="fixed stop distance in bps instead of ATRs (null: ATR-based)"
+    )
+    trailing: bool = Field(True, description="trailing stop (activates at +0.5 R, trails 1.5 R behind the close)")
 
 
 class SweepParams(_Strict):
     """Setup B, liquidity sweep and reclaim of the ``lookback_bars`` high/low."""
 
-    enabled: bool = True
-    eq_tolerance_pct: float = Field(0.0008, ge=0, le=0.05)
-    tp_r_mult: float = Field(2.0, gt=0, le=50)
-    stop_atr_mult: float = Field(0.5, gt=0, le=50)
-    min_vol_ratio: float = Field(0.5, ge=0, le=100)
-    lookback_bars: int = Field(10, ge=2, le=10_000)
-    require_cvd_confirm: bool = False
-    vwap_bars: int = Field(60, ge=1, le=10_000)
-    volume_mean_bars: int = Field(20, ge=1, le=10_000)
-    ema_filter_fast: int = Field(9, ge=1, le=10_000)
-    ema_filter_slow: int = Field(20, ge=2, le=10_000)
-    stop_bps: float | None = Field(None, gt=0, le=5000)
-    trailing: bool = True
+    enabled: bool = Field(True, description="take liquidity-sweep setups (market entry when a swept level is reclaimed)")
+    eq_tolerance_pct: float = Field(
+        0.0008, ge=0, le=0.05, description="a pierce within this fraction of price is an equal high/low, not a sweep"
+    )
+    tp_r_mult: float = Field(2.0, gt=0, le=50, description="take-profit in R when the VWAP target is not on the profitable side")
+    stop_atr_mult: float = Field(0.5, gt=0, le=50, description="stop beyond the swept level, in ATRs")
+    min_vol_ratio: float = Field(
+        0.5, ge=0, le=100, description="sweep bar volume must be at least this times the mean volume"
+    )
+    lookback_bars: int = Field(10, ge=2, le=10_000, description="bars whose high/low a sweep pierces")
+    require_cvd_confirm: bool = Field(False, description="require a CVD divergence in the sweep's direction")
+    vwap_bars: int = Field(60, ge=1, le=10_000, description="VWAP window in bars (the sweep's target)")
+    volume_mean_bars: int = Field(20, ge=1, le=10_000, description="window of the mean volume, in bars")
+    ema_filter_fast: int = Field(9, ge=1, le=10_000, description="fast EMA of the trend filter (below ema_filter_slow)")
+    ema_filter_slow: int = Field(20, ge=2, le=10_000, description="slow EMA of the trend filter: an opposing order blocks")
+    stop_bps: float | None = Field(
+        None, gt=0, le=5000, description="fixed stop distance in bps instead of ATRs (null: ATR-based)"
+    )
+    trailing: bool = Field(True, description="trailing stop (activates at +0.5 R, trails 1.5 R behind the close)")
 
     @model_validator(mode="after")
     def _ordered(self) -> SweepParams:
@@ -150,9 +173,9 @@ class SetupsParams(_Strict):
 class RiskParams(_Strict):
     """Starting equity, risk per trade in PERCENT (1.0 = 1 %), minimum reward/risk."""
 
-    equity: float = Field(10_000.0, gt=0, le=1e12)
-    risk_pct: float = Field(1.0, gt=0, le=10)
-    rr_min: float = Field(1.5, ge=0, le=50)
+    equity: float = Field(10_000.0, gt=0, le=1e12, description=EQUITY_MEANING)
+    risk_pct: float = Field(1.0, gt=0, le=10, description=RISK_PCT_MEANING)
+    rr_min: float = Field(1.5, ge=0, le=50, description="a setup needs at least this reward/risk")
 
 
 class SupervisorParams(_Strict):
@@ -171,8 +194,8 @@ class SupervisorParams(_Strict):
 
 
 class SmaRiskParams(_Strict):
-    equity: float = Field(10_000.0, gt=0, le=1e12)
-    risk_pct: float = Field(1.0, gt=0, le=10)
+    equity: float = Field(10_000.0, gt=0, le=1e12, description=EQUITY_MEANING)
+    risk_pct: float = Field(1.0, gt=0, le=10, description=RISK_PCT_MEANING)
 
 
 class SmaCrossParams(_Strict):
@@ -186,11 +209,11 @@ class SmaCrossParams(_Strict):
     """
 
     strategy: Literal["sma_cross"] = "sma_cross"
-    fast: int = Field(10, ge=1, le=10_000)
-    slow: int = Field(30, ge=2, le=10_000)
-    stop_bps: float = Field(100.0, gt=0, le=5000)
-    attach_stop: bool = False
-    tp_r_mult: float | None = Field(None, gt=0, le=50)
+    fast: int = Field(10, ge=1, le=10_000, description="fast SMA in bars (below slow)")
+    slow: int = Field(30, ge=2, le=10_000, description="slow SMA in bars")
+    stop_bps: float = Field(100.0, gt=0, le=5000, description="stop distance in bps that sizes the position")
+    attach_stop: bool = Field(False, description="send that stop with the order (--stop-bps sets it)")
+    tp_r_mult: float | None = Field(None, gt=0, le=50, description="take-profit in R (null: none; --tp-r sets it)")
     risk: SmaRiskParams = SmaRiskParams()
 
     @model_validator(mode="after")
@@ -397,3 +420,94 @@ def apply_overrides(params: StrategyParams, overrides: Mapping[str, Any], where:
         return model.model_validate(tree)
     except ValidationError as exc:
         raise _one_line(where, exc, model) from None
+
+
+# -- description (``laptop-agents strategies``) ---------------------------------
+
+
+@dataclass(frozen=True)
+class ParamInfo:
+    """One parameter as a user sees it: dotted name, value, what is allowed, what it does."""
+
+    name: str
+    value: str
+    allowed: str
+    meaning: str
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, tuple | list):
+        return "[" + ", ".join(_show(v) for v in value) + "]"
+    return str(value)
+
+
+def _allowed_values(annotation: Any, metadata: list[Any]) -> str:
+    """What a field accepts, read from its type and its pydantic bounds."""
+    optional = False
+    if get_origin(annotation) in (Union, UnionType):
+        args = [a for a in get_args(annotation) if a is not NoneType]
+        optional = len(args) < len(get_args(annotation))
+        annotation = args[0] if len(args) == 1 else annotation
+    if annotation is bool:
+        text = "true or false"
+    elif get_origin(annotation) is tuple:
+        choices = [str(c) for a in get_args(annotation) if a is not Ellipsis for c in get_args(a)]
+        text = "list of " + ", ".join(choices)
+    else:
+        lo = hi = ""
+        for m in metadata:
+            for attr, op, low in (("ge", "<=", True), ("gt", "<", True), ("le", "<=", False), ("lt", "<", False)):
+                bound = getattr(m, attr, None)
+                if bound is not None:
+                    if low:
+                        lo = f"{_show(bound)} {op} "
+                    else:
+                        hi = f" {op} {_show(bound)}"
+        kind = "integer" if annotation is int else "number"
+        text = f"{kind} {lo}x{hi}" if lo or hi else kind
+    return text + (" or null" if optional else "")
+
+
+def describe_params(params: BaseModel, prefix: str = "") -> list[ParamInfo]:
+    """Every parameter of ``params`` (nested sections as dotted names), with the
+    allowed values and the meaning declared on the models above."""
+    out: list[ParamInfo] = []
+    for name, field in type(params).model_fields.items():
+        if name == "strategy":
+            continue
+        value = getattr(params, name)
+        if isinstance(value, BaseModel):
+            out.extend(describe_params(value, f"{prefix}{name}."))
+        else:
+            allowed = _allowed_values(field.annotation, list(field.metadata))
+            out.append(ParamInfo(prefix + name, _show(value), allowed, field.description or ""))
+    return out
+
+
+def describe_strategy(name: str, file: Path | None = None) -> tuple[str, list[ParamInfo], list[str]]:
+    """A preset (or strategy file): its kind, its base parameters and its
+    per-symbol overrides as ``SYMBOL: key=value`` lines. Validates everything
+    first, so a bad file is the usual one-line :class:`StrategyConfigError`."""
+    raw, where = read_raw(name, file)
+    parse_params(raw, "BTCUSDT", where)  # every symbol section validated
+    data = {k: v for k, v in raw.items() if k != "symbols"}
+    kind = str(data.get("strategy", "supervisor"))
+    base = _MODELS[kind].model_validate(data)
+    overrides: list[str] = []
+    for sym, over in (raw.get("symbols") or {}).items():
+        pairs = [f"{'.'.join(path)}={_show(_dig(over, path))}" for path in _leaf_paths(over)]
+        overrides.append(f"{sym}: {', '.join(pairs) if pairs else '(none)'}")
+    return kind, describe_params(base), overrides
+
+
+def _dig(tree: Mapping[str, Any], path: tuple[str, ...]) -> Any:
+    node: Any = tree
+    for part in path:
+        node = node[part]
+    return node

@@ -116,9 +116,10 @@ class FakeExchange:
         self.clock = SimClock(config.speed, config.start_ms)
         self.interval_ms = interval_ms(config.interval)
         start_open = protocol.candle_open(self.clock.start_ms, self.interval_ms)
-        self.market = SyntheticMarket(
-            config.seed, start_open - config.history_bars * self.interval_ms, self.interval_ms
-        )
+        origin = start_open - config.history_bars * self.interval_ms
+        # Counted from its own origin: the fake's market relative to its start is
+        # the same in every run, which its tests and drills rely on.
+        self.market = SyntheticMarket(config.seed, origin, self.interval_ms, epoch_ts=origin)
         self.faults = FaultBook()
         self.conns: dict[int, WsConn] = {}
         self.closed_conns: deque[dict[str, Any]] = deque(maxlen=200)

@@ -1,0 +1,65 @@
+"""``laptop-agents strategies``: the built-in strategies and every parameter a
+strategy file may set, read from the validated models themselves
+(:mod:`laptop_agents.strategy.params`), so the listing cannot drift from what
+a strategy file is checked against."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from laptop_agents.context import CommandContext
+from laptop_agents.exit_codes import ExitCode
+from laptop_agents.strategy.params import (
+    PRESET_NAMES,
+    PRESET_SUMMARIES,
+    ParamInfo,
+    StrategyConfigError,
+    describe_strategy,
+)
+
+FOOTER = """\
+Choose one with --strategy NAME, or write a strategy file (JSON/YAML) with
+these keys and pass --strategy-file FILE; an unknown key or a value outside
+its range is an error. Per-symbol overrides go under `symbols: {BTCUSD: {...}}`.
+--stop-bps and --tp-r override the file; `validate --grid` takes these names
+(flat, e.g. tp_r_mult, or dotted, e.g. sweep.tp_r_mult)."""
+
+
+def _table(rows: list[ParamInfo]) -> list[str]:
+    head = ParamInfo("parameter", "value", "allowed", "meaning")
+    cols = [head, *rows]
+    w_name = max(len(r.name) for r in cols)
+    w_value = max(len(r.value) for r in cols)
+    w_allowed = max(len(r.allowed) for r in cols)
+    return [
+        f"  {r.name:<{w_name}}  {r.value:<{w_value}}  {r.allowed:<{w_allowed}}  {r.meaning}".rstrip() for r in cols
+    ]
+
+
+def strategy_listing(names: list[str]) -> list[str]:
+    """The text of the listing for presets or strategy files ``names``."""
+    lines: list[str] = []
+    for name in names:
+        file = None if name in PRESET_NAMES else Path(name)
+        kind, params, overrides = describe_strategy(name, file)
+        summary = PRESET_SUMMARIES.get(name, f"a {kind} strategy file")
+        lines.append(f"{name} -- {summary}")
+        lines.extend(_table(params))
+        if overrides:
+            lines.append("  per-symbol overrides: " + "; ".join(overrides))
+        lines.append("")
+    lines.append(FOOTER)
+    return lines
+
+
+def cmd_strategies(ctx: CommandContext) -> int:
+    """List every built-in strategy, or the one preset or file named."""
+    wanted = getattr(ctx.args, "strategy_name", None)
+    try:
+        lines = strategy_listing([wanted] if wanted else list(PRESET_NAMES))
+    except StrategyConfigError as exc:
+        print(f"strategy error: {exc}", file=sys.stderr)
+        return ExitCode.CONFIG_ERROR
+    print("\n".join(lines))
+    return ExitCode.OK
