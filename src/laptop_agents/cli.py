@@ -193,6 +193,10 @@ def add_data_options(p: argparse.ArgumentParser, *, positional: bool) -> None:
     _store_true_or_none(g, "--strict", dest="strict", help="refuse dirty data instead of repairing it")
     g.add_argument("--funding-rate", dest="funding_rate", type=float, default=None, metavar="FRACTION",
                    help="constant funding rate per 8 h when the file has no funding column")
+    g.add_argument("--time-column", dest="time_column", default=None, metavar="NAME",
+                   help="the file's time column when its name is not recognised (or DATE,TIME for a pair)")
+    g.add_argument("--time-unit", dest="time_unit", choices=["s", "ms", "us", "ns"], default=None,
+                   help="unit of an epoch time column (default: told apart by magnitude)")
     _store_true_or_none(g, "--no-report", dest="no_report", help="skip report.html")
 
 

@@ -1089,6 +1089,7 @@ def cmd_replay(ctx: CommandContext) -> int:
     run_id = getattr(args, "run_id", None) or new_run_id("replay")
 
     def build(engine: Any) -> SessionSource:
-        return build_replay_source(ctx.config, path, strict=strict)
+        return build_replay_source(ctx.config, path, strict=strict, time_column=getattr(args, "time_column", None),
+                                   time_unit=getattr(args, "time_unit", None))
 
     return _session(ctx, mode="replay", state_path=":memory:", run_id=run_id, build=build, live=False)
