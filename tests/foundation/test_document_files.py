@@ -33,7 +33,7 @@ def hostile(d: Path) -> dict[str, tuple[Path, str]]:
     put("garbage.yaml", bytes(range(256)) * 40, "not UTF-8")
     put("garbage.json", b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40, "not UTF-8")
     put("deep_list.yaml", "risk: " + "[" * 100_000 + "]" * 100_000 + "\n", "nested")
-    put("deep_block.yaml", "".join("  " * i + f"k{i}:\n" for i in range(3000)) + "  " * 3000 + "x: 1\n", "nested")
+    put("deep_block.yaml", "".join(" " * i + f"k{i}:\n" for i in range(1200)) + " " * 1200 + "x: 1\n", "nested")
     put("deep_list.json", "[" * 100_000 + "]" * 100_000, "nested")
     put("deep_dict.json", '{"a":' * 100_000 + "1" + "}" * 100_000, "nested")
     put("bomb.yaml", BOMB, "too many")

@@ -138,11 +138,12 @@ def cmd_backtest(ctx: CommandContext) -> int:
     """Backtest a candle file (or the mock market) with the live Engine; write runs/<run_id>/."""
     from laptop_agents.backtest.runner import run_backtest
     from laptop_agents.report.console import print_summary
-    from laptop_agents.strategy import StrategyConfigError
+    from laptop_agents.strategy import StrategyConfigError, build_strategy
 
     out = _out()
     err = Console(stderr=True)
     try:
+        build_strategy(ctx.config)  # a bad strategy file fails before any data is read
         config, candles, funding, data_report, desc, file = load_data(ctx, ctx.config, err)
         if not candles:
             raise _Fail(ExitCode.BAD_INPUT, "no candles to backtest")
@@ -191,6 +192,7 @@ def cmd_validate(ctx: CommandContext) -> int:
             grid = parse_grid(getattr(args, "grid", None))
         except GridError as exc:
             raise _Fail(ExitCode.CONFIG_ERROR, f"bad --grid: {exc}") from None
+        build_strategy(ctx.config)  # a bad strategy file fails before any data is read
         config, candles, _funding, data_report, desc, file = load_data(ctx, ctx.config, err)
         for combo in grid:  # refuse a bad parameter name or value before any work starts
             build_strategy(config, overrides=combo)
