@@ -111,3 +111,33 @@ def test_time_column_can_name_a_date_and_a_time_column(tmp_path: Path) -> None:
     r = load_candles(f, time_column="day,hour")
     assert r.interval == "1h" and len(r.candles) == 48
     assert r.candles[0].ts == ms("2021-09-27 00:00") and r.candles[-1].ts == ms("2021-09-28 23:00")
+
+
+def test_binance_zip_as_downloaded(tmp_path: Path) -> None:
+    import zipfile
+
+    csv = DATA / "BTCUSDT-1m-2021-09-27.csv"
+    z = tmp_path / "BTCUSDT-1m-2021-09-27.zip"
+    with zipfile.ZipFile(z, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.write(csv, csv.name)
+    r = load_candles(z)
+    assert r.candles == load_candles(csv).candles
+    assert "in ZIP" in r.report.layout and csv.name in r.report.layout
+    two = tmp_path / "two.zip"
+    with zipfile.ZipFile(two, "w") as zf:
+        zf.writestr("a.csv", csv.read_text())
+        zf.writestr("b.csv", csv.read_text())
+    with pytest.raises(CandleFileError, match="two.zip: a ZIP must hold exactly one CSV file, it holds 2"):
+        load_candles(two)
+    cut = tmp_path / "cut.zip"
+    cut.write_bytes(z.read_bytes()[:200])
+    with pytest.raises(CandleFileError, match="cut.zip: not a readable ZIP"):
+        load_candles(cut)
+
+
+def test_excel_utf8_bom_and_crlf(tmp_path: Path) -> None:
+    f = tmp_path / "excel.csv"
+    rows = "".join(f"2021-09-27,14:{15 * i:02d},1,2,0.5,1.5,3\r\n" for i in range(4))
+    f.write_bytes(b"\xef\xbb\xbf" + ("Date,Time,Open,High,Low,Close,Volume\r\n" + rows).encode())
+    r = load_candles(f)
+    assert r.interval == "15m" and [c.ts for c in r.candles][0] == ms("2021-09-27 14:00")
