@@ -106,6 +106,7 @@ CONFIG_FLAGS: dict[str, str] = {
     "max_errors": "system.max_errors_per_session",
     "max_md_errors": "system.max_consecutive_md_errors",
     "flatten_on_kill": "system.flatten_on_kill",
+    "report_plotly": "system.report_plotly",
     "risk_pct": "risk.risk_pct",
     "equity": "risk.starting_equity",
     "stop_bps": "strategy.stop_bps",
@@ -198,6 +199,9 @@ def add_data_options(p: argparse.ArgumentParser, *, positional: bool) -> None:
     g.add_argument("--time-unit", dest="time_unit", choices=["s", "ms", "us", "ns"], default=None,
                    help="unit of an epoch time column (default: told apart by magnitude)")
     _store_true_or_none(g, "--no-report", dest="no_report", help="skip report.html")
+    g.add_argument("--offline-report", dest="report_plotly", action="store_const", const="inline", default=None,
+                   help="embed plotly.js in report.html (+4.8 MB) so the file alone works anywhere offline; "
+                        "by default reports share one copy in <workspace>/assets/")
 
 
 def add_validate_options(p: argparse.ArgumentParser) -> None:

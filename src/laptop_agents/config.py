@@ -51,6 +51,9 @@ class SystemConfig(_Section):
     health_port: int | None = Field(None, ge=0, le=65535)
     dashboard: bool = False
     run_async: bool = True
+    # Where report.html gets plotly.js: "shared" (once per workspace in assets/,
+    # CDN fallback), "inline" (self-contained, +4.8 MB per report) or "cdn".
+    report_plotly: Literal["shared", "inline", "cdn"] = "shared"
 
     @field_validator("log_level", mode="before")
     @classmethod

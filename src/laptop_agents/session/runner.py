@@ -990,7 +990,7 @@ def _session(
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         journal = EventJournal(run_dir / "events.jsonl")
-        writer = RunWriter(run_dir)
+        writer = RunWriter(run_dir, plotly=ctx.config.system.report_plotly)
     except OSError as exc:
         store.close()
         _err(f"cannot write the run directory {run_dir}: {exc.strerror or exc}")
