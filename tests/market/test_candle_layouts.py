@@ -141,3 +141,14 @@ def test_excel_utf8_bom_and_crlf(tmp_path: Path) -> None:
     f.write_bytes(b"\xef\xbb\xbf" + ("Date,Time,Open,High,Low,Close,Volume\r\n" + rows).encode())
     r = load_candles(f)
     assert r.interval == "15m" and [c.ts for c in r.candles][0] == ms("2021-09-27 14:00")
+
+
+def test_epoch_units_are_told_apart_row_by_row(tmp_path: Path) -> None:
+    """A CryptoDataDownload-style ``unix`` column that switched from seconds to ms partway."""
+    t0 = ms("2020-01-01 00:00")
+    rows = [f"{(t0 + i * 3_600_000) // (1000 if i < 10 else 1)},1,2,0.5,1.5,3" for i in range(30)]
+    f = tmp_path / "mixed.csv"
+    f.write_text("unix,open,high,low,close,volume\n" + "\n".join(reversed(rows)) + "\n")
+    r = load_candles(f)
+    assert [c.ts for c in r.candles] == [t0 + i * 3_600_000 for i in range(30)]
+    assert "epoch ms (mixed units told apart row by row: 10 rows in s)" in r.report.notes[0]
