@@ -143,3 +143,10 @@ def test_unreadable_file_is_bad_input_not_a_write_error(tmp_path: Path) -> None:
     d = tmp_path / "adir.csv"
     d.mkdir()
     refused(d, "not a file")
+
+
+def test_time_unit_on_split_date_and_time(tmp_path: Path) -> None:
+    f = tmp_path / "split.csv"
+    f.write_text("Date,Time,Open,High,Low,Close\n" + "".join(f"2024-01-01,00:{i:02d},10,11,9,10\n" for i in range(5)))
+    assert len(load_candles(f).candles) == 5
+    refused(f, "--time-unit", "'Date' + 'Time'", time_unit="ms")

@@ -737,6 +737,10 @@ def time_ms(table: pa.Table, cols: Columns, path: Path) -> Times:
     raw: np.ndarray | None = None
     if len(cols.time) == 2:
         d, t = cols.time
+        if cols.unit_source == "--time-unit":
+            raise CandleFileError(f"{path.name}: --time-unit applies to epoch numbers, but the time comes from "
+                                  f"a date and a time-of-day column ({show(names[d])} + {show(names[t])}); "
+                                  "drop --time-unit")
         ms = _date_ms(table.column(d).combine_chunks(), names[d], path) + _tod_ms(
             table.column(t).combine_chunks(), names[t], path)
         how = f"time from columns {show(names[d])} + {show(names[t])} (date + time of day)"
