@@ -150,3 +150,13 @@ def test_time_unit_on_split_date_and_time(tmp_path: Path) -> None:
     f.write_text("Date,Time,Open,High,Low,Close\n" + "".join(f"2024-01-01,00:{i:02d},10,11,9,10\n" for i in range(5)))
     assert len(load_candles(f).candles) == 5
     refused(f, "--time-unit", "'Date' + 'Time'", time_unit="ms")
+
+
+def test_a_large_json_reply_without_a_final_newline(tmp_path: Path) -> None:
+    import json
+
+    rows = [[T0 + i * 60_000, "100", "101", "99", "100.5", "5"] for i in range(3000)]  # > 64 KB
+    f = tmp_path / "klines.json"
+    f.write_text(json.dumps({"data": rows}))
+    assert f.stat().st_size > 70_000
+    assert len(load_candles(f).candles) == 3000

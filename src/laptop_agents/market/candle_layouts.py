@@ -120,10 +120,10 @@ class Columns:
     layout_note: str = ""
 
 
-def show(name: str) -> str:
+def show(name: str, limit: int = 40) -> str:
     """A column name or text sample for a one-line message: printable, quoted, short."""
     text = "".join(ch if ch.isprintable() else "?" for ch in str(name))
-    return repr(text if len(text) <= 40 else text[:37] + "...")
+    return repr(text if len(text) <= limit else text[: limit - 3] + "...")
 
 
 def _norm(name: str) -> str:
@@ -164,16 +164,18 @@ def _gzip_head(path: Path) -> bytes:
         raise CandleFileError(f"{path.name}: corrupt gzip data ({exc})") from None
 
 
-def _check_text(path: Path, head: bytes) -> str:
-    """The head of a text file as text; binary data and non-UTF-8 text are refused here
-    so that no later step chokes on them with a less clear message."""
+def _check_text(path: Path, head: bytes, *, whole: bool = False) -> str:
+    """The head of a text file (or all of it, ``whole``) as text; binary data and
+    non-UTF-8 text are refused here so that no later step chokes on them with a
+    less clear message."""
     if head.startswith(b"\x1f\x8b"):
         raise CandleFileError(f"{path.name}: is gzip data; name it {path.name}.gz")
     if head.startswith(b"PK\x03\x04"):
         raise CandleFileError(f"{path.name}: is a ZIP archive; name it .zip (one CSV inside) or unzip it")
     if b"\x00" in head[:8192]:
         raise CandleFileError(f"{path.name}: not a text file (binary data; UTF-16 text must be saved as UTF-8)")
-    cut = head if len(head) < _SNIFF_BYTES else head[: head.rfind(b"\n") + 1] or head[:-4]
+    # A head cut at _SNIFF_BYTES may end inside a character: decode up to its last newline.
+    cut = head if whole or len(head) < _SNIFF_BYTES else head[: head.rfind(b"\n") + 1] or head[:-4]
     try:
         return cut.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -228,7 +230,7 @@ def _read_csv(path: Path, head: bytes, source: Any, compressed: bool) -> RawTabl
         table = pacsv.read_csv(source, read_options=read, parse_options=pacsv.ParseOptions(delimiter=delimiter))
     except pa.ArrowInvalid as exc:
         first = (str(exc).splitlines() or [type(exc).__name__])[0]
-        raise CandleFileError(f"{path.name}: cannot parse as CSV: {first[:200]}") from None
+        raise CandleFileError(f"{path.name}: cannot parse as CSV: {show(first, 200)[1:-1]}") from None
     except (OSError, EOFError, zlib.error) as exc:
         if compressed:
             raise CandleFileError(f"{path.name}: the gzip data is truncated or corrupt ({exc})") from None
@@ -260,7 +262,7 @@ def _read_json(path: Path, gz: bool) -> RawTable:
         data = _gzip_all(path) if gz else path.read_bytes()
     except OSError as exc:
         raise _cannot_read(path, exc) from None
-    text = _check_text(path, data)
+    text = _check_text(path, data, whole=True)
     try:
         doc = json.loads(text)
     except RecursionError:
