@@ -529,18 +529,34 @@ def unit_guess(values: np.ndarray) -> str | None:
 
 
 def _epoch_ints(arr: pa.Array, unit: str | None) -> tuple[np.ndarray, str, np.ndarray]:
-    """Integer epochs to float ms, in exact integer arithmetic (ns/us do not fit a float64)."""
-    valid = pc.is_valid(arr).to_numpy(zero_copy_only=False)
+    """Integer epochs to float ms, in exact integer arithmetic (ns/us do not fit a float64).
+    Without a given unit, each value's own magnitude decides (one pass when all agree)."""
     ints = pc.fill_null(pc.cast(arr, pa.int64()), 0).to_numpy(zero_copy_only=False)
+    valid = pc.is_valid(arr).to_numpy(zero_copy_only=False) if arr.null_count else None
+    vals = ints if valid is None else ints[valid]
+    if unit is None and vals.size and int(vals.min()) >= 0:
+        lo, hi = _magnitude_unit(np.array([vals.min(), vals.max()], dtype=np.float64))
+        if lo == hi:
+            unit = TIME_UNITS[int(lo)]
     if unit is not None:
-        out = ints * 1000 if unit == "s" else ints if unit == "ms" else ints // (1000 if unit == "us" else 1_000_000)
-        idx = np.full(ints.shape, TIME_UNITS.index(unit))
+        out = _int_ms(ints, unit)
+        note = _unit_note(np.full(1 if vals.size else 0, TIME_UNITS.index(unit)), unit)
     else:
         idx = _magnitude_unit(np.abs(ints).astype(np.float64))
-        out = np.choose(idx, [ints * 1000, ints, ints // 1000, ints // 1_000_000])
+        out = np.choose(idx, [_int_ms(ints, u) for u in TIME_UNITS])
+        note = _unit_note(idx if valid is None else idx[valid], None)
     result = out.astype(np.float64)
-    result[~valid] = np.nan
-    return result, _unit_note(idx[valid], unit), ints.astype(np.float64)
+    if valid is not None:
+        result[~valid] = np.nan
+    return result, note, ints
+
+
+def _int_ms(ints: np.ndarray, unit: str) -> np.ndarray:
+    if unit == "s":
+        return ints * 1000
+    if unit == "ms":
+        return ints
+    return ints // (1000 if unit == "us" else 1_000_000)
 
 
 def _epoch_floats(values: np.ndarray, unit: str | None) -> tuple[np.ndarray, str]:
