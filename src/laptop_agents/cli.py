@@ -133,6 +133,7 @@ CONFIG_FLAGS: dict[str, str] = {
     "max_errors": "system.max_errors_per_session",
     "max_md_errors": "system.max_consecutive_md_errors",
     "flatten_on_kill": "system.flatten_on_kill",
+    "report_plotly": "system.report_plotly",
     "risk_pct": "risk.risk_pct",
     "equity": "risk.starting_equity",
     "stop_bps": "strategy.stop_bps",
@@ -161,8 +162,8 @@ TRADING_OPTIONS: dict[str, frozenset[str] | None] = {
 }
 DATA_OPTIONS: dict[str, frozenset[str] | None] = {
     "backtest": None,
-    "validate": frozenset({"file", "data", "strict", "funding_rate"}),
-    "replay": frozenset({"file", "data", "strict"}),  # funding comes from the recording; the report is always written
+    "validate": frozenset({"file", "data", "strict", "funding_rate", "time_column", "time_unit"}),
+    "replay": frozenset({"file", "data", "strict", "time_column", "time_unit", "report_plotly"}),  # funding comes from the recording; the report is always written
 }
 STRATEGIES_HINT = "`laptop-agents strategies` lists them with their parameters"
 
@@ -274,7 +275,14 @@ def add_data_options(p: argparse.ArgumentParser, *, positional: bool, only: Coll
     d.flag("--strict", dest="strict", help="refuse dirty data instead of repairing it")
     d.add("--funding-rate", dest="funding_rate", type=float, default=None, metavar="FRACTION",
           help="constant funding rate per 8 h when the file has no funding column")
+    d.add("--time-column", dest="time_column", default=None, metavar="NAME",
+          help="the file's time column when its name is not recognised (or DATE,TIME for a pair)")
+    d.add("--time-unit", dest="time_unit", choices=["s", "ms", "us", "ns"], default=None,
+          help="unit of an epoch time column (default: told apart by magnitude)")
     d.flag("--no-report", dest="no_report", help="skip report.html")
+    d.add("--offline-report", dest="report_plotly", action="store_const", const="inline", default=None,
+          help="embed plotly.js in report.html (+4.8 MB) so the file alone works anywhere offline; "
+               "by default reports share one copy in <workspace>/assets/")
 
 
 def add_validate_options(p: argparse.ArgumentParser) -> None:

@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from laptop_agents.domain.documents import MAX_BYTES, DocumentError, parse_document, type_name
 from laptop_agents.domain.models import DomainError
 from laptop_agents.domain.symbols import normalize_symbol
 from laptop_agents.domain.timeframes import parse_interval
@@ -51,6 +51,9 @@ class SystemConfig(_Section):
     health_port: int | None = Field(None, ge=0, le=65535)
     dashboard: bool = False
     run_async: bool = True
+    # Where report.html gets plotly.js: "shared" (once per workspace in assets/,
+    # CDN fallback), "inline" (self-contained, +4.8 MB per report) or "cdn".
+    report_plotly: Literal["shared", "inline", "cdn"] = "shared"
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -211,12 +214,17 @@ def _read_profile(profile: str) -> tuple[dict[str, Any], str]:
             f"unknown profile {profile!r}: use one of {', '.join(PROFILES)} or a path to a YAML file"
         )
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ConfigError(f"cannot read profile {str(path)!r}: {first}") from None
+        with path.open("rb") as fh:
+            raw = fh.read(MAX_BYTES + 1)
+        data = parse_document(raw, yaml_syntax=path.suffix.lower() != ".json")
+    except OSError as exc:
+        raise ConfigError(f"cannot read profile {str(path)!r}: {exc.strerror or type(exc).__name__}") from None
+    except DocumentError as exc:
+        raise ConfigError(f"cannot read profile {str(path)!r}: {exc}") from None
+    if data is None:
+        data = {}  # an empty profile: no overrides
     if not isinstance(data, dict):
-        raise ConfigError(f"profile {str(path)!r} must be a mapping of sections, got {type(data).__name__}")
+        raise ConfigError(f"profile {str(path)!r} must be a mapping of sections, got {type_name(data)}")
     return data, str(path)
 
 

@@ -80,6 +80,19 @@ def test_replay_again_is_byte_identical(tmp_path: Path) -> None:
     assert repr(first[:2]) == repr(second[:2])
 
 
+def test_a_gzipped_recording_replays_the_same(tmp_path: Path) -> None:
+    import gzip
+
+    from laptop_agents.market.factory import is_recording
+
+    path = tmp_path / "market.jsonl"
+    record_session(path, n=6)
+    packed = tmp_path / "market.jsonl.gz"
+    packed.write_bytes(gzip.compress(path.read_bytes()))
+    assert is_recording(packed) and is_recording(path) and not is_recording(tmp_path / "c.csv.gz")
+    assert repr(run(replay(packed))[:2]) == repr(run(replay(path))[:2])
+
+
 def test_realtime_replay_gives_the_same_items(tmp_path: Path) -> None:
     path = tmp_path / "market.jsonl"
     record_session(path, n=4)

@@ -148,7 +148,7 @@ def test_unreadable_inputs(tmp_path: Path) -> None:
         load_strategy_params(StrategyConfig(file=broken), "BTCUSDT")
     listy = tmp_path / "list.json"
     listy.write_text("[1, 2]", encoding="utf-8")
-    with pytest.raises(StrategyConfigError, match="must be a mapping"):
+    with pytest.raises(StrategyConfigError, match="must hold a mapping of parameters, got a list"):
         load_strategy_params(StrategyConfig(file=listy), "BTCUSDT")
 
 

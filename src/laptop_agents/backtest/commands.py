@@ -91,9 +91,11 @@ def load_data(
 
     strict = bool(getattr(ctx.args, "strict", False))
     try:
-        loaded = load_candles(file, strict=strict)
+        loaded = load_candles(file, strict=strict, **time_options(ctx))
     except CandleFileError as exc:
         raise _Fail(ExitCode.BAD_INPUT, f"bad candle file: {exc}") from None
+    except OSError as exc:  # reading, not writing: the file is the problem
+        raise _Fail(ExitCode.BAD_INPUT, f"bad candle file: {file.name}: cannot read it ({exc.strerror or exc})") from None
     for line in loaded.report.lines():
         err.print(scrub(line), markup=False, highlight=False, style="dim", soft_wrap=True)
     if _explicit(ctx, "trading.interval") and config.trading.interval != loaded.interval:
@@ -102,6 +104,11 @@ def load_data(
     cfg = config.model_copy(deep=True)
     cfg.trading.interval = loaded.interval
     return cfg, loaded.candles, loaded.funding, loaded.report.to_dict(), f"candle file {file}", file
+
+
+def time_options(ctx: CommandContext) -> dict[str, str | None]:
+    """``--time-column`` / ``--time-unit`` as ``load_candles`` keywords."""
+    return {"time_column": getattr(ctx.args, "time_column", None), "time_unit": getattr(ctx.args, "time_unit", None)}
 
 
 def new_run_id(ctx: CommandContext, prefix: str, strategy: str) -> str:
@@ -131,11 +138,12 @@ def cmd_backtest(ctx: CommandContext) -> int:
     """Backtest a candle file (or the mock market) with the live Engine; write runs/<run_id>/."""
     from laptop_agents.backtest.runner import run_backtest
     from laptop_agents.report.console import print_summary
-    from laptop_agents.strategy import StrategyConfigError
+    from laptop_agents.strategy import StrategyConfigError, build_strategy
 
     out = _out()
     err = Console(stderr=True)
     try:
+        build_strategy(ctx.config)  # a bad strategy file fails before any data is read
         config, candles, funding, data_report, desc, file = load_data(ctx, ctx.config, err)
         if not candles:
             raise _Fail(ExitCode.BAD_INPUT, "no candles to backtest")
@@ -184,6 +192,7 @@ def cmd_validate(ctx: CommandContext) -> int:
             grid = parse_grid(getattr(args, "grid", None))
         except GridError as exc:
             raise _Fail(ExitCode.CONFIG_ERROR, f"bad --grid: {exc}") from None
+        build_strategy(ctx.config)  # a bad strategy file fails before any data is read
         config, candles, _funding, data_report, desc, file = load_data(ctx, ctx.config, err)
         for combo in grid:  # refuse a bad parameter name or value before any work starts
             build_strategy(config, overrides=combo)
@@ -195,7 +204,7 @@ def cmd_validate(ctx: CommandContext) -> int:
         run_id = new_run_id(ctx, "validate", _strategy_label(config))
         run_dir = ctx.workspace.run_dir(run_id)
         spec = DataSpec(file=str(file.resolve()) if file else None, strict=bool(getattr(args, "strict", False)),
-                        interval=config.trading.interval if file else None)
+                        interval=config.trading.interval if file else None, **time_options(ctx))
         err.print(scrub(f"{desc}; {len(grid)} combination(s) x {splits} fold(s)"), markup=False, highlight=False,
                   style="dim", soft_wrap=True)
         try:

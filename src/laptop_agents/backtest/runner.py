@@ -156,7 +156,7 @@ def run_backtest(
         from laptop_agents.report.writer import EVENTS_JSONL, RunWriter
         from laptop_agents.store.journal import EventJournal
 
-        writer = RunWriter(run_dir)
+        writer = RunWriter(run_dir, plotly=config.system.report_plotly)
         if journal:
             jrnl = EventJournal(Path(run_dir) / EVENTS_JSONL)
 

@@ -115,6 +115,8 @@ class DataSpec:
     file: str | None
     strict: bool = False
     interval: str | None = None
+    time_column: str | None = None
+    time_unit: str | None = None
 
 
 @lru_cache(maxsize=2)
@@ -123,7 +125,8 @@ def _load(spec: DataSpec, config_json: str) -> tuple[list[Candle], list[FundingR
     if spec.file is not None:
         from laptop_agents.market.candle_files import load_candles
 
-        loaded = load_candles(spec.file, strict=spec.strict, interval=spec.interval)
+        loaded = load_candles(spec.file, strict=spec.strict, interval=spec.interval,
+                              time_column=spec.time_column, time_unit=spec.time_unit)
         return loaded.candles, loaded.funding
     from laptop_agents.backtest.runner import mock_candles, mock_funding
 

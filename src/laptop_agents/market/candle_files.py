@@ -6,25 +6,36 @@ silently eats them gives numbers nobody can trust; one that crashes on them is
 useless. So the loader *names* every problem (count and first examples) and
 applies one documented policy, or refuses with ``strict=True``.
 
-Layouts understood
-------------------
-- A header row with any case / spacing of: time ``Datetime | Date | timestamp |
-  time | open_time | ts | t``; ``open | o``; ``high | h``; ``low | l``;
-  ``close | c`` (``Adj Close`` is ignored); ``volume | vol | v``; optional
-  ``funding | funding_rate`` (a *fraction* per 8 h, 0.0001 = 0.01 %).
-- Exchange exports: Binance klines without a header (``open_time, open, high,
-  low, close, volume, close_time, ...``; any headerless numeric file is read in
-  that column order); Bitunix kline rows (``time, open, high, low, close,
-  quoteVol, baseVol``) as CSV/Parquet or as the REST reply saved to ``.json``.
-  Bitunix swaps its volume fields, so ``quoteVol`` (the BTC amount) is used as
-  the volume when there is no plain ``volume`` column.
+Layouts understood (read by :mod:`laptop_agents.market.candle_layouts`)
+----------------------------------------------------------------------
+- A header row with any case / spacing / punctuation of: time ``Datetime |
+  timestamp | open_time | unix | ts | t | time | Date`` (a unit suffix such as
+  ``open_time_s`` or ``timestamp_ms`` says the unit), or a ``Date`` column plus
+  a time-of-day ``Time`` column (TradingView, MetaTrader ``<DATE> <TIME>``);
+  ``open | o``; ``high | h``; ``low | l``; ``close | c`` (``Adj Close`` is
+  ignored); ``volume | vol | v | Volume BTC``; optional ``funding |
+  funding_rate`` (a *fraction* per 8 h, 0.0001 = 0.01 %). ``--time-column``
+  names any other time column (or ``DATE,TIME`` pair) and ``--time-unit`` its
+  epoch unit. A column the loader uses may not appear twice.
+- Exchange and charting exports: Binance klines (12 columns, with or without
+  the header, ms or µs times; any headerless numeric file is read in that
+  column order; a ``.zip`` holding one CSV as downloaded); CryptoDataDownload
+  (a banner line before the header, newest first, ``unix``/``date`` columns,
+  dates like ``2019-10-17 09-AM``); MetaTrader 4 (headerless ``2021.09.27,14:15,
+  open, high, low, close, volume``) and 5 (tab separated); Bitunix kline rows
+  (``time, open, high, low, close, quoteVol, baseVol``) as CSV/Parquet or as
+  the REST reply saved to ``.json``. Bitunix swaps its volume fields, so
+  ``quoteVol`` (the BTC amount) is used as the volume when there is no plain
+  ``volume`` column.
 - Times: epoch seconds, milliseconds, microseconds or nanoseconds (told apart by
-  magnitude), ISO 8601 with or without offsets (naive times are taken as UTC),
-  native Parquet timestamps. Everything becomes ``int`` UTC milliseconds.
+  magnitude, row by row), ISO 8601 with or without offsets (naive times are
+  taken as UTC), dotted/slashed dates, native Parquet timestamps. Everything
+  becomes ``int`` UTC milliseconds. Times outside 2000..2100 are not real
+  candles: a few are dropped as unreadable, a file of them is refused.
 
 Policy (``strict=False``), applied in this order
 ------------------------------------------------
-1. rows with an unreadable time are dropped;
+1. rows with an unreadable time (or one outside 2000..2100) are dropped;
 2. a file that is entirely newest-first (Bitunix REST order) is reversed
    silently; otherwise out-of-order rows are **sorted** (stable);
 3. rows with a non-finite or non-positive price or a non-finite/negative
@@ -46,8 +57,6 @@ zero volume alone is not refused because it is normal in some exports.
 from __future__ import annotations
 
 import gc
-import json
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -56,37 +65,35 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from laptop_agents.domain.fast import fast_init
 from laptop_agents.domain.models import Candle, DomainError, FundingRate
 from laptop_agents.domain.timeframes import SUPPORTED_INTERVALS, interval_ms, parse_interval
+from laptop_agents.market.candle_layouts import (
+    SANE_RANGE,
+    TIME_UNITS,
+    CandleFileError,
+    close_time_ms,
+    floats,
+    pick_columns,
+    read_table,
+    show,
+    time_ms,
+)
+
+__all__ = [
+    "TIME_UNITS", "CandleFile", "CandleFileError", "DataReport", "Problem", "candles_table", "iso", "load_candles",
+    "write_candles", "write_table",
+]
 
 MAX_EXAMPLES = 3
 
-_TIME_ALIASES = ("opentime", "timestamp", "datetime", "time", "date", "ts", "t", "timems", "starttime", "opents")
-_OPEN_ALIASES = ("open", "o", "openprice")
-_HIGH_ALIASES = ("high", "h", "highprice")
-_LOW_ALIASES = ("low", "l", "lowprice")
-_CLOSE_ALIASES = ("close", "c", "closeprice", "last")
-_VOLUME_ALIASES = ("volume", "vol", "v", "basevolume", "volumebtc", "volbtc", "amount")
-_FUNDING_ALIASES = ("funding", "fundingrate", "funding8h", "fundingrate8h")
-_CLOSE_TIME_ALIASES = ("closetime",)
-
-_BINANCE_COLUMNS = (
-    "open_time", "open", "high", "low", "close", "volume", "close_time",
-    "quote_volume", "trades", "taker_buy_base", "taker_buy_quote", "ignore",
-)
 _STRICT_REFUSED = (
     "bad_time", "non_monotonic", "invalid_values", "duplicates", "ohlc_inconsistent",
     "partial_last", "misaligned", "gaps",
 )
-
-
-class CandleFileError(Exception):
-    """A candle file that cannot be used (or is refused with ``strict``); one line."""
 
 
 @dataclass(slots=True)
@@ -175,249 +182,6 @@ def iso(ts: int) -> str:
     return dt.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _norm(name: str) -> str:
-    """Column names compared without case, spaces or punctuation: "Open Time" == "open_time"."""
-    return "".join(ch for ch in name.strip().lower() if ch.isalnum())
-
-
-# ---------------------------------------------------------------------------
-# reading the raw table
-# ---------------------------------------------------------------------------
-def _first_line(path: Path) -> str:
-    import gzip
-
-    opener: Any = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8-sig", errors="replace") as fh:
-        for line in fh:
-            if line.strip():
-                return line.strip()
-    return ""
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text.strip().strip('"'))
-    except ValueError:
-        return False
-    return True
-
-
-def _read_csv(path: Path) -> tuple[pa.Table, str]:
-    line = _first_line(path)
-    if not line:
-        raise CandleFileError(f"{path.name}: the file is empty")
-    delimiter = max((",", ";", "\t", "|"), key=line.count)
-    tokens = line.split(delimiter)
-    headerless = len(tokens) >= 5 and all(_is_number(t) for t in tokens)
-    parse = pacsv.ParseOptions(delimiter=delimiter)
-    try:
-        if headerless:
-            names = list(_BINANCE_COLUMNS[: len(tokens)]) + [f"extra{i}" for i in range(len(tokens) - 12)]
-            table = pacsv.read_csv(
-                path, read_options=pacsv.ReadOptions(column_names=names), parse_options=parse
-            )
-            layout = "headerless klines (Binance order: open_time, open, high, low, close, volume, ...)"
-        else:
-            table = pacsv.read_csv(path, parse_options=parse)
-            layout = "CSV with header"
-    except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeDecodeError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise CandleFileError(f"{path.name}: cannot parse as CSV: {first}") from None
-    return table, layout
-
-
-def _read_json(path: Path) -> tuple[pa.Table, str]:
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise CandleFileError(f"{path.name}: cannot parse as JSON: {exc}") from None
-    rows = doc.get("data", doc) if isinstance(doc, dict) else doc
-    if isinstance(rows, dict):  # {"data": {"list": [...]}} variants
-        rows = next((v for v in rows.values() if isinstance(v, list)), None)
-    if not isinstance(rows, list) or not rows:
-        raise CandleFileError(f"{path.name}: expected a list of kline rows (or {{'data': [...]}}), found none")
-    if all(isinstance(r, list) for r in rows):
-        width = len(rows[0])
-        names = list(_BINANCE_COLUMNS[:width]) + [f"extra{i}" for i in range(width - 12)]
-        rows = [dict(zip(names, r, strict=False)) for r in rows]
-    if not all(isinstance(r, dict) for r in rows):
-        raise CandleFileError(f"{path.name}: kline rows must be objects or arrays")
-    # Bitunix sends numbers as strings or numbers; make each column one type.
-    cols: dict[str, list[Any]] = {}
-    for r in rows:
-        for k in r:
-            cols.setdefault(k, [])
-    for k in cols:
-        values = [r.get(k) for r in rows]
-        if k.lower() != "type":
-            try:
-                values = [None if v is None or v == "" else float(v) if isinstance(v, str) else v for v in values]
-            except ValueError:
-                pass
-        cols[k] = values
-    try:
-        table = pa.table(cols)
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-        raise CandleFileError(f"{path.name}: inconsistent kline rows: {str(exc).splitlines()[0]}") from None
-    return table, "JSON kline rows"
-
-
-def _read_table(path: Path) -> tuple[pa.Table, str]:
-    if not path.exists():
-        raise CandleFileError(f"candle file not found: {path}")
-    if not path.is_file():
-        raise CandleFileError(f"not a file: {path}")
-    suffixes = [s.lower() for s in path.suffixes]
-    if ".parquet" in suffixes or ".pq" in suffixes:
-        try:
-            return pq.read_table(path), "Parquet"
-        except (pa.ArrowInvalid, OSError) as exc:
-            raise CandleFileError(f"{path.name}: cannot read as Parquet: {str(exc).splitlines()[0]}") from None
-    if ".json" in suffixes:
-        return _read_json(path)
-    if suffixes and suffixes[-1] not in (".csv", ".txt", ".gz", ".tsv"):
-        raise CandleFileError(f"{path.name}: unsupported file type; allowed: .csv, .csv.gz, .tsv, .parquet, .json")
-    return _read_csv(path)
-
-
-# ---------------------------------------------------------------------------
-# columns and times
-# ---------------------------------------------------------------------------
-def _pick(names: dict[str, str], aliases: Sequence[str]) -> str | None:
-    for alias in aliases:
-        if alias in names:
-            return names[alias]
-    return None
-
-
-def _columns(table: pa.Table, path: Path, layout: str) -> tuple[dict[str, str | None], str]:
-    names: dict[str, str] = {}
-    for raw in table.column_names:
-        names.setdefault(_norm(raw), raw)
-    chosen: dict[str, str | None] = {
-        "time": _pick(names, _TIME_ALIASES),
-        "open": _pick(names, _OPEN_ALIASES),
-        "high": _pick(names, _HIGH_ALIASES),
-        "low": _pick(names, _LOW_ALIASES),
-        "close": _pick(names, _CLOSE_ALIASES),
-        "volume": _pick(names, _VOLUME_ALIASES),
-        "funding": _pick(names, _FUNDING_ALIASES),
-        "close_time": _pick(names, _CLOSE_TIME_ALIASES),
-    }
-    if chosen["volume"] is None and "quotevol" in names:
-        chosen["volume"] = names["quotevol"]  # Bitunix: quoteVol holds the base (BTC) amount
-        layout += " (Bitunix kline rows: volume from quoteVol)"
-    missing = [k for k in ("time", "open", "high", "low", "close") if chosen[k] is None]
-    if missing:
-        found = ", ".join(table.column_names[:12])
-        raise CandleFileError(
-            f"{path.name}: no {'/'.join(missing)} column; found: {found}; expected a time column "
-            f"(Datetime, Date, timestamp, time, open_time, ts) and open, high, low, close[, volume]"
-        )
-    return chosen, layout
-
-
-def _numeric_ms(values: np.ndarray) -> tuple[np.ndarray, str]:
-    """Epoch numbers to ms; the unit is told apart by magnitude of the median."""
-    finite = values[np.isfinite(values)]
-    if finite.size == 0:
-        return np.full(values.shape, np.nan), "ms"
-    mag = float(np.median(np.abs(finite)))
-    if mag < 1e11:
-        factor, unit = 1000.0, "s"
-    elif mag < 1e14:
-        factor, unit = 1.0, "ms"
-    elif mag < 1e17:
-        factor, unit = 1e-3, "us"
-    else:
-        factor, unit = 1e-6, "ns"
-    return np.round(values * factor), unit
-
-
-def _parse_iso_strings(arr: pa.Array) -> np.ndarray:
-    """Slow path for text times pyarrow did not infer: parse each distinct value once."""
-    texts = arr.to_pylist()
-    cache: dict[str, float] = {}
-    out = np.full(len(texts), np.nan)
-    for i, raw in enumerate(texts):
-        if raw is None:
-            continue
-        value = cache.get(raw)
-        if value is None:
-            value = math.nan
-            text = str(raw).strip().replace("Z", "+00:00").replace("z", "+00:00")
-            try:
-                dt = datetime.fromisoformat(text)
-            except ValueError:
-                if _is_number(text):
-                    value = float(text)
-                    value = float(_numeric_ms(np.array([value]))[0][0])
-            else:
-                if dt.tzinfo is None:
-                    dt = dt.replace(tzinfo=UTC)
-                value = round(dt.timestamp() * 1000.0)
-            cache[raw] = value
-        out[i] = value
-    return out
-
-
-def _times_ms(col: pa.ChunkedArray) -> tuple[np.ndarray, str]:
-    """Any time column -> float64 epoch ms (NaN where unreadable) and a unit note."""
-    arr = col.combine_chunks()
-    t = arr.type
-    if pa.types.is_timestamp(t):
-        as_ms = pc.cast(pc.cast(arr, pa.timestamp("ms", tz=t.tz)), pa.int64())
-        return as_ms.to_numpy(zero_copy_only=False).astype("float64"), f"timestamps{' (' + t.tz + ')' if t.tz else ' (naive, taken as UTC)'}"
-    if pa.types.is_date(t):
-        days = pc.cast(pc.cast(arr, pa.date32()), pa.int32()).to_numpy(zero_copy_only=False).astype("float64")
-        return days * 86_400_000.0, "dates"
-    if pa.types.is_integer(t):
-        # Integer arithmetic: ns/us epochs do not fit a float64 exactly.
-        valid = pc.is_valid(arr).to_numpy(zero_copy_only=False)
-        ints = pc.fill_null(pc.cast(arr, pa.int64()), 0).to_numpy(zero_copy_only=False)
-        mag = float(np.median(np.abs(ints[valid]))) if valid.any() else 0.0
-        if mag < 1e11:
-            out, unit = ints * 1000, "s"
-        elif mag < 1e14:
-            out, unit = ints, "ms"
-        elif mag < 1e17:
-            out, unit = ints // 1000, "us"
-        else:
-            out, unit = ints // 1_000_000, "ns"
-        result = out.astype("float64")
-        result[~valid] = np.nan
-        return result, f"epoch {unit}"
-    if pa.types.is_floating(t):
-        values = pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False)
-        ms, unit = _numeric_ms(values)
-        return ms, f"epoch {unit}"
-    if pa.types.is_string(t) or pa.types.is_large_string(t):
-        return _parse_iso_strings(arr), "ISO text"
-    raise CandleFileError(f"time column of type {t} is not supported (need epoch numbers or ISO text)")
-
-
-def _floats(table: pa.Table, name: str | None, rows: int) -> np.ndarray:
-    if name is None:
-        return np.zeros(rows)
-    col = table.column(name).combine_chunks()
-    if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
-        col = _text_floats(col)
-    try:
-        return pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False).astype("float64", copy=True)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-        raise CandleFileError(f"column {name!r} is not numeric: {str(exc).splitlines()[0]}") from None
-
-
-def _text_floats(col: pa.Array) -> pa.Array:
-    values = []
-    for v in col.to_pylist():
-        try:
-            values.append(float(v) if v not in (None, "") else None)
-        except ValueError:
-            values.append(math.nan)
-    return pa.array(values, pa.float64())
-
-
 # ---------------------------------------------------------------------------
 # validation and policy
 # ---------------------------------------------------------------------------
@@ -446,43 +210,65 @@ def load_candles(
     *,
     strict: bool = False,
     interval: str | None = None,
+    time_column: str | None = None,
+    time_unit: str | None = None,
 ) -> CandleFile:
     """Load, validate and clean a candle file (see the module docstring for the policy).
 
-    ``interval`` forces the bar length; by default it is inferred from the most
-    common spacing. Raises :class:`CandleFileError` with one line on a file that
-    cannot be used, or on any defect when ``strict``.
+    Three steps: read the file into a table, pick the columns and read the
+    times (both in :mod:`~laptop_agents.market.candle_layouts`), then clean by
+    the policy (here). ``interval`` forces the bar length; by default it is
+    inferred from the most common spacing. ``time_column`` names the time
+    column (or ``"DATE,TIME"``) when the aliases do not find it; ``time_unit``
+    (s, ms, us, ns) overrides the unit guessed from the magnitude. Raises
+    :class:`CandleFileError` with one line on a file that cannot be used, or
+    on any defect when ``strict``.
     """
     path = Path(path)
-    table, layout = _read_table(path)
+    if time_unit is not None and time_unit not in TIME_UNITS:
+        raise CandleFileError(f"{path.name}: bad --time-unit {show(time_unit)}: allowed {', '.join(TIME_UNITS)}")
+    raw = read_table(path)
+    table = raw.table
     rows = table.num_rows
     if rows == 0:
         raise CandleFileError(f"{path.name}: no rows")
-    cols, layout = _columns(table, path, layout)
-    report = DataReport(path=str(path), layout=layout, rows_read=rows)
-
-    assert cols["time"] is not None
-    ts_f, unit = _times_ms(table.column(cols["time"]))
-    report.notes.append(f"time column {cols['time']!r} read as {unit}")
-    o = _floats(table, cols["open"], rows)
-    h = _floats(table, cols["high"], rows)
-    lo = _floats(table, cols["low"], rows)
-    c = _floats(table, cols["close"], rows)
-    v = _floats(table, cols["volume"], rows)
-    if cols["volume"] is None:
+    cols = pick_columns(raw, path, time_column=time_column, time_unit=time_unit)
+    report = DataReport(path=str(path), layout=raw.layout + cols.layout_note, rows_read=rows, notes=list(raw.notes))
+    times = time_ms(table, cols, path)
+    ts_f = times.ms
+    report.notes.append(times.note)
+    o = floats(table, cols.open, rows, path)
+    h = floats(table, cols.high, rows, path)
+    lo = floats(table, cols.low, rows, path)
+    c = floats(table, cols.close, rows, path)
+    v = floats(table, cols.volume, rows, path)
+    if cols.volume is None:
         report.notes.append("no volume column: volume set to 0")
-    fund = _floats(table, cols["funding"], rows) if cols["funding"] else None
-    close_t: np.ndarray | None = None
-    if cols["close_time"] is not None:
-        close_t = _times_ms(table.column(cols["close_time"]))[0]
+    elif table.column_names[cols.volume].strip().lower() not in ("volume", "vol", "v"):
+        report.notes.append(f"volume from column {show(table.column_names[cols.volume])}")
+    fund = floats(table, cols.funding, rows, path) if cols.funding is not None else None
+    close_t = close_time_ms(table, cols, path)
+    return _clean(path, report, ts_f, times.out_of_range, raw.first_row, o, h, lo, c, v, fund, close_t,
+                  strict=strict, interval=interval, has_volume=cols.volume is not None)
 
-    # 1. unreadable times
+
+def _clean(
+    path: Path, report: DataReport, ts_f: np.ndarray, out_of_range: int, first_row: int,
+    o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, v: np.ndarray,
+    fund: np.ndarray | None, close_t: np.ndarray | None, *, strict: bool, interval: str | None, has_volume: bool,
+) -> CandleFile:
+    """Step 3: the repair policy of the module docstring, in its order, on the raw columns."""
+    # 1. unreadable times (and times outside the sane range, already NaN)
     bad_t = ~np.isfinite(ts_f)
     keep = ~bad_t
     if bad_t.any():
         idx = np.flatnonzero(bad_t)
+        unreadable = int(idx.size) - out_of_range
+        detail = ""
+        if out_of_range:
+            detail = f"{out_of_range} outside {SANE_RANGE}" + (f", {unreadable} unreadable" if unreadable else "")
         report.problems.append(Problem("bad_time", int(idx.size), "dropped",
-                                       [f"row {int(i) + 2}" for i in idx[:MAX_EXAMPLES]]))
+                                       [f"row {int(i) + first_row}" for i in idx[:MAX_EXAMPLES]], detail))
     order = np.flatnonzero(keep)
     ts = ts_f[order].astype(np.int64)
 
@@ -596,7 +382,7 @@ def load_candles(
 
     # 9. zero volume (kept)
     zero = np.flatnonzero(v == 0)
-    if zero.size and cols["volume"] is not None:
+    if zero.size and has_volume:
         report.problems.append(Problem("zero_volume", int(zero.size), "kept", _examples(ts, zero)))
 
     if strict and not report.clean:

@@ -128,7 +128,8 @@ def build_source(
     raise SourceConfigError(f"unknown source {trading.source!r}: allowed mock, bitunix, replay")
 
 
-def build_replay_source(config: AppConfig, path: Path | None = None, *, strict: bool = False) -> SessionSource:
+def build_replay_source(config: AppConfig, path: Path | None = None, *, strict: bool = False,
+                        time_column: str | None = None, time_unit: str | None = None) -> SessionSource:
     """A recording or a candle file, never the live state: see ``cmd_replay``."""
     trading = config.trading
     file = path or trading.replay_file
@@ -138,7 +139,7 @@ def build_replay_source(config: AppConfig, path: Path | None = None, *, strict: 
     if not file.is_file():
         raise SourceConfigError(f"replay file not found: {file}")
     speed = None if not trading.replay_realtime else 1.0
-    if file.suffix.lower() in RECORDING_SUFFIXES:
+    if is_recording(file):
         from laptop_agents.market.recording import RecordingError, RecordingReplaySource
 
         try:
@@ -148,23 +149,36 @@ def build_replay_source(config: AppConfig, path: Path | None = None, *, strict: 
         return SessionSource(rec, None, speed, live=False, description=f"recording {file}",
                              late_after_ms=2 * interval_ms(rec.interval), late_clock=rec.recorded_now_ms,
                              interval=rec.interval)
-    source, interval = _candle_file(file, realtime=trading.replay_realtime, strict=strict)
+    source, interval = _candle_file(file, realtime=trading.replay_realtime, strict=strict, time_column=time_column,
+                                    time_unit=time_unit)
     return SessionSource(source, None, speed, live=False, description=f"candle file {file}", interval=interval)
 
 
-def candle_file_source(file: Path, *, realtime: bool = False, strict: bool = False) -> MarketSource:
+def is_recording(file: Path) -> bool:
+    """A market recording (``.jsonl``/``.ndjson``, also gzipped) rather than a candle file."""
+    suffix = file.suffix.lower()
+    if suffix == ".gz":
+        suffix = Path(file.stem).suffix.lower()
+    return suffix in RECORDING_SUFFIXES
+
+
+def candle_file_source(file: Path, *, realtime: bool = False, strict: bool = False, time_column: str | None = None,
+                       time_unit: str | None = None) -> MarketSource:
     """A candle file through the shared loader (same repairs and errors as backtest)."""
-    return _candle_file(file, realtime=realtime, strict=strict)[0]
+    return _candle_file(file, realtime=realtime, strict=strict, time_column=time_column, time_unit=time_unit)[0]
 
 
-def _candle_file(file: Path, *, realtime: bool, strict: bool) -> tuple[MarketSource, str]:
+def _candle_file(file: Path, *, realtime: bool, strict: bool, time_column: str | None = None,
+                 time_unit: str | None = None) -> tuple[MarketSource, str]:
     """The source and the file's interval (as the loader detected it)."""
     from laptop_agents.market import candle_files
     from laptop_agents.market.candle_source import CandleListSource
 
     try:
-        loaded = candle_files.load_candles(file, strict=strict)
+        loaded = candle_files.load_candles(file, strict=strict, time_column=time_column, time_unit=time_unit)
     except candle_files.CandleFileError as exc:
         raise SourceConfigError(str(exc)) from None
+    except OSError as exc:
+        raise SourceConfigError(f"{file.name}: cannot read it ({exc.strerror or exc})") from None
     funding = {f.ts: f.rate for f in loaded.funding} or None
     return CandleListSource(loaded.candles, funding=funding, realtime=realtime, label=str(file)), loaded.interval

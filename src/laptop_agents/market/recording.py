@@ -27,8 +27,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gzip
 import json
 import time
+import zlib
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Generator
 from pathlib import Path
@@ -197,7 +199,13 @@ class _RecordingReader:
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
-            self._fh: IO[str] | None = path.open("r", encoding="utf-8")
+            if path.suffix.lower() == ".gz":
+                with path.open("rb") as raw:
+                    if raw.read(2) != b"\x1f\x8b":
+                        raise RecordingError(f"{path}: named .gz but is not gzip data; rename it without .gz")
+                self._fh: IO[str] | None = gzip.open(path, "rt", encoding="utf-8")
+            else:
+                self._fh = path.open("r", encoding="utf-8")
         except OSError as exc:
             raise RecordingError(f"cannot read recording {path}: {exc.strerror or exc}") from None
         self._lines = self._iter_lines()
@@ -212,9 +220,22 @@ class _RecordingReader:
         self.meta = first
 
     def _iter_lines(self) -> Generator[str, None, None]:
+        """The file's lines; undecodable or cut-short data is a :class:`RecordingError`,
+        so that the replay stops as bad input rather than as a crash."""
         assert self._fh is not None
         with self._fh:
-            yield from self._fh
+            try:
+                yield from self._fh
+            except UnicodeDecodeError as exc:
+                raise RecordingError(f"{self._near()}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x}); "
+                                     "not a market recording") from None
+            except EOFError:
+                raise RecordingError(f"{self._near()}: the gzip data is truncated (the file was cut short)") from None
+            except (OSError, zlib.error) as exc:
+                raise RecordingError(f"{self._near()}: cannot read it ({exc})") from None
+
+    def _near(self) -> str:
+        return f"{self.path} (after line {self.line_no})" if self.line_no else str(self.path)
 
     def _next_entry(self) -> dict[str, Any] | None:
         for line in self._lines:
@@ -223,6 +244,8 @@ class _RecordingReader:
                 continue
             try:
                 entry = json.loads(line)
+            except RecursionError:
+                raise RecordingError(f"{self.path}:{self.line_no}: JSON nested too deeply") from None
             except ValueError:
                 if not line.endswith("\n"):
                     return None  # a torn last line (the process was killed mid-write)

@@ -216,13 +216,47 @@ def _atomic_write(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
+def shared_plotly(run_dir: Path) -> str | None:
+    """The workspace's copy of plotly.js for a run in ``<workspace>/runs/<run_id>``, written
+    once (atomically; again if damaged), as a URL relative to the run directory; None when
+    the run directory is not in a ``runs/`` folder (no shared place: the report embeds it)."""
+    from laptop_agents.report.html import ASSETS_DIR, plotly_bundle
+
+    run_dir = run_dir.absolute()
+    if run_dir.parent.name != "runs":
+        return None
+    bundle = plotly_bundle()
+    assets = run_dir.parent.parent / ASSETS_DIR
+    target = assets / bundle.asset_name
+    try:
+        fresh = target.stat().st_size == len(bundle.data)
+    except OSError:
+        fresh = False
+    if not fresh:
+        assets.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(target.name + ".tmp")
+        try:
+            with open(tmp, "wb") as fh:
+                fh.write(bundle.data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            tmp.replace(target)
+        except OSError:
+            tmp.unlink(missing_ok=True)
+            raise
+    return f"../../{ASSETS_DIR}/{bundle.asset_name}"
+
+
 def build_report(
-    run_dir: str | Path, summary_fields: Mapping[str, Any] | None = None, *, html: bool = True
+    run_dir: str | Path, summary_fields: Mapping[str, Any] | None = None, *, html: bool = True,
+    plotly: str = "shared",
 ) -> Path:
     """(Re)build summary.json and report.html of ``run_dir`` from its files.
 
-    Returns the path of report.html (of summary.json when ``html`` is false).
-    Raises :class:`ReportError` when ``run_dir`` is not a run directory.
+    ``plotly`` says where the report's plotly.js comes from (see
+    :mod:`laptop_agents.report.html`). Returns the path of report.html (of
+    summary.json when ``html`` is false). Raises :class:`ReportError` when
+    ``run_dir`` is not a run directory.
     """
     data = load_run(run_dir, summary_fields)
     summary = summarize(data)
@@ -237,8 +271,10 @@ def build_report(
     from laptop_agents.report.html import render_report
 
     _, dd_pct = drawdowns(summary["metrics"]["starting_equity"], data.equity["equity"])
+    src = shared_plotly(data.run_dir) if plotly == "shared" else None
+    mode = "inline" if plotly == "shared" and src is None else plotly
     report_path = data.run_dir / REPORT_HTML
-    _atomic_write(report_path, render_report(data, summary, dd_pct))
+    _atomic_write(report_path, render_report(data, summary, dd_pct, plotly=mode, plotly_src=src))
     return report_path
 
 

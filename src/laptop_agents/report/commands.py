@@ -20,7 +20,7 @@ def cmd_report(ctx: CommandContext) -> int:
     if not raw.is_dir() and not raw.is_absolute() and (ctx.workspace.runs_dir / raw).is_dir():
         run_dir = ctx.workspace.runs_dir / raw
     try:
-        path = build_report(run_dir)
+        path = build_report(run_dir, plotly=ctx.config.system.report_plotly)
     except ReportError as exc:
         print(f"report: {exc}", file=sys.stderr)
         return ExitCode.BAD_INPUT

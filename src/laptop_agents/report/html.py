@@ -1,20 +1,38 @@
-"""report.html: one self-contained page that opens offline.
+"""report.html: one page per run that opens offline.
 
-Plotly's JavaScript is inlined once; the chart data travel as one JSON block
-(``<script type="application/json" id="report-data">``) that a few lines of
-script turn into plotly traces. Tables (metrics, trades, decisions) are plain
-HTML so the page is readable, searchable and testable without running any
-script. A year of one-minute candles is far more than a browser can draw
-usefully, so candles are aggregated into at most ``MAX_BARS`` OHLC bars and the
-equity/drawdown curves into ``MAX_POINTS`` points; the page says so.
+Plotly's JavaScript (4.8 MB) is the bulk of a self-contained report, so where
+it comes from is a choice (``system.report_plotly``):
+
+- ``shared`` (default): written once per workspace to
+  ``<workspace>/assets/plotly-<version>.min.js`` and referenced relatively
+  (``../../assets/...``) from each ``runs/<run_id>/report.html``, so reports
+  are ~100 KB and still open offline on the laptop that made them. A report
+  copied out of its workspace falls back to the same pinned version from the
+  plotly CDN, checked by its SRI hash (computed from the installed plotly's
+  own file, which the CDN serves byte for byte).
+- ``inline`` (``--offline-report``): embedded, one self-contained file that
+  works anywhere without internet; also used for a run directory that is not
+  in a workspace's ``runs/`` folder, where there is no shared place.
+- ``cdn``: only the pinned CDN copy; the smallest, needs internet.
+
+The chart data travel as one JSON block (``<script type="application/json"
+id="report-data">``) that a few lines of script turn into plotly traces.
+Tables (metrics, trades, decisions) are plain HTML so the page is readable,
+searchable and testable without running any script. A year of one-minute
+candles is far more than a browser can draw usefully, so candles are
+aggregated into at most ``MAX_BARS`` OHLC bars and the equity/drawdown curves
+into ``MAX_POINTS`` points; the page says so.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
 import json
 import math
-from typing import TYPE_CHECKING, Any
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -22,6 +40,34 @@ from laptop_agents.logs import scrub
 
 if TYPE_CHECKING:
     from laptop_agents.report.build import RunData
+
+PLOTLY_MODES: tuple[str, ...] = ("shared", "inline", "cdn")
+ASSETS_DIR = "assets"
+
+
+class PlotlyBundle(NamedTuple):
+    """The installed plotly.js: its bytes, version, pinned CDN URL and SRI hash."""
+
+    data: bytes
+    version: str
+    cdn_url: str
+    integrity: str
+
+    @property
+    def asset_name(self) -> str:
+        return f"plotly-{self.version}.min.js"
+
+
+@lru_cache(maxsize=1)
+def plotly_bundle() -> PlotlyBundle:
+    """Read once per process; the hash is of the exact bytes the CDN serves for this version."""
+    from plotly.offline import get_plotlyjs, get_plotlyjs_version
+
+    data = get_plotlyjs().encode("utf-8")
+    version = get_plotlyjs_version()
+    digest = base64.b64encode(hashlib.sha384(data).digest()).decode("ascii")
+    return PlotlyBundle(data, version, f"https://cdn.plot.ly/plotly-{version}.min.js", f"sha384-{digest}")
+
 
 MAX_BARS = 3000
 MAX_POINTS = 4000
@@ -225,12 +271,24 @@ table.text td,table.text th{text-align:left}
 _SCRIPT = """
 (function(){
 const D = JSON.parse(document.getElementById('report-data').textContent);
+function fail(){
+  const where = D.plotly_local ? ' (not found at ' + D.plotly_local + ')' : '';
+  document.body.insertAdjacentHTML('afterbegin', '<p class="note">The charts need plotly.js, which could not be'
+    + ' loaded' + where + ' and the CDN is not reachable (offline?). For a report that works offline anywhere,'
+    + ' rebuild it: LA_SYSTEM__REPORT_PLOTLY=inline laptop-agents report RUN_DIR (or run with --offline-report).</p>');
+}
+if (typeof Plotly !== 'undefined') { draw(); return; }
+if (!D.plotly) { fail(); return; }
+const s = document.createElement('script');
+s.src = D.plotly.src; s.integrity = D.plotly.integrity; s.crossOrigin = 'anonymous';
+s.onload = draw; s.onerror = fail;
+document.head.appendChild(s);
+function draw(){
 const dark = {paper_bgcolor:'#0f1419', plot_bgcolor:'#0f1419', font:{color:'#d8dee9', size:11},
   margin:{l:60,r:20,t:10,b:30}, xaxis:{type:'date', gridcolor:'#2d333b', rangeslider:{visible:false}},
   yaxis:{gridcolor:'#2d333b'}, legend:{orientation:'h', y:1.06}, hovermode:'closest'};
 const cfg = {displaylogo:false, responsive:true};
 function lay(extra){ return Object.assign(JSON.parse(JSON.stringify(dark)), extra||{}); }
-if (typeof Plotly === 'undefined') { document.body.insertAdjacentHTML('afterbegin','<p>plotly failed to load</p>'); return; }
 const c = D.candles, traces = [{type:'candlestick', name:'price', x:c.ts, open:c.open, high:c.high,
   low:c.low, close:c.close, increasing:{line:{color:'#3fb950'}}, decreasing:{line:{color:'#f85149'}}}];
 const le={x:[],y:[],t:[]}, se={x:[],y:[],t:[]}, ex={x:[],y:[],t:[]}, st={x:[],y:[]}, tg={x:[],y:[]};
@@ -255,6 +313,7 @@ Plotly.newPlot('equity', [{type:'scatter', mode:'lines', name:'equity', x:q.ts, 
   lay({yaxis:{gridcolor:'#2d333b', title:'equity'}, showlegend:false}), cfg);
 Plotly.newPlot('drawdown', [{type:'scatter', mode:'lines', name:'drawdown %', x:q.ts, y:q.dd_pct, fill:'tozeroy',
   line:{color:'#f85149'}}], lay({yaxis:{gridcolor:'#2d333b', title:'drawdown %'}, showlegend:false}), cfg);
+}
 })();
 """
 
@@ -280,13 +339,25 @@ def _clean(obj: Any) -> Any:
     return obj
 
 
-def render_report(data: RunData, summary: dict[str, Any], dd_pct: np.ndarray) -> str:
-    """The complete HTML document (secrets scrubbed from everything but plotly's own code)."""
-    from plotly.offline import get_plotlyjs
+def render_report(data: RunData, summary: dict[str, Any], dd_pct: np.ndarray, *, plotly: str = "inline",
+                  plotly_src: str | None = None) -> str:
+    """The complete HTML document (secrets scrubbed from everything but plotly's own code).
 
+    ``plotly`` is a mode of :data:`PLOTLY_MODES`; ``shared`` needs ``plotly_src``,
+    the relative URL of the workspace's copy (written by the caller)."""
+    if plotly not in PLOTLY_MODES:
+        raise ValueError(f"report_plotly must be one of {', '.join(PLOTLY_MODES)}, not {plotly!r}")
+    bundle = plotly_bundle()
     f = summary
     metrics = f.get("metrics", {})
     chart = _clean(chart_data(data, dd_pct))
+    if plotly == "inline":
+        plotly_tag = '<script type="text/javascript">' + bundle.data.decode("utf-8") + "</script>"
+        chart["plotly"] = None
+    else:
+        plotly_tag = f'<script src="{html.escape(plotly_src)}" charset="utf-8"></script>' if plotly_src else ""
+        chart["plotly"] = {"src": bundle.cdn_url, "integrity": bundle.integrity}
+    chart["plotly_local"] = plotly_src
     title = f"{f.get('mode', 'run')} {f.get('run_id', data.run_dir.name)}"
     sub = " · ".join(
         html.escape(str(x)) for x in (
@@ -327,7 +398,7 @@ def render_report(data: RunData, summary: dict[str, Any], dd_pct: np.ndarray) ->
     )
     return (
         scrub(head)
-        + '<script type="text/javascript">' + get_plotlyjs() + "</script></head><body>"
+        + plotly_tag + "</head><body>"
         + scrub(body)
         + f'<script type="application/json" id="report-data">{scrub(data_json)}</script>'
         + f"<script>{_SCRIPT}</script></body></html>\n"

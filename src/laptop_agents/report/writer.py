@@ -110,8 +110,9 @@ class RunWriter:
     """
 
     def __init__(self, run_dir: str | Path, *, flush_every: int = 8192, resume: bool = False,
-                 fees_paid: float = 0.0, funding_paid: float = 0.0) -> None:
+                 fees_paid: float = 0.0, funding_paid: float = 0.0, plotly: str = "shared") -> None:
         self.run_dir = Path(run_dir)
+        self.plotly = plotly  # where report.html gets plotly.js (system.report_plotly)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.flush_every = max(1, int(flush_every))
         self._last_ts = _last_ts(self.run_dir / EQUITY_CSV) if resume else None
@@ -318,7 +319,7 @@ class RunWriter:
         self.close()
         from laptop_agents.report.build import build_report
 
-        return build_report(self.run_dir, summary_fields, html=html)
+        return build_report(self.run_dir, summary_fields, html=html, plotly=self.plotly)
 
     def __enter__(self) -> RunWriter:
         return self

@@ -1114,7 +1114,8 @@ def _session(
         journal = EventJournal(run_dir / "events.jsonl")
         books = engine.status()  # the account continues from the store: so do its fee and funding totals
         writer = RunWriter(run_dir, fees_paid=float(books.get("fees_paid") or 0.0),
-                           funding_paid=float(books.get("funding_paid") or 0.0))
+                           funding_paid=float(books.get("funding_paid") or 0.0),
+                           plotly=ctx.config.system.report_plotly)
     except OSError as exc:
         store.close()
         _err(f"cannot write the run directory {run_dir}: {exc.strerror or exc}")
@@ -1212,7 +1213,8 @@ def cmd_replay(ctx: CommandContext) -> int:
     strict = bool(getattr(args, "strict", None))
     run_id = getattr(args, "run_id", None) or new_run_id("replay")
     try:
-        source = build_replay_source(ctx.config, path, strict=strict)
+        source = build_replay_source(ctx.config, path, strict=strict, time_column=getattr(args, "time_column", None),
+                                     time_unit=getattr(args, "time_unit", None))
     except SourceConfigError as exc:
         _err(f"source error: {exc}")
         return ExitCode.BAD_INPUT

@@ -29,9 +29,9 @@ from pathlib import Path
 from types import NoneType, UnionType
 from typing import Any, Literal, Union, get_args, get_origin
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from laptop_agents.domain.documents import MAX_BYTES, DocumentError, parse_document, type_name
 from laptop_agents.domain.models import DomainError
 from laptop_agents.domain.symbols import normalize_symbol
 
@@ -294,22 +294,20 @@ def _deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]
 
 
 def _read_file(path: Path, where: str) -> dict[str, Any]:
+    """A strategy file's mapping. Bounded read and parse (see :mod:`~laptop_agents.domain.documents`):
+    garbage, deep nesting and alias bombs are one line, never a traceback or a hang.
+    ``null``, an empty file or a list are refused: they would silently mean "the defaults"."""
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as fh:
+            raw = fh.read(MAX_BYTES + 1)
     except OSError as exc:
         raise StrategyConfigError(f"{where}: cannot read it ({exc.strerror or type(exc).__name__})") from None
     try:
-        if path.suffix.lower() in (".yaml", ".yml"):
-            data = yaml.safe_load(text)
-        else:
-            data = json.loads(text)
-    except (ValueError, yaml.YAMLError) as exc:
-        first = (str(exc).splitlines() or [type(exc).__name__])[0]
-        raise StrategyConfigError(f"{where}: not valid {'YAML' if path.suffix.lower() in ('.yaml', '.yml') else 'JSON'}: {first}") from None
-    if data is None:
-        data = {}
+        data = parse_document(raw, yaml_syntax=path.suffix.lower() in (".yaml", ".yml"))
+    except DocumentError as exc:
+        raise StrategyConfigError(f"{where}: {exc}") from None
     if not isinstance(data, dict):
-        raise StrategyConfigError(f"{where}: must be a mapping of parameters, got {type(data).__name__}")
+        raise StrategyConfigError(f"{where}: a strategy file must hold a mapping of parameters, got {type_name(data)}")
     return data
 
 
