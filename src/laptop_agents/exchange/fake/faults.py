@@ -235,10 +235,11 @@ class FaultBook:
         """The next armed private fault of ``kind`` for ``account``, consumed."""
         for i, fault in enumerate(self.private_faults):
             if fault.kind == kind and (fault.account is None or fault.account == account):
+                taken = Fault(**{**fault.to_dict(), "count": 1})
                 fault.count -= 1
                 if fault.count <= 0:
                     self.private_faults.pop(i)
-                return Fault(**fault.to_dict())
+                return taken
         return None
 
     def take_reject_connect(self) -> bool:
