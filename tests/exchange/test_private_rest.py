@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import socket
 import time
 
 import httpx
@@ -18,6 +19,7 @@ from laptop_agents.exchange.errors import (
     DuplicateClientIdError,
     InsufficientBalanceError,
     LeverageError,
+    NotSentError,
     OrderNotFoundError,
     PriceLimitError,
     ReduceOnlyError,
@@ -26,10 +28,17 @@ from laptop_agents.exchange.errors import (
 )
 from laptop_agents.exchange.fake import DEFAULT_ACCOUNT, FakeTradingConfig
 from laptop_agents.exchange.private_models import Order, OrderRequest
-from laptop_agents.exchange.private_rest import NOT_PLACED
+from laptop_agents.exchange.private_rest import NOT_PLACED, BitunixPrivateClient
 from laptop_agents.exchange.ratelimit import RateLimitBudget
 from laptop_agents.exchange.rest import BitunixRestClient
-from tests.exchange.private_support import FAST_REST, SYMBOL, creds, private_client, trading_fake
+from tests.exchange.private_support import (
+    FAST_PRIVATE,
+    FAST_REST,
+    SYMBOL,
+    creds,
+    private_client,
+    trading_fake,
+)
 from tests.exchange.support import run
 
 
@@ -338,3 +347,48 @@ def test_public_and_private_clients_share_one_rate_budget() -> None:
         assert budget.limiter.total == 16 and budget.limiter.max_seen <= 10
         stats = fake.stats()
         assert stats["rest_rate_limited"] == 0 and stats.get("private_rate_limited", 0) == 0
+
+
+def test_unknown_codes_unreadable_acks_and_unsent_requests() -> None:
+    with trading_fake() as fake:
+
+        async def go() -> None:
+            async with private_client(fake) as c:
+                fake.inject("error_code", code=300105, path=pp.PATH_PLACE_ORDER, msg="System error")
+                with pytest.raises(UnknownOutcome) as system:  # a code not in the table: may have happened
+                    await c.place_order(OrderRequest.market(SYMBOL, "BUY", 0.001, client_id="sys1"))
+                assert system.value.code == 300105
+                assert await c.resolve_by_client_id("sys1") is NOT_PLACED
+
+        run(go())
+
+    # A reply with code 0 whose data cannot be read: the order may well exist.
+    def garbage(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"code": 0, "msg": "Success", "data": ["not", "an", "ack"]})
+
+    async def unreadable() -> None:
+        async with BitunixPrivateClient(creds(), "http://127.0.0.1:9", transport=httpx.MockTransport(garbage)) as c:
+            with pytest.raises(UnknownOutcome) as info:
+                await c.place_order(OrderRequest.market(SYMBOL, "BUY", 0.001, client_id="odd1"))
+            assert info.value.client_id == "odd1"
+
+    run(unreadable())
+
+    # Nothing listening: the request never left, a definite "not placed".
+    async def refused() -> None:
+        async with private_client_at(free_url()) as c:
+            with pytest.raises(NotSentError):
+                await c.place_order(OrderRequest.market(SYMBOL, "BUY", 0.001, client_id="off1"))
+            assert c.unknown_outcomes == 0
+
+    run(refused())
+
+
+def free_url() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}"
+
+
+def private_client_at(url: str) -> BitunixPrivateClient:
+    return BitunixPrivateClient(creds(), url, options=FAST_PRIVATE)

@@ -46,7 +46,6 @@ from laptop_agents.exchange.errors import (
     ParameterError,
     RateLimitedError,
     TradingError,
-    TransientError,
     UnknownOutcome,
     UnresolvedOrderError,
 )
@@ -188,14 +187,18 @@ class BitunixPrivateClient:
             self.rejected += 1
             raise
         except ExchangeError as exc:  # transient, malformed, unknown code
-            self.unknown_outcomes += 1
-            who = f" client id {client_id}" if client_id else (f" order {order_id}" if order_id else "")
-            log.warning("bitunix %s%s: outcome unknown: %s", action, who, exc)
-            raise UnknownOutcome(
-                f"{action}{who}: outcome unknown ({exc}); resolve by querying, never resend",
-                action=action, client_id=client_id, order_id=order_id, code=exc.code, http_status=exc.http_status,
-            ) from None
+            raise self._unknown(action, exc, client_id=client_id, order_id=order_id) from None
         return data
+
+    def _unknown(self, action: str, exc: ExchangeError, *, client_id: str | None = None,
+                 order_id: str | None = None) -> UnknownOutcome:
+        self.unknown_outcomes += 1
+        who = f" client id {client_id}" if client_id else (f" order {order_id}" if order_id else "")
+        log.warning("bitunix %s%s: outcome unknown: %s", action, who, exc)
+        return UnknownOutcome(
+            f"{action}{who}: outcome unknown ({exc}); resolve by querying, never resend",
+            action=action, client_id=client_id, order_id=order_id, code=exc.code, http_status=exc.http_status,
+        )
 
     # -- orders ---------------------------------------------------------------------------------
     async def place_order(self, request: OrderRequest) -> OrderAck:
@@ -210,7 +213,10 @@ class BitunixPrivateClient:
         except DuplicateClientIdError as exc:
             exc.client_id = request.client_id
             raise
-        ack = parse_model(OrderAck, one_object(data, "place_order"), "place_order")
+        try:
+            ack = parse_model(OrderAck, one_object(data, "place_order"), "place_order")
+        except MalformedReplyError as exc:  # code 0 said "done", but we cannot read what
+            raise self._unknown("place", exc, client_id=request.client_id) from None
         if ack.client_id is None and request.client_id is not None:
             ack = ack.model_copy(update={"client_id": request.client_id})
         self.placed += 1
@@ -228,7 +234,10 @@ class BitunixPrivateClient:
         first_oid = next(iter(order_ids), None)
         data = await self._write_once(pp.PATH_CANCEL_ORDERS, {"symbol": symbol, "orderList": items},
                                       action="cancel", client_id=first_cid, order_id=first_oid)
-        return parse_model(CancelResult, one_object(data or {}, "cancel_orders"), "cancel_orders")
+        try:
+            return parse_model(CancelResult, one_object(data or {}, "cancel_orders"), "cancel_orders")
+        except MalformedReplyError as exc:
+            raise self._unknown("cancel", exc, client_id=first_cid, order_id=first_oid) from None
 
     async def cancel_order(self, symbol: str, *, order_id: str | None = None, client_id: str | None = None) -> CancelResult:
         if (order_id is None) == (client_id is None):
@@ -240,8 +249,11 @@ class BitunixPrivateClient:
     async def cancel_all_orders(self, symbol: str) -> CancelResult:
         data = await self._write_once(pp.PATH_CANCEL_ALL_ORDERS, {"symbol": symbol}, action="cancel_all")
         if data is None or data == [] or data == {}:
-            return CancelResult()
-        return parse_model(CancelResult, one_object(data, "cancel_all_orders"), "cancel_all_orders")
+            return CancelResult()  # reply shape undocumented: an empty one means nothing to report
+        try:
+            return parse_model(CancelResult, one_object(data, "cancel_all_orders"), "cancel_all_orders")
+        except MalformedReplyError as exc:
+            raise self._unknown("cancel_all", exc) from None
 
     async def order_detail(self, *, order_id: str | None = None, client_id: str | None = None) -> Order:
         """One order by id or client id; :class:`OrderNotFoundError` when the exchange does not know it (yet)."""
@@ -377,12 +389,4 @@ def is_definite_refusal(exc: BaseException) -> bool:
     return isinstance(exc, _DEFINITE) and not isinstance(exc, UnknownOutcome)
 
 
-__all__ = [
-    "NOT_PLACED",
-    "BitunixPrivateClient",
-    "MalformedReplyError",
-    "NotPlaced",
-    "PrivateRestOptions",
-    "TransientError",
-    "is_definite_refusal",
-]
+__all__ = ["NOT_PLACED", "BitunixPrivateClient", "NotPlaced", "PrivateRestOptions", "is_definite_refusal"]
