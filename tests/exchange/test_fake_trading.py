@@ -242,3 +242,24 @@ def test_delayed_fill_pushes_carry_the_delay() -> None:
     b.place(side="BUY", qty="0.01")
     delays = [d for ch, data, d in b.pushes if ch == "order" and data["event"] != "CREATE"]
     assert delays == [3.0, 0.0]
+
+
+def test_private_faults_parse_from_a_schedule_and_from_json() -> None:
+    from laptop_agents.exchange.fake.faults import FaultSpecError, parse_schedule
+
+    items = parse_schedule("place_timeout@10:3,cancel_5xx=503@11:2,reject_order=30014@12,private_disconnect@13,"
+                           "delay_fills@14:2.5,position_by_hand=-0.01@15")
+    got = [(i.at_s, i.fault.kind, i.fault.seconds, i.fault.status, i.fault.code, i.fault.count, i.fault.qty)
+           for i in items]
+    assert got == [
+        (10.0, "place_timeout", 3.0, None, None, 1, 0.0),
+        (11.0, "cancel_5xx", 0.0, 503, None, 2, 0.0),
+        (12.0, "reject_order", 0.0, None, 30014, 1, 0.0),
+        (13.0, "private_disconnect", 0.0, None, None, 1, 0.0),
+        (14.0, "delay_fills", 2.5, None, None, 1, 0.0),
+        (15.0, "position_by_hand", 0.0, None, None, 1, -0.01),
+    ]
+    assert not Fault.from_dict({"kind": "place_timeout", "accepted": False}).accepted
+    for bad in ("position_by_hand@5", "cancel_5xx=404@5"):
+        with pytest.raises(FaultSpecError):
+            parse_schedule(bad)

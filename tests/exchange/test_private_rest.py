@@ -22,6 +22,7 @@ from laptop_agents.exchange.errors import (
     NotSentError,
     OrderNotFoundError,
     PriceLimitError,
+    RateLimitedError,
     ReduceOnlyError,
     UnknownOutcome,
     UnresolvedOrderError,
@@ -359,6 +360,10 @@ def test_unknown_codes_unreadable_acks_and_unsent_requests() -> None:
                     await c.place_order(OrderRequest.market(SYMBOL, "BUY", 0.001, client_id="sys1"))
                 assert system.value.code == 300105
                 assert await c.resolve_by_client_id("sys1") is NOT_PLACED
+                fake.inject("error_code", code=10006, path=pp.PATH_PLACE_ORDER, msg="Request too frequently")
+                with pytest.raises(RateLimitedError):  # not executed (L): a definite refusal, not unknown
+                    await c.place_order(OrderRequest.market(SYMBOL, "BUY", 0.001, client_id="rl1"))
+                assert c.unknown_outcomes == 1
 
         run(go())
 

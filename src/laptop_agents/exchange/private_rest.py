@@ -84,8 +84,10 @@ class NotPlaced(Enum):
 
 NOT_PLACED = NotPlaced.NOT_PLACED
 
-# Refusals: the exchange read the write and did nothing.
-_DEFINITE = (AuthError, ParameterError, MarketError, TradingError, RateLimitedError, NotSentError)
+# Refusals: the exchange read the write and did nothing (or it never left).
+_DEFINITE: tuple[type[ExchangeError], ...] = (AuthError, ParameterError, MarketError, TradingError, NotSentError) + (
+    (RateLimitedError,) if pp.RATE_LIMITED_WRITE_NOT_EXECUTED else ()
+)
 
 
 @dataclass(frozen=True, slots=True)

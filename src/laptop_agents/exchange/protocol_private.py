@@ -91,6 +91,10 @@ CODES_TRADING_REFUSED = (
     | CODES_ACCOUNT_BLOCKED
     | frozenset({20002, 30004, 30011, 30012, 30042, 10013, 20007})
 )
+# A rate-limit reply (10005/10006, HTTP 429) to a write means the write was not
+# executed (L: the doc's classification), so it is a definite refusal, not an
+# unknown outcome; set False to resolve such writes by client id instead.
+RATE_LIMITED_WRITE_NOT_EXECUTED = True
 # "System error" codes seen in the wild (M, low confidence): transient on
 # reads, outcome unknown on writes -- as is every code not in the table.
 CODES_SYSTEM_ERROR = frozenset({2, 300105, CODE_NETWORK_ERROR})
