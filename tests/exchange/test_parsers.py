@@ -12,11 +12,18 @@ from laptop_agents.exchange import protocol
 from laptop_agents.exchange.errors import (
     AuthError,
     BadFrameError,
+    DuplicateClientIdError,
     ExchangeError,
+    InsufficientBalanceError,
     MalformedReplyError,
     MarketError,
+    OrderNotFoundError,
+    OrderStatusError,
     ParameterError,
+    PriceLimitError,
+    QuantityError,
     RateLimitedError,
+    ReduceOnlyError,
     TradingError,
     TransientError,
     error_for_status,
@@ -49,7 +56,9 @@ def test_envelope_success_returns_data() -> None:
     [
         (10002, ParameterError), (10008, ParameterError), (10003, AuthError), (10004, AuthError),
         (10007, AuthError), (10005, RateLimitedError), (10006, RateLimitedError), (20001, MarketError),
-        (20003, TradingError), (30042, TradingError), (99999, ExchangeError),
+        (20003, InsufficientBalanceError), (30042, DuplicateClientIdError), (20007, OrderNotFoundError),
+        (30018, ReduceOnlyError), (30014, PriceLimitError), (30016, QuantityError), (10013, OrderStatusError),
+        (20002, TradingError), (10001, TransientError), (300105, TransientError), (99999, ExchangeError),
     ],
 )
 def test_envelope_error_codes_map_to_families(code: int, cls: type[ExchangeError]) -> None:

@@ -27,6 +27,7 @@ from laptop_agents.domain.timeframes import interval_ms as interval_to_ms
 from laptop_agents.exchange import protocol
 from laptop_agents.exchange.errors import (
     ExchangeError,
+    NotSentError,
     RateLimitedError,
     TransientError,
     error_for_code,
@@ -52,6 +53,22 @@ BACKOFF_HISTORY = 64
 
 log = get_logger("exchange.rest")
 Sleep = Callable[[float], Awaitable[None]]
+# (query params as sent, body text) -> auth headers of one attempt
+Signer = Callable[[Mapping[str, str], str], Mapping[str, str]]
+
+
+def query_params(params: Mapping[str, Any] | None) -> dict[str, str]:
+    """The query strings exactly as sent (and signed): no None or empty values
+    (the official demo leaves empty values out of the signature), booleans as
+    ``true``/``false`` (``str(True)`` would put ``True`` in the URL)."""
+    out: dict[str, str] = {}
+    for key, value in (params or {}).items():
+        if value is None:
+            continue
+        text = ("true" if value else "false") if isinstance(value, bool) else str(value)
+        if text != "":
+            out[key] = text
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,11 +172,25 @@ class BitunixRestClient:
         await self.aclose()
 
     # -- transport -------------------------------------------------------------
-    async def _once(self, method: str, path: str, params: Mapping[str, str]) -> tuple[Any, int | None]:
+    async def _once(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str],
+        *,
+        signer: Signer | None = None,
+        body_text: str | None = None,
+    ) -> tuple[Any, int | None]:
         await self.budget.acquire()
         self.requests += 1
+        # Signed per attempt: a retried read gets a fresh nonce and timestamp.
+        headers = dict(signer(params, body_text or "")) if signer is not None else None
+        content = body_text.encode("utf-8") if body_text is not None else None
         try:
-            resp = await self._http.request(method, path, params=params)
+            resp = await self._http.request(method, path, params=params, headers=headers, content=content)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            # Nothing was sent: a write certainly did nothing.
+            raise NotSentError(f"{path}: not sent ({type(exc).__name__})") from None
         except httpx.TimeoutException as exc:
             raise TransientError(f"{path}: timed out ({type(exc).__name__})") from None
         except httpx.TransportError as exc:
@@ -204,13 +235,22 @@ class BitunixRestClient:
         log.warning("bitunix REST retry %d in %.2fs: %s", state.attempt_number, wait, exc)
 
     async def request(
-        self, method: str, path: str, params: Mapping[str, Any] | None = None, *, idempotent: bool = True
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        idempotent: bool = True,
+        signer: Signer | None = None,
+        body: str | None = None,
     ) -> tuple[Any, int | None]:
         """Envelope-checked ``data`` and the server time of the reply.
 
         Only ``idempotent`` calls are retried: an order placement must never be
-        repeated blindly (its outcome is resolved by querying the client id)."""
-        clean = {k: str(v) for k, v in (params or {}).items() if v is not None}
+        repeated blindly (its outcome is resolved by querying the client id).
+        ``signer`` (private endpoints) gets the exact query strings and body
+        text sent; ``body`` is sent byte for byte as given."""
+        clean = query_params(params)
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.options.max_attempts if idempotent else 1),
             retry=retry_if_exception(_is_retryable),
@@ -222,7 +262,7 @@ class BitunixRestClient:
         try:
             async for attempt in retrying:
                 with attempt:
-                    return await self._once(method, path, clean)
+                    return await self._once(method, path, clean, signer=signer, body_text=body)
         except ExchangeError as exc:
             self.errors += 1
             self.last_error = str(exc)

@@ -38,6 +38,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
 from laptop_agents.exchange import protocol
+from laptop_agents.exchange.errors import ExchangeError
 from laptop_agents.exchange.parsers import is_heartbeat
 from laptop_agents.exchange.ratelimit import RateLimitBudget, SlidingWindowLimiter
 from laptop_agents.logs import get_logger, scrub
@@ -144,6 +145,12 @@ class BitunixWsClient:
         self.backoffs: deque[float] = deque(maxlen=BACKOFF_HISTORY)
         self._got_data = False
         self._down_since: float | None = None  # monotonic time the last connection ended
+        # The exception that ended the stream (a bug, or a subclass's fatal
+        # error such as a refused private login); None while running or after aclose.
+        self.failure: BaseException | None = None
+
+    # What the idle timeout waits for, in its close reason.
+    idle_what = "market data"
 
     # -- public ------------------------------------------------------------------
     async def events(self) -> AsyncIterator[WsEvent]:
@@ -190,6 +197,24 @@ class BitunixWsClient:
             "last_close_reason": self.last_close_reason,
         }
 
+    # -- hooks for subclasses (the private client) --------------------------------------
+    async def _on_open(self, ws: ClientConnection, limiter: SlidingWindowLimiter, conn: int) -> None:
+        """Start the session on a fresh connection, before pings start: the public
+        stream subscribes. A subclass that reads frames here hands them on with
+        :meth:`_forward`; raising ``OSError`` reconnects, anything else ends the stream."""
+        await self._send(ws, limiter, protocol.subscribe_message(self.symbol, self.channels))
+
+    def _is_data(self, data: str | bytes) -> bool:
+        """Whether a frame resets the idle timer (public: pongs and the connect message do not)."""
+        return not is_heartbeat(data)
+
+    async def _forward(self, conn: int, data: str | bytes) -> None:
+        self.frames += 1
+        if self._is_data(data):
+            self.last_data_mono = time.monotonic()
+            self._got_data = True
+        await self._queue.put(WsFrame(conn, self._clock(), data))
+
     # -- internals -----------------------------------------------------------------
     def _backoff(self, attempt: int) -> float:
         o = self.options
@@ -225,12 +250,9 @@ class BitunixWsClient:
                     data = await ws.recv()
             except TimeoutError:
                 continue
-            self.frames += 1
-            if not is_heartbeat(data):
+            if self._is_data(data):
                 last_data = time.monotonic()
-                self.last_data_mono = last_data
-                self._got_data = True
-            await self._queue.put(WsFrame(conn, self._clock(), data))
+            await self._forward(conn, data)
         return False
 
     async def _connect(self) -> ClientConnection:
@@ -251,8 +273,13 @@ class BitunixWsClient:
             await self._connect_loop()
         except asyncio.CancelledError:
             raise
-        except Exception:  # a bug here must end the stream visibly, not hang its consumer
+        except ExchangeError as exc:  # a subclass's fatal protocol error (e.g. login refused)
+            log.error("bitunix websocket client stopped: %s", exc)
+            self.failure = exc
+            self.state = "failed"
+        except Exception as exc:  # a bug here must end the stream visibly, not hang its consumer
             log.exception("bitunix websocket client failed")
+            self.failure = exc
             self.state = "failed"
         finally:
             with contextlib.suppress(asyncio.QueueFull):
@@ -291,12 +318,12 @@ class BitunixWsClient:
                 )
                 pinger: asyncio.Task[None] | None = None
                 try:
-                    await self._send(ws, limiter, protocol.subscribe_message(self.symbol, self.channels))
+                    await self._on_open(ws, limiter, conn)
                     pinger = asyncio.create_task(self._pinger(ws, limiter))
                     idle = await self._read(ws, conn)
                     if idle:
                         self.idle_timeouts += 1
-                        reason = f"no market data for {self.options.idle_timeout_s:g} s (idle timeout)"
+                        reason = f"no {self.idle_what} for {self.options.idle_timeout_s:g} s (idle timeout)"
                     else:
                         reason = "client closing"
                 except ConnectionClosed as exc:

@@ -1,5 +1,7 @@
 """A fake Bitunix exchange on 127.0.0.1: the documented REST and websocket
-market protocol from a seeded synthetic market, with faults on command.
+market protocol from a seeded synthetic market, the private side (signed
+REST, private websocket, an order book matched against that market), with
+faults on command.
 
 ``start_fake_exchange(...)`` runs it in a thread for tests; ``laptop-agents
 fake-exchange`` runs it in the foreground.
@@ -13,11 +15,15 @@ from laptop_agents.exchange.fake.server import (
     start_fake_exchange,
 )
 from laptop_agents.exchange.fake.state import FakeExchangeConfig
+from laptop_agents.exchange.fake.trading import DEFAULT_ACCOUNT, FakeAccount, FakeTradingConfig
 
 __all__ = [
+    "DEFAULT_ACCOUNT",
+    "FakeAccount",
     "FakeExchangeConfig",
     "FakeExchangeError",
     "FakeExchangeHandle",
+    "FakeTradingConfig",
     "Fault",
     "FaultSpecError",
     "check_loopback",

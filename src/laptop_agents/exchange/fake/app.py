@@ -1,8 +1,9 @@
 """Assemble the fake exchange's ASGI app: public REST, public websocket,
 control API, and the fault schedule running beside them.
 
-Later private endpoints (signed REST, the private websocket) join by adding
-their route list here; they share :class:`FakeExchange` state.
+The private side (signed REST, the private websocket) shares the
+:class:`FakeExchange` state; a matcher task advances its trading book with
+the simulated market so resting orders fill while no request arrives.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import AsyncIterator
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
-from laptop_agents.exchange.fake import control, rest_market, ws_public
+from laptop_agents.exchange.fake import control, rest_market, rest_private, ws_private, ws_public
 from laptop_agents.exchange.fake.state import FakeExchange
 from laptop_agents.logs import get_logger
 
@@ -32,20 +33,37 @@ async def _run_schedule(ex: FakeExchange) -> None:
         ex.apply_fault(item.fault)
 
 
+async def _run_matcher(ex: FakeExchange) -> None:
+    while True:
+        await asyncio.sleep(ex.config.trading.match_interval_s)
+        try:
+            ex.trading.advance()
+        except Exception:  # a bug in matching must be seen, not kill the server silently
+            log.exception("fake exchange: matching failed")
+            raise
+
+
 def build_app(ex: FakeExchange) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         ex.loop = asyncio.get_running_loop()
         schedule = asyncio.create_task(_run_schedule(ex)) if ex.config.faults else None
+        matcher = asyncio.create_task(_run_matcher(ex))
         try:
             yield
         finally:
             if schedule is not None:
                 schedule.cancel()
+            matcher.cancel()
             for conn in list(ex.conns.values()):
                 conn.request_close(1001, "server shutting down")
+            for session in list(ex.private_sessions.values()):
+                session.conn.request_close(1001, "server shutting down")
 
-    routes: list[BaseRoute] = [*rest_market.routes(), *ws_public.routes(), *control.routes()]
+    ws_private.install(ex)
+    routes: list[BaseRoute] = [
+        *rest_market.routes(), *rest_private.routes(), *ws_public.routes(), *ws_private.routes(), *control.routes(),
+    ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.exchange = ex
     return app

@@ -4,6 +4,12 @@
 - ``DELETE /_fake/faults``: disarm everything
 - ``GET /_fake/stats``: counters, including the websocket rule violations
 - ``GET /_fake/time``: the simulated clock
+- ``GET /_fake/orders[?account=UID]``: the order log (every accepted,
+  rejected, filled, cancelled order, funding, faults) and the orders as the
+  exchange holds them -- what tests compare with the bot's records
+- ``GET /_fake/positions``, ``GET /_fake/balances``: per-account state
+- ``POST /_fake/trade_by_hand``: ``{"qty": 0.01, "account": UID}`` -- a trade
+  outside the bot (negative qty sells)
 """
 
 from __future__ import annotations
@@ -49,8 +55,46 @@ async def sim_time(request: Request) -> Response:
     return JSONResponse({"now_ms": ex.now_ms(), "speed": ex.config.speed, "interval": ex.config.interval})
 
 
+async def orders(request: Request) -> Response:
+    ex = _ex(request)
+    ex.trading.advance()
+    uid = request.query_params.get("account") or None
+    return JSONResponse({"log": ex.trading.order_log(uid), "orders": ex.trading.orders_view(uid)})
+
+
+async def positions(request: Request) -> Response:
+    ex = _ex(request)
+    ex.trading.advance()
+    return JSONResponse({"positions": ex.trading.positions_view()})
+
+
+async def balances(request: Request) -> Response:
+    ex = _ex(request)
+    ex.trading.advance()
+    return JSONResponse({"balances": ex.trading.balances_view()})
+
+
+async def trade_by_hand(request: Request) -> Response:
+    try:
+        body = json.loads(await request.body() or b"null")
+        if not isinstance(body, dict):
+            raise ValueError("expected a JSON object")
+        fault = Fault(kind="position_by_hand", qty=float(body.get("qty", 0)), account=body.get("account"))
+    except (ValueError, TypeError, FaultSpecError) as exc:
+        return JSONResponse({"error": str(exc).splitlines()[0]}, status_code=400)
+    ex = _ex(request)
+    if fault.account is not None and fault.account not in ex.trading.accounts:
+        return JSONResponse({"error": f"unknown account {fault.account!r}"}, status_code=400)
+    ex.apply_fault(fault)
+    return JSONResponse({"done": True})
+
+
 def routes() -> list[Route]:
     return [
+        Route("/_fake/orders", orders, methods=["GET"]),
+        Route("/_fake/positions", positions, methods=["GET"]),
+        Route("/_fake/balances", balances, methods=["GET"]),
+        Route("/_fake/trade_by_hand", trade_by_hand, methods=["POST"]),
         Route("/_fake/faults", post_faults, methods=["POST"]),
         Route("/_fake/faults", delete_faults, methods=["DELETE"]),
         Route("/_fake/stats", stats, methods=["GET"]),

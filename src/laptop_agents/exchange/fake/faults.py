@@ -19,6 +19,17 @@ where SECONDS is the wall time after start:
 - ``slow@12:2.5``            the next REST reply is delayed 2.5 s
 - ``rest_duplicate_rows@5:1`` / ``rest_shuffle_rows@5:1``  kline rows repeated / out of order
 - ``reject_connect@5:3``     the next 3 websocket handshakes are refused
+
+Private side (the fake trades; see ``trading.py``):
+
+- ``place_timeout@10:5``         the next placement is accepted, then its reply waits 5 s
+                                 (a client timeout); ``accepted: false`` in JSON: never recorded
+- ``cancel_5xx=502@10:1``        the next cancel is performed, then answered with HTTP 502
+                                 (``accepted: false``: not performed)
+- ``reject_order=20003@10:2``    the next 2 placements are refused with that code
+- ``private_disconnect@30``      close every private websocket
+- ``delay_fills@10:5``           the pushes of the next fill (``count``) are held back 5 s
+- ``position_by_hand=0.01@60``   someone trades 0.01 (negative: sells) on the account by hand
 """
 
 from __future__ import annotations
@@ -30,7 +41,10 @@ from typing import Any
 WS_FRAME_KINDS = ("malformed", "bad_shape", "duplicate", "out_of_order")
 REST_KINDS = ("http_status", "error_code", "slow", "rest_duplicate_rows", "rest_shuffle_rows")
 OTHER_KINDS = ("disconnect", "silence", "reject_connect")
-FAULT_KINDS: tuple[str, ...] = WS_FRAME_KINDS + REST_KINDS + OTHER_KINDS
+PRIVATE_QUEUED_KINDS = ("place_timeout", "cancel_5xx", "reject_order", "delay_fills")
+PRIVATE_ACTION_KINDS = ("private_disconnect", "position_by_hand")
+PRIVATE_KINDS = PRIVATE_QUEUED_KINDS + PRIVATE_ACTION_KINDS
+FAULT_KINDS: tuple[str, ...] = WS_FRAME_KINDS + REST_KINDS + OTHER_KINDS + PRIVATE_KINDS
 _ALIASES = {"http": "http_status", "code": "error_code", "silence_all": "silence"}
 
 
@@ -41,8 +55,11 @@ class FaultSpecError(ValueError):
 @dataclass(slots=True)
 class Fault:
     """One armed fault. ``count`` is how many frames/requests it affects;
-    ``seconds`` is a duration (silence) or a delay (slow); ``path`` restricts a
-    REST fault to paths starting with it."""
+    ``seconds`` is a duration (silence) or a delay (slow, place_timeout,
+    delay_fills); ``path`` restricts a REST fault to paths starting with it.
+    Private faults: ``accepted`` (did the exchange act before failing the
+    reply), ``qty`` (position_by_hand, signed), ``account`` (a uid; default:
+    every account for queued faults, the first account for position_by_hand)."""
 
     kind: str
     count: int = 1
@@ -54,11 +71,24 @@ class Fault:
     path: str | None = None
     pong: bool = True
     close_code: int = 1011
+    accepted: bool = True
+    qty: float = 0.0
+    account: str | None = None
 
     def __post_init__(self) -> None:
         self.kind = _ALIASES.get(self.kind, self.kind)
         if self.kind not in FAULT_KINDS:
             raise FaultSpecError(f"unknown fault kind {self.kind!r}: allowed are {', '.join(FAULT_KINDS)}")
+        if self.kind in ("place_timeout", "delay_fills") and self.seconds == 0:
+            self.seconds = 5.0
+        if self.kind == "cancel_5xx" and self.status is None:
+            self.status = 502
+        if self.kind == "reject_order" and self.code is None:
+            self.code = 20003
+        if self.kind == "cancel_5xx" and not 500 <= int(self.status or 0) <= 599:
+            raise FaultSpecError(f"fault cancel_5xx needs a status 500..599, got {self.status}")
+        if self.kind == "position_by_hand" and self.qty == 0:
+            raise FaultSpecError("fault position_by_hand needs a non-zero qty (negative sells)")
         if self.count < 1:
             raise FaultSpecError(f"fault {self.kind}: count must be >= 1, got {self.count}")
         if self.seconds < 0:
@@ -128,6 +158,16 @@ def _fault_from_parts(kind: str, value: str, arg: str) -> Fault:
         return Fault("slow", seconds=float(arg or 2))
     if canonical == "disconnect":
         return Fault("disconnect", close_code=int(value or 1011))
+    if canonical in ("place_timeout", "delay_fills"):
+        return Fault(canonical, seconds=float(arg or 5))
+    if canonical == "cancel_5xx":
+        return Fault("cancel_5xx", status=int(value or 502), count=int(arg or 1))
+    if canonical == "reject_order":
+        return Fault("reject_order", code=int(value or 20003), count=int(arg or 1))
+    if canonical == "private_disconnect":
+        return Fault("private_disconnect", close_code=int(value or 1011))
+    if canonical == "position_by_hand":
+        return Fault("position_by_hand", qty=float(value or 0))
     return Fault(canonical, count=int(arg or 1))
 
 
@@ -140,11 +180,13 @@ class FaultBook:
     reject_connects: int = 0
     silent_until: float = 0.0  # loop time
     silence_pongs: bool = False
+    private_faults: list[Fault] = field(default_factory=list)
     fired: list[str] = field(default_factory=list)
 
     def clear(self) -> None:
         self.frame_faults.clear()
         self.rest_faults.clear()
+        self.private_faults.clear()
         self.reject_connects = 0
         self.silent_until = 0.0
         self.silence_pongs = False
@@ -158,6 +200,8 @@ class FaultBook:
             self.rest_faults.append(Fault(**fault.to_dict()))
         elif fault.kind == "reject_connect":
             self.reject_connects += fault.count
+        elif fault.kind in PRIVATE_QUEUED_KINDS:
+            self.private_faults.append(Fault(**fault.to_dict()))
         elif fault.kind == "silence":
             self.silent_until = max(self.silent_until, now + fault.seconds)
             self.silence_pongs = not fault.pong
@@ -185,6 +229,17 @@ class FaultBook:
                 if fault.count <= 0:
                     self.rest_faults.pop(i)
                 return fault
+        return None
+
+    def take_private(self, kind: str, account: str) -> Fault | None:
+        """The next armed private fault of ``kind`` for ``account``, consumed."""
+        for i, fault in enumerate(self.private_faults):
+            if fault.kind == kind and (fault.account is None or fault.account == account):
+                taken = Fault(**{**fault.to_dict(), "count": 1})
+                fault.count -= 1
+                if fault.count <= 0:
+                    self.private_faults.pop(i)
+                return taken
         return None
 
     def take_reject_connect(self) -> bool:

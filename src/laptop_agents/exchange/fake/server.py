@@ -23,6 +23,7 @@ from laptop_agents.exchange import protocol
 from laptop_agents.exchange.fake.app import build_app
 from laptop_agents.exchange.fake.faults import Fault, parse_schedule
 from laptop_agents.exchange.fake.state import FakeExchange, FakeExchangeConfig
+from laptop_agents.exchange.fake.trading import FakeAccount
 
 
 class FakeExchangeError(RuntimeError):
@@ -91,6 +92,7 @@ class FakeExchangeHandle:
         netloc = f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
         self.rest_url = f"http://{netloc}"
         self.ws_url = f"ws://{netloc}{protocol.WS_PUBLIC_PATH}"
+        self.private_ws_url = f"ws://{netloc}{protocol.WS_PRIVATE_PATH}"
 
     def _call(self, fn: Callable[[], Any], timeout: float = 10.0) -> Any:
         loop = self.exchange.loop
@@ -116,6 +118,39 @@ class FakeExchangeHandle:
 
     def now_ms(self) -> int:
         return self.exchange.now_ms()
+
+    # -- the private side (read on the server thread) ------------------------------------
+    @property
+    def accounts(self) -> tuple[FakeAccount, ...]:
+        """The fake's API users (fake keys, configured on the fake)."""
+        return self.exchange.config.trading.accounts
+
+    def order_log(self, account: str | None = None) -> list[dict[str, Any]]:
+        """The exchange's own record: every accepted/rejected/filled/cancelled order, funding, faults."""
+        def read() -> list[dict[str, Any]]:
+            self.exchange.trading.advance()
+            return self.exchange.trading.order_log(account)
+        result: list[dict[str, Any]] = self._call(read)
+        return result
+
+    def orders(self, account: str | None = None) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._call(lambda: self.exchange.trading.orders_view(account))
+        return result
+
+    def positions(self) -> list[dict[str, Any]]:
+        def read() -> list[dict[str, Any]]:
+            self.exchange.trading.advance()
+            return self.exchange.trading.positions_view()
+        result: list[dict[str, Any]] = self._call(read)
+        return result
+
+    def balances(self) -> dict[str, dict[str, float]]:
+        result: dict[str, dict[str, float]] = self._call(self.exchange.trading.balances_view)
+        return result
+
+    def trade_by_hand(self, qty: float, account: str | None = None) -> None:
+        """Someone trades on the account behind the bot's back."""
+        self.inject(Fault(kind="position_by_hand", qty=qty, account=account))
 
     @property
     def config(self) -> FakeExchangeConfig:

@@ -19,7 +19,9 @@ from laptop_agents.domain.models import Candle
 from laptop_agents.domain.symbols import normalize_symbol
 from laptop_agents.domain.timeframes import interval_ms, parse_interval
 from laptop_agents.exchange import protocol
-from laptop_agents.exchange.fake.faults import Fault, FaultBook, ScheduledFault
+from laptop_agents.exchange.fake.auth import AuthChecker
+from laptop_agents.exchange.fake.faults import PRIVATE_ACTION_KINDS, Fault, FaultBook, ScheduledFault
+from laptop_agents.exchange.fake.trading import FakeTradingConfig, TradingBook
 from laptop_agents.market.synthetic import SyntheticMarket
 
 DAY_MS = 86_400_000
@@ -46,6 +48,7 @@ class FakeExchangeConfig:
     funding_as_list: bool = False  # funding_rate data as a one-item list (M)
     max_final_pushes: int = 5  # closed candles re-pushed with final values after a rollover
     faults: tuple[ScheduledFault, ...] = ()
+    trading: FakeTradingConfig = field(default_factory=FakeTradingConfig)  # accounts, fees, matching
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "symbol", normalize_symbol(self.symbol))
@@ -108,6 +111,17 @@ class WsConn:
         }
 
 
+@dataclass(eq=False)
+class PrivateSession:
+    """One private websocket: its connection record, the account it logged in
+    as, and its outbox of (release loop time, frame) -- a delayed fill holds
+    the frames behind it too, as a stalled stream would."""
+
+    conn: WsConn
+    uid: str | None = None
+    outbox: asyncio.Queue[tuple[float, str]] = field(default_factory=asyncio.Queue)
+
+
 class FakeExchange:
     """Server-side state shared by the REST routes, the websocket and the control API."""
 
@@ -145,6 +159,12 @@ class FakeExchange:
         self._rest_times: dict[str, deque[float]] = {}
         self._rng = random.Random(config.seed)
         self._day_stats: tuple[int, tuple[float, float, float, float, float]] | None = None
+        # The private side: the trading book, its signature checks, private sockets.
+        self.trading = TradingBook(config.trading, market=self.market, symbol=config.symbol, now_ms=self.now_ms,
+                                   faults=self.faults, seed=config.seed)
+        self.auth = AuthChecker(config.trading.accounts, config.trading.recv_window_ms)
+        self.private_sessions: dict[int, PrivateSession] = {}
+        self._next_private = 1
 
     # -- time & market -----------------------------------------------------------
     def now_ms(self) -> int:
@@ -244,15 +264,32 @@ class FakeExchange:
             return False
         return True
 
+    def open_private(self, now: float) -> PrivateSession:
+        session = PrivateSession(WsConn(id=self._next_private, opened=now, last_ping=now))
+        self._next_private += 1
+        self.private_sessions[session.conn.id] = session
+        self.stats["private_ws_connections"] = self.stats.get("private_ws_connections", 0) + 1
+        return session
+
+    def close_private(self, session: PrivateSession) -> None:
+        self.private_sessions.pop(session.conn.id, None)
+        self.closed_conns.append({**session.conn.info(), "private": True, "account": session.uid})
+
     # -- faults ---------------------------------------------------------------------
     def apply_fault(self, fault: Fault) -> None:
-        """Arm (or, for ``disconnect``, perform) a fault now."""
+        """Arm (or, for ``disconnect``/``private_disconnect``/``position_by_hand``, perform) a fault now."""
         now = asyncio.get_running_loop().time()
-        if fault.kind == "disconnect":
-            self.faults.fired.append("disconnect")
-            for conn in list(self.conns.values()):
+        if fault.kind in ("disconnect", "private_disconnect"):
+            self.faults.fired.append(fault.kind)
+            conns = list(self.conns.values()) if fault.kind == "disconnect" else []
+            conns += [s.conn for s in self.private_sessions.values()]
+            for conn in conns:
                 self.stats["ws_disconnects_injected"] += 1
                 conn.request_close(fault.close_code, "injected disconnect")
+            return
+        if fault.kind in PRIVATE_ACTION_KINDS:
+            self.faults.fired.append(fault.kind)
+            self.trading.act(fault)
             return
         self.faults.arm(fault, now)
 
@@ -262,6 +299,8 @@ class FakeExchange:
         out["connections"] = [c.info() for c in self.conns.values()]
         out["closed_connections"] = list(self.closed_conns)
         out["faults_fired"] = list(self.faults.fired)
+        out["private"] = {**self.trading.stats, "ws_open": len(self.private_sessions),
+                          "auth_rejected": dict(self.auth.rejected)}
         out["now_ms"] = self.now_ms()
         out["uptime_s"] = round(time.monotonic() - self.started_mono, 3)
         return out
