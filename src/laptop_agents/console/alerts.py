@@ -598,7 +598,7 @@ class AlertWatcher:
         now = self._wall()
         if now < self._daily_at:
             return
-        day = datetime.fromtimestamp(self._daily_at, UTC).date() - timedelta(days=1)
+        day = datetime.fromtimestamp(self._daily_at, UTC).date()  # the summary of the 24 h up to now
         equity = st.get("equity")
         pnl = (equity - self._day_start_equity if isinstance(equity, int | float) and self._day_start_equity is not None
                else None)
