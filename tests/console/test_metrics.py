@@ -116,3 +116,24 @@ def test_metrics_are_scraped_from_the_dashboard_server() -> None:
             assert (await c.get("/metrics")).status_code == 404  # metrics not switched on
 
     asyncio.run(main())
+
+
+def test_the_sample_grafana_dashboard_uses_only_metrics_we_export() -> None:
+    import json
+    import re
+    from pathlib import Path
+
+    dash = json.loads((Path(__file__).resolve().parents[2] / "docs" / "grafana-dashboard.json").read_text())
+    used = {name for p in dash["panels"] for t in p["targets"] for name in re.findall(r"laptop_agents_\w+", t["expr"])}
+    s = FakeSession()
+    m = SessionMetrics(s.view)
+    m.candle(0.001)
+    m.observe([Event(1, "decision", {"action": "a", "reason": "r"}), Event(1, "order", {"status": "accepted"}),
+               Event(1, "fill", {"side": "BUY", "liquidity": "maker"}), Event(1, "trade_closed", {"net_pnl": 1.0})])
+    m.loop_lag.set(0.001)
+    m.loop_lag_hist.observe(0.001)
+    s.extra["last_price"] = 1.0
+    s.state["position"]["qty"] = 0.5
+    s.state["errors"]["market_data"] = 1
+    exported = {k[0] for k in _samples(m.exposition()[0].decode())}
+    assert used and used <= exported, used - exported
