@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
 
 from rich.console import Console
+from rich.logging import RichHandler
 
 from laptop_agents.console.terminal import TerminalView, plain_line, summarize
 from tests.console.fakes import FakeSession
@@ -58,22 +60,35 @@ def test_live_panel_on_a_terminal_with_log_lines_above() -> None:
     s = _session()
     out = io.StringIO()
     console = Console(file=out, force_terminal=True, width=140, color_system="truecolor")
+    # The session's rich log handler (as logs.setup_logging builds it): the view finds its console.
+    handler = RichHandler(console=console, show_path=False)
+    root = logging.getLogger("laptop_agents")
+    root.addHandler(handler)
 
     async def main() -> TerminalView:
-        tv = TerminalView(s.view, console=console, refresh_s=0.01).start()
+        tv = TerminalView(s.view, refresh_s=0.01)
+        assert tv.console is console
+        tv.start()
         assert tv.live is True
         await asyncio.sleep(0.05)
-        console.print("a log line while the panel is live")
+        logging.getLogger("laptop_agents.session.runner").warning("market data error (1 in a row)")
+        print("a plain print while the panel is live")
         s.state["equity"] = 10_077.0
         await asyncio.sleep(0.05)
         await tv.stop()
         return tv
 
-    tv = asyncio.run(main())
+    try:
+        tv = asyncio.run(main())
+    finally:
+        root.removeHandler(handler)
     text = out.getvalue()
     assert tv.renders >= 2 and tv.failures == 0
     assert "btc-laptop-agents" in text and "64,123.4" in text and "enter sweep" in text and "10,077.00" in text
-    assert "a log line while the panel is live" in text
+    assert "market data error" in text and "a plain print while the panel is live" in text
+    # Both lines were printed above the panel: the last thing on screen is the panel itself.
+    tail = text.rsplit("a plain print while the panel is live", 1)[1]
+    assert "btc-laptop-agents" in tail and "10,077.00" in tail
     assert "\x1b[" in text  # a real terminal rendering (cursor movement, colours)
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -114,11 +115,29 @@ def plain_line(fields: Mapping[str, str]) -> str:
             f"equity {fields['equity']} | last {fields['decision']} | data {fields['age']} | errors {fields['errors']}")
 
 
+def log_console(logger: str = "laptop_agents") -> Console | None:
+    """The console of the session's rich log handler, if it has one.
+
+    rich coordinates a live display only with output through the *same*
+    Console (its consoles write past the stdout/stderr redirection on purpose),
+    so the panel must share the log handler's console for log lines to scroll
+    above it instead of tearing through it.
+    """
+    from rich.logging import RichHandler
+
+    for handler in logging.getLogger(logger).handlers:
+        if isinstance(handler, RichHandler):
+            return handler.console
+    return None
+
+
 class TerminalView:
     """Start with :meth:`start` (on the loop), end with :meth:`stop`.
 
-    ``console`` defaults to stdout; whether it is a terminal decides between
-    the live panel and plain lines (``live`` forces either).
+    ``console`` defaults to the rich log handler's console (see
+    :func:`log_console`), else stdout; whether it is a terminal decides between
+    the live panel and plain lines (``live`` forces either). Plain ``print``
+    output meanwhile is redirected above the panel.
     """
 
     def __init__(
@@ -133,7 +152,7 @@ class TerminalView:
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.view = view
-        self.console = console or Console()
+        self.console = console or log_console() or Console()
         self.live = self.console.is_terminal if live is None else live
         self.refresh_s = refresh_s
         self.plain_every_s = plain_every_s
