@@ -6,6 +6,7 @@ import asyncio
 import io
 import logging
 
+import pytest
 from rich.console import Console
 from rich.logging import RichHandler
 
@@ -56,14 +57,14 @@ def test_plain_lines_when_not_a_terminal() -> None:
     assert "equity 10,001.23" in lines[0] and "equity 10,050.00" in lines[1]
 
 
-def test_live_panel_on_a_terminal_with_log_lines_above() -> None:
+def test_live_panel_on_a_terminal_with_log_lines_above(monkeypatch: pytest.MonkeyPatch) -> None:
     s = _session()
     out = io.StringIO()
     console = Console(file=out, force_terminal=True, width=140, color_system="truecolor")
     # The session's rich log handler (as logs.setup_logging builds it): the view finds its console.
     handler = RichHandler(console=console, show_path=False)
     root = logging.getLogger("laptop_agents")
-    root.addHandler(handler)
+    monkeypatch.setattr(root, "handlers", [handler])  # whatever other tests configured, only this one
 
     async def main() -> TerminalView:
         tv = TerminalView(s.view, refresh_s=0.01)
@@ -78,10 +79,7 @@ def test_live_panel_on_a_terminal_with_log_lines_above() -> None:
         await tv.stop()
         return tv
 
-    try:
-        tv = asyncio.run(main())
-    finally:
-        root.removeHandler(handler)
+    tv = asyncio.run(main())
     text = out.getvalue()
     assert tv.renders >= 2 and tv.failures == 0
     assert "btc-laptop-agents" in text and "64,123.4" in text and "enter sweep" in text and "10,077.00" in text

@@ -17,7 +17,6 @@ nothing.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import math
 import threading
@@ -333,8 +332,3 @@ def ts_iso(ts_ms: Any) -> str:
         return ""
     return datetime.fromtimestamp(float(ts_ms) / 1000.0, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
-
-def counter() -> Callable[[], int]:
-    """A thread-safe increasing counter (itertools.count is atomic in CPython)."""
-    c = itertools.count(1)
-    return lambda: next(c)
