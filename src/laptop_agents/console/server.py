@@ -112,7 +112,7 @@ class DashboardServer:
         return f"http://{host}:{self.port}/"
 
     def poke(self) -> None:
-        """Tell open pages that something changed (cheap; call after each step)."""
+        """Tell open pages that something changed (cheap; call after each step, on the loop thread)."""
         self.dashboard.poke()
 
     async def start(self, *, bind: str | None = None) -> DashboardServer:
