@@ -286,3 +286,18 @@ def test_workspace_given_only_to_the_session_is_adopted(ws: Path, tmp_path: Path
     assert proc.returncode == ExitCode.PREFLIGHT_FAILED, proc.stdout + proc.stderr
     assert f"watchdog: workspace {ws}" in proc.stdout
 
+
+
+def test_a_restart_gets_its_own_run_id(started: Any, ws: Path) -> None:
+    # A session refuses a --run-id whose directory exists; the restart must not
+    # be refused into a stop, nor reuse (overwrite) the first run's directory.
+    wd = started(["--restart-delay", "0.3", "--max-restarts-per-hour", "1"],
+                 ["--source", "mock", "--speed", "300", "--duration", "100000", "--stale-timeout", "1",
+                  "--run-id", "night"],
+                 env={"LA_TEST_MOCK_FAULTS": "silence_after=3"})
+    assert wd.wait() == ExitCode.STALE_DATA, wd.text()
+    assert len(wd.lines("started session pid")) == 2
+    assert "--run-id night-r1" in wd.lines("started session pid")[1]
+    for name in ("night", "night-r1"):
+        summary = json.loads((ws / "runs" / name / "summary.json").read_text())
+        assert summary["run_id"] == name and summary["reason"] == "stale_data"

@@ -297,10 +297,11 @@ class Watchdog:
         opts = self.options
         started_wall = time.time()
         started = time.monotonic()
-        proc = self._spawn()
+        command = self.command_for(attempt)
+        proc = self._spawn(command)
         self._proc = proc
         self._say(f"started session pid {proc.pid} (attempt {attempt}, reason {reason}): "
-                  f"{' '.join(self.command)}", reason=reason, attempt=attempt, pid=proc.pid)
+                  f"{' '.join(command)}", reason=reason, attempt=attempt, pid=proc.pid)
         hung = False
         stopped = False
         heartbeat: dict[str, Any] | None = None
@@ -368,7 +369,27 @@ class Watchdog:
             return None
         return record
 
-    def _spawn(self) -> subprocess.Popen[bytes]:
+    def command_for(self, attempt: int) -> list[str]:
+        """The command of one start. A session refuses a ``--run-id`` whose run
+        directory exists, so a restart gets ``<run-id>-r<n>`` (the first free
+        one) instead of being refused into a stop."""
+        cmd = list(self.command)
+        if attempt <= 1:
+            return cmd
+        for i, arg in enumerate(cmd):
+            if arg == "--run-id" and i + 1 < len(cmd):
+                cmd[i + 1] = self._restart_run_id(cmd[i + 1], attempt)
+            elif arg.startswith("--run-id="):
+                cmd[i] = "--run-id=" + self._restart_run_id(arg.split("=", 1)[1], attempt)
+        return cmd
+
+    def _restart_run_id(self, run_id: str, attempt: int) -> str:
+        n = attempt - 1
+        while (self.workspace.runs_dir / f"{run_id}-r{n}").exists():
+            n += 1
+        return f"{run_id}-r{n}"
+
+    def _spawn(self, command: Sequence[str] | None = None) -> subprocess.Popen[bytes]:
         kwargs: dict[str, Any] = {}
         if sys.platform == "win32":
             # Its own group so a console Ctrl+C reaches only the watchdog, and
@@ -378,7 +399,7 @@ class Watchdog:
             # Its own process group: a terminal Ctrl+C goes to the watchdog,
             # which forwards exactly one SIGTERM (no double signal).
             kwargs["process_group"] = 0
-        return subprocess.Popen(self.command, env=self.env, **kwargs)
+        return subprocess.Popen(list(command or self.command), env=self.env, **kwargs)
 
     def _polite_stop(self, proc: subprocess.Popen[bytes]) -> None:
         try:

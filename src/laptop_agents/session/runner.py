@@ -57,9 +57,10 @@ from laptop_agents.domain.contracts import SourceError, StepResult
 from laptop_agents.domain.models import Candle, Event, FundingRate, Tick
 from laptop_agents.domain.timeframes import interval_ms
 from laptop_agents.exit_codes import ExitCode
+from laptop_agents.fileio import io_error_line
 from laptop_agents.logs import get_logger, scrub
 from laptop_agents.market.factory import SessionSource
-from laptop_agents.ops.workspace import Workspace
+from laptop_agents.ops.workspace import RunIdError, Workspace
 from laptop_agents.session.guards import (
     USER_STOPS,
     ErrorCounters,
@@ -973,28 +974,43 @@ def _session(
     from laptop_agents.store.journal import EventJournal
 
     ws = ctx.workspace
-    run_dir = ws.run_dir(run_id)
-    opened = _open_state(ctx, state_path, now_ts=int(time.time() * 1000) if live else None)
-    if isinstance(opened, int):
-        return opened
-    store, engine = opened
+    # The run directory is created first and exclusively: a reused --run-id
+    # must never overwrite an earlier run's files or append to its events.
     try:
-        source = build(engine)
-    except SourceConfigError as exc:
-        store.close()
-        _err(f"source error: {exc}")
-        return ExitCode.BAD_INPUT
-    except Exception:
-        store.close()
-        raise
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        journal = EventJournal(run_dir / "events.jsonl")
-        writer = RunWriter(run_dir)
+        run_dir = ws.new_run_dir(run_id)
+    except RunIdError as exc:
+        _err(str(exc))
+        return ExitCode.CONFIG_ERROR
     except OSError as exc:
-        store.close()
-        _err(f"cannot write the run directory {run_dir}: {exc.strerror or exc}")
+        _err(io_error_line(exc, ws.run_dir(run_id), "cannot create the run directory"))
         return ExitCode.DISK_FULL
+    started = False
+    try:
+        opened = _open_state(ctx, state_path, now_ts=int(time.time() * 1000) if live else None)
+        if isinstance(opened, int):
+            return opened
+        store, engine = opened
+        try:
+            source = build(engine)
+        except SourceConfigError as exc:
+            store.close()
+            _err(f"source error: {exc}")
+            return ExitCode.BAD_INPUT
+        except BaseException:
+            store.close()
+            raise
+        try:
+            journal = EventJournal(run_dir / "events.jsonl")
+            writer = RunWriter(run_dir)
+        except OSError as exc:
+            store.close()
+            _err(io_error_line(exc, getattr(exc, "filename", None) or run_dir, "cannot write the run directory"))
+            return ExitCode.DISK_FULL
+        started = True
+    finally:
+        if not started:  # nothing ran: leave no empty run directory behind
+            with contextlib.suppress(OSError):
+                run_dir.rmdir()
     system = ctx.config.system
     health_port = system.health_port if system.health_port is not None else (0 if system.dashboard else None)
     options = RunnerOptions(
@@ -1023,6 +1039,22 @@ def _session(
     return outcome.exit_code
 
 
+def _bad_run_id(ctx: CommandContext) -> bool:
+    """Check ``--run-id`` before anything starts (one line, then exit CONFIG_ERROR).
+
+    ``_session`` creates the directory exclusively as well; this early check
+    only makes the refusal come before the lock, the store and the source."""
+    given = getattr(ctx.args, "run_id", None)
+    if given is None:
+        return False
+    try:
+        ctx.workspace.check_new_run_id(given)
+    except RunIdError as exc:
+        _err(str(exc))
+        return True
+    return False
+
+
 def cmd_run(ctx: CommandContext) -> int:
     """``laptop-agents run`` / ``--mode live-session``: the live session (paper by default)."""
     from laptop_agents.market.factory import build_source
@@ -1039,6 +1071,8 @@ def cmd_run(ctx: CommandContext) -> int:
         _err(gate[1])
         return gate[0]
     ws: Workspace = ctx.workspace
+    if _bad_run_id(ctx):
+        return ExitCode.CONFIG_ERROR
     if getattr(ctx.args, "preflight", None):
         from laptop_agents.session.preflight import print_results, run_preflight
 
@@ -1085,6 +1119,8 @@ def cmd_replay(ctx: CommandContext) -> int:
     if not path.is_file():
         _err(f"replay file not found: {path}")
         return ExitCode.BAD_INPUT
+    if _bad_run_id(ctx):
+        return ExitCode.CONFIG_ERROR
     strict = bool(getattr(args, "strict", None))
     run_id = getattr(args, "run_id", None) or new_run_id("replay")
 
