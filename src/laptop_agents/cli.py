@@ -219,6 +219,7 @@ def _add_subcommand_options(name: str, p: argparse.ArgumentParser) -> None:
         add_trading_options(p)
     if name == "stop":
         p.add_argument("--reason", default="user stop", help="recorded in the kill file")
+        p.add_argument("--force", action="store_true", help="arm the kill switch even when nothing is running")
     if name == "watchdog":
         p.add_argument("--restart-delay", dest="restart_delay", type=float, default=10.0, metavar="SEC",
                        help="seconds before a restart (default 10), doubled per quick failure")
