@@ -54,6 +54,7 @@ class RunData:
     decision_counts: dict[str, int] = field(default_factory=dict)
     journal: list[dict[str, Any]] = field(default_factory=list)
     events_total: int = 0
+    events_file: bool = False  # events.jsonl exists (it may hold no decision at all)
     interval_ms: int = 60_000
 
 
@@ -95,6 +96,7 @@ def _scan_events(path: Path, data: RunData) -> None:
     """Bounded scan of events.jsonl: decision counts, the last decisions and journal lines."""
     if not path.exists():
         return
+    data.events_file = True
     decisions: deque[dict[str, Any]] = deque(maxlen=MAX_DECISIONS)
     journal: deque[dict[str, Any]] = deque(maxlen=MAX_JOURNAL)
     counts: Counter[str] = Counter()
