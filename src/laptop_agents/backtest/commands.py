@@ -57,8 +57,10 @@ def _failed(console: Console, exc: Exception, writing: str) -> int:
         _err(console, f"strategy error: {exc}")
         return ExitCode.CONFIG_ERROR
     assert isinstance(exc, OSError)
+    from laptop_agents.fileio import problem
+
     where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
-    _err(console, f"cannot write {writing}: {exc.strerror or exc}{where}")
+    _err(console, f"cannot write {writing}: {problem(exc)}{where}")
     return ExitCode.DISK_FULL
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import sys
+
 from rich.console import Console
 from rich.table import Table
 
 from laptop_agents.config import effective_rows
 from laptop_agents.context import CommandContext
 from laptop_agents.exit_codes import ExitCode
+from laptop_agents.fileio import io_error_line
 from laptop_agents.ops.killswitch import request_stop
 from laptop_agents.ops.lock import WorkspaceLock
 
@@ -44,7 +47,11 @@ def cmd_stop(ctx: CommandContext) -> int:
             print(f"{head}; the kill switch was not armed. `laptop-agents stop --force` arms it anyway.")
         ctx.log.info("stop: nothing running", extra={"fields": {"workspace": str(ctx.workspace.root)}})
         return ExitCode.OK
-    request_stop(kill_file, reason)
+    try:
+        request_stop(kill_file, reason)
+    except OSError as exc:
+        print(io_error_line(exc, kill_file, "cannot arm the kill switch"), file=sys.stderr)
+        return ExitCode.DISK_FULL
     if running:
         print(f"stop requested: {kill_file} ({', '.join(running)} will stop within a few seconds)")
     else:

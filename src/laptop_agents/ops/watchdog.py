@@ -176,12 +176,21 @@ class Watchdog:
         self.env = env
         self._stop = threading.Event()
         self._stop_signals = 0
+        self._hangup = False
         self._proc: subprocess.Popen[bytes] | None = None
 
     # -- public -----------------------------------------------------------------
 
-    def request_stop(self) -> None:
-        """Ask the watchdog to stop: the child gets a polite stop, no restart follows."""
+    def request_stop(self, *, hangup: bool = False) -> None:
+        """Ask the watchdog to stop: the child gets a polite stop, no restart follows.
+
+        ``hangup``: the terminal closed (SIGHUP). The child runs in its own
+        process group, so the terminal's hang-up does not reach it: it gets a
+        SIGHUP from here instead of the SIGTERM, and stops as its own hang-up
+        would stop it (its output to the dead terminal goes nowhere).
+        """
+        if hangup:
+            self._hangup = True
         self._stop_signals += 1
         self._stop.set()
 
@@ -406,7 +415,7 @@ class Watchdog:
             if sys.platform == "win32":
                 proc.send_signal(signal.CTRL_BREAK_EVENT)
             else:
-                proc.send_signal(signal.SIGTERM)
+                proc.send_signal(signal.SIGHUP if self._hangup else signal.SIGTERM)
                 # A stopped (SIGSTOP/SIGTSTP) child would keep the SIGTERM pending
                 # forever; let it run so its graceful shutdown can happen.
                 proc.send_signal(signal.SIGCONT)
@@ -436,13 +445,22 @@ class Watchdog:
     # -- plumbing --------------------------------------------------------------------
 
     def _install_signal_handlers(self) -> dict[int, Any]:
+        from laptop_agents.interrupts import detach_from_terminal, terminal_fds
+
+        tty_fds = terminal_fds()
+        sighup = getattr(signal, "SIGHUP", None)
+
         def handler(signum: int, frame: FrameType | None) -> None:
-            self.request_stop()
+            if signum == sighup:  # the terminal closed: stop, and write nothing more to it
+                detach_from_terminal(tty_fds)
+            self.request_stop(hangup=signum == sighup)
 
         previous: dict[int, Any] = {}
         signums = [signal.SIGINT, signal.SIGTERM]
         if sys.platform == "win32":
             signums.append(signal.SIGBREAK)
+        if sighup is not None:
+            signums.append(sighup)
         for signum in signums:
             previous[signum] = signal.signal(signum, handler)
         return previous

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from collections import Counter, deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ import pyarrow.csv as pacsv
 
 from laptop_agents.backtest.metrics import compute_metrics, drawdowns
 from laptop_agents.domain.timeframes import SUPPORTED_INTERVALS, interval_ms
+from laptop_agents.fileio import write_text_atomic
 from laptop_agents.logs import scrub, scrub_obj
 from laptop_agents.report.writer import (
     CANDLES_CSV,
@@ -208,12 +208,8 @@ def summarize(data: RunData) -> dict[str, Any]:
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    tmp.replace(path)
+    """Durable replace; on failure (disk full) no ``*.tmp`` is left in the run directory."""
+    write_text_atomic(path, text, fsync=True)
 
 
 def build_report(

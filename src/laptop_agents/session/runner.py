@@ -51,6 +51,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from laptop_agents import interrupts
 from laptop_agents.config import AppConfig
 from laptop_agents.context import CommandContext
 from laptop_agents.domain.contracts import SourceError, StepResult
@@ -58,6 +59,7 @@ from laptop_agents.domain.models import Candle, Event, FundingRate, Tick
 from laptop_agents.domain.timeframes import interval_ms
 from laptop_agents.exit_codes import ExitCode
 from laptop_agents.fileio import io_error_line
+from laptop_agents.fileio import problem as io_problem
 from laptop_agents.logs import get_logger, scrub
 from laptop_agents.market.factory import SessionSource
 from laptop_agents.ops.workspace import RunIdError, Workspace
@@ -374,7 +376,7 @@ class AsyncRunner:
                 elif result.events:
                     writer.on_events(result.events)
         except OSError as exc:
-            raise _Fatal(StopReason.DISK_FULL, f"cannot write run output: {exc.strerror or exc}") from exc
+            raise _Fatal(StopReason.DISK_FULL, f"cannot write run output: {io_problem(exc)}") from exc
         except Exception:
             self._output_broken = True  # a bug, never a market-data error: the stream loop re-raises it
             raise
@@ -584,8 +586,16 @@ class AsyncRunner:
         sigbreak = getattr(signal, "SIGBREAK", None)
         if sigbreak is not None:
             sigs.append(sigbreak)
+        # POSIX: closing the terminal (SIGHUP) is a stop like SIGTERM, not a
+        # kill in the middle of a candle; the terminal's output goes nowhere then.
+        sighup = getattr(signal, "SIGHUP", None)
+        if sighup is not None:
+            sigs.append(sighup)
+        tty_fds = interrupts.terminal_fds()
 
         def on_signal(signum: int) -> None:
+            if signum == sighup:
+                interrupts.detach_from_terminal(tty_fds)
             if self.reason is not None:
                 self.log.warning("%s received while stopping (%s): finishing the shutdown first",
                                  signal.Signals(signum).name, self.reason.value)
@@ -1031,7 +1041,10 @@ def _session(
         print(f"stop it with: laptop-agents stop --workspace {ws.root}   (or create {ws.kill_file})")
     parts = SessionParts(engine=engine, store=store, journal=journal, source=source, writer=writer)
     runner = AsyncRunner(ctx.config, parts, options, log=ctx.log)
-    outcome = asyncio.run(runner.run())
+    # From here a Ctrl-C before the runner's own handlers (or one swallowed
+    # during the start-up) is a graceful stop, recorded like SIGINT.
+    with interrupts.diverted(lambda: runner.request_stop(StopReason.SIGNAL, "SIGINT")):
+        outcome = asyncio.run(runner.run())
     _print_summary(outcome.summary, outcome.report)
     print(f"stopped: {outcome.reason.value} (exit {outcome.exit_code})" + (f" - {outcome.detail}" if outcome.detail else ""))
     print(f"workspace: {ws.root}")
@@ -1088,7 +1101,11 @@ def cmd_run(ctx: CommandContext) -> int:
     except AlreadyRunningError as exc:
         _err(str(exc))
         return ExitCode.ALREADY_RUNNING
+    except OSError as exc:  # a directory in its place, a read-only or full workspace
+        _err(io_error_line(exc, ws.lock, "cannot take the workspace lock"))
+        return ExitCode.DISK_FULL
     try:
+        interrupts.check()
         if took_over:
             ctx.log.warning("took over a stale workspace lock", extra={"fields": {"previous": took_over}})
         run_id = getattr(ctx.args, "run_id", None) or new_run_id("live")
