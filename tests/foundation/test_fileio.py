@@ -13,6 +13,7 @@ import logging
 import signal
 import sqlite3
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -181,7 +182,12 @@ def test_guard_maps_file_system_errors_to_the_io_code(capsys: pytest.CaptureFixt
     assert err.strip() == "cannot write /ws/logs/system.jsonl: read-only file system"
 
 
-@pytest.mark.skipif(sys.platform == "win32", reason="signal.raise_signal(SIGINT) semantics")
+needs_main_thread = pytest.mark.skipif(
+    sys.platform == "win32" or threading.current_thread() is not threading.main_thread(),
+    reason="raises a real SIGINT: POSIX semantics, and only the main thread may handle it")
+
+
+@needs_main_thread
 def test_guard_turns_a_wrapped_ctrl_c_into_a_clean_exit(capsys: pytest.CaptureFixture[str]) -> None:
     def wrapped() -> int:
         try:
@@ -197,7 +203,7 @@ def test_guard_turns_a_wrapped_ctrl_c_into_a_clean_exit(capsys: pytest.CaptureFi
     assert not interrupts.pending()
 
 
-@pytest.mark.skipif(sys.platform == "win32", reason="signal.raise_signal(SIGINT) semantics")
+@needs_main_thread
 def test_guard_finds_a_ctrl_c_swallowed_by_a_finalizer(capsys: pytest.CaptureFixture[str]) -> None:
     class Finalized:
         def __del__(self) -> None:
