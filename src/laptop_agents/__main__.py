@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-
-from laptop_agents.cli import main
+from laptop_agents.entry import main  # first: installs the Ctrl-C handler
 
 if __name__ == "__main__":
+    import sys
+
     sys.exit(main())

@@ -187,6 +187,11 @@ class _Options:
         self.add(*flags, dest=dest, action="store_const", const=True, default=None, help=help)
 
 
+# Commands that only read the workspace: a read-only or damaged workspace does
+# not stop them (status is what you run to find out what is wrong).
+READ_ONLY_COMMANDS = frozenset({"status", "config"})
+
+
 def _store_true_or_none(group: argparse._ArgumentGroup, *flags: str, dest: str, help: str) -> None:
     group.add_argument(*flags, dest=dest, action="store_const", const=True, default=None, help=help)
 
@@ -311,6 +316,7 @@ def _add_subcommand_options(name: str, p: argparse.ArgumentParser) -> None:
                        help="one preset or strategy file (default: every built-in strategy)")
     if name == "stop":
         p.add_argument("--reason", default="user stop", help="recorded in the kill file")
+        p.add_argument("--force", action="store_true", help="arm the kill switch even when nothing is running")
     if name == "watchdog":
         p.add_argument("--restart-delay", dest="restart_delay", type=float, default=10.0, metavar="SEC",
                        help="seconds before a restart (default 10), doubled per quick failure")
@@ -415,8 +421,10 @@ def _load_handler(cmd: Command) -> Callable[..., int] | None:
 
 def dispatch(command: str, args: argparse.Namespace) -> int:
     """Resolve workspace and config, set up logging, run the handler."""
+    from laptop_agents import interrupts
     from laptop_agents.config import ConfigError, load_config
     from laptop_agents.context import CommandContext
+    from laptop_agents.fileio import io_error_line
     from laptop_agents.logs import get_logger, scrub, setup_logging
     from laptop_agents.ops.workspace import Workspace
 
@@ -434,39 +442,69 @@ def dispatch(command: str, args: argparse.Namespace) -> int:
         return ExitCode.NOT_IMPLEMENTED
 
     workspace = Workspace.resolve(getattr(args, "workspace", None))
+    writes = command not in READ_ONLY_COMMANDS
+    system = loaded.config.system
     try:
         workspace.ensure()
+        setup_logging(workspace.system_log, system.log_level, max_bytes=system.log_max_bytes,
+                      backups=system.log_backups)
     except OSError as exc:
-        print(f"workspace error: cannot create {workspace.root}: {exc.strerror or exc}", file=sys.stderr)
-        return ExitCode.DISK_FULL
-    system = loaded.config.system
-    setup_logging(workspace.system_log, system.log_level, max_bytes=system.log_max_bytes, backups=system.log_backups)
+        if writes:
+            print(f"workspace error: {io_error_line(exc)}", file=sys.stderr)
+            return ExitCode.DISK_FULL
+        # status / config only read: they still answer on a read-only or broken workspace.
+        setup_logging(None, system.log_level)
     log = get_logger(f"cli.{command}")
     log.debug("workspace resolved", extra={"fields": {"workspace": str(workspace.root)}})
+    interrupts.check()  # a Ctrl-C swallowed by a library during the imports ends it here
     ctx = CommandContext(command=command, args=args, loaded=loaded, workspace=workspace, log=log)
     return int(handler(ctx))
 
 
 def _run_guarded(fn: Callable[[], int]) -> int:
-    from laptop_agents.logs import scrub
+    """Run a command so that it ends with an exit code and at most one line:
+    a usage error (2), Ctrl-C (0, before the command's own handlers), a
+    file-system problem (10: full, read-only, a directory where a file should
+    be -- a restart cannot fix it) or, for anything else, a crash (1)."""
+    from laptop_agents import interrupts
 
+    previous = interrupts.install()
     try:
         return fn()
     except CliError as exc:
+        from laptop_agents.logs import scrub
+
         print(scrub(str(exc)), file=sys.stderr)
         return ExitCode.CONFIG_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return ExitCode.OK
     except Exception as exc:  # the last line of defence: scrubbed, with a crash code
-        import logging
-        import traceback
+        if interrupts.pending():  # a Ctrl-C that a library turned into its own error
+            print("interrupted", file=sys.stderr)
+            return ExitCode.OK
+        return _last_resort(exc)
+    finally:
+        interrupts.restore(previous)
 
-        text = scrub("".join(traceback.format_exception(exc)))
-        logging.getLogger("laptop_agents.crash").error("unhandled exception: %s", scrub(str(exc)),
-                                                       extra={"fields": {"traceback": text}})
-        print(scrub(f"crash: {type(exc).__name__}: {exc}"), file=sys.stderr)
-        return ExitCode.CRASH
+
+def _last_resort(exc: Exception) -> int:
+    import logging
+    import traceback
+
+    from laptop_agents.fileio import io_error_line, is_write_problem
+    from laptop_agents.logs import scrub
+
+    text = scrub("".join(traceback.format_exception(exc)))
+    if is_write_problem(exc):
+        line = scrub(io_error_line(exc))
+        logging.getLogger("laptop_agents.io").error(line, extra={"fields": {"traceback": text}, "console": False})
+        print(line, file=sys.stderr)
+        return ExitCode.DISK_FULL
+    logging.getLogger("laptop_agents.crash").error("unhandled exception: %s", scrub(str(exc)),
+                                                   extra={"fields": {"traceback": text}, "console": False})
+    print(scrub(f"crash: {type(exc).__name__}: {exc}"), file=sys.stderr)
+    return ExitCode.CRASH
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -119,6 +119,68 @@ class ScrubFilter(logging.Filter):
         return True
 
 
+class _ConsoleFilter(logging.Filter):
+    """Keeps records marked ``extra={"console": False}`` (already printed as
+    one line by the caller) off the console."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return getattr(record, "console", True) is not False
+
+
+class _OneLineFormatter(logging.Formatter):
+    """Console lines without tracebacks: a user reads one line per problem;
+    the traceback is in the JSON log file for whoever debugs it."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        saved = record.exc_info, record.exc_text, record.stack_info
+        record.exc_info, record.exc_text, record.stack_info = None, None, None
+        try:
+            return super().format(record)
+        finally:
+            record.exc_info, record.exc_text, record.stack_info = saved
+
+
+class JsonFileHandler(logging.handlers.RotatingFileHandler):
+    """The size-rotated JSON-lines file; a write failure is one stderr line.
+
+    The stock handler prints a "--- Logging error ---" block with a traceback
+    for every record it fails to write: on a full disk that is a traceback per
+    log line. This one says once that log lines are being lost (and once when
+    writing works again), and never raises.
+    """
+
+    def __init__(self, filename: Path, **kwargs: Any) -> None:
+        super().__init__(filename, **kwargs)
+        self._failing = False
+        self._failed_now = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self._failed_now = False
+        super().emit(record)
+        if self._failing and not self._failed_now:
+            self._failing = False
+            self._say(f"log file {self.baseFilename} is written again")
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        self._failed_now = True
+        if self._failing or getattr(record, "console", True) is False:
+            return  # said already (or the caller printed its own line about this very problem)
+        self._failing = True
+        exc = sys.exc_info()[1]
+        from laptop_agents.fileio import problem
+
+        why = problem(exc) if exc is not None else "unknown error"
+        self._say(f"cannot write the log file {self.baseFilename}: {why}; log lines are lost until it can be written again")
+
+    @staticmethod
+    def _say(line: str) -> None:
+        try:
+            sys.stderr.write(line + "\n")
+            sys.stderr.flush()
+        except (OSError, ValueError, AttributeError):
+            pass
+
+
 _configured_handlers: list[logging.Handler] = []
 
 
@@ -146,9 +208,7 @@ def setup_logging(
         root.addFilter(ScrubFilter())
     if log_file is not None:
         log_file.parent.mkdir(parents=True, exist_ok=True)
-        file_handler = logging.handlers.RotatingFileHandler(
-            log_file, maxBytes=max_bytes, backupCount=backups, encoding="utf-8"
-        )
+        file_handler = JsonFileHandler(log_file, maxBytes=max_bytes, backupCount=backups, encoding="utf-8")
         file_handler.setFormatter(JsonLineFormatter())
         file_handler.addFilter(ScrubFilter())
         _configured_handlers.append(file_handler)
@@ -163,7 +223,9 @@ def setup_logging(
             )
         except ImportError:  # pragma: no cover - rich is a pinned dependency
             console_handler = logging.StreamHandler(sys.stderr)
+        console_handler.setFormatter(_OneLineFormatter())
         console_handler.addFilter(ScrubFilter())
+        console_handler.addFilter(_ConsoleFilter())
         _configured_handlers.append(console_handler)
     for handler in _configured_handlers:
         root.addHandler(handler)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-
-from laptop_agents.cli import seed_main
+from laptop_agents.entry import seed_main  # first: installs the Ctrl-C handler
 
 if __name__ == "__main__":
+    import sys
+
     sys.exit(seed_main())

@@ -91,16 +91,16 @@ def test_stop_creates_kill_file_at_absolute_workspace_path(tmp_path: Path) -> No
     ws = tmp_path / "ws"
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    out = run(["stop", "--workspace", str(ws)], cwd=elsewhere)
+    out = run(["stop", "--force", "--workspace", str(ws)], cwd=elsewhere)  # nothing runs: --force arms it
     assert out.returncode == 0, out.stderr
     assert (ws / "kill.txt").is_file()
     assert not (elsewhere / "kill.txt").exists()
-    assert str(ws.resolve() / "kill.txt") in out.stdout
+    assert str(ws.resolve() / "kill.txt") in " ".join(out.stdout.split())
     assert json.loads((ws / "kill.txt").read_text())["reason"] == "user stop"
 
 
 def test_relative_workspace_is_made_absolute(tmp_path: Path) -> None:
-    out = run(["stop", "--workspace", "rel-ws"], cwd=tmp_path)
+    out = run(["stop", "--force", "--workspace", "rel-ws"], cwd=tmp_path)
     assert out.returncode == 0
     assert (tmp_path / "rel-ws" / "kill.txt").is_file()
     assert str((tmp_path / "rel-ws").resolve()) in out.stdout

@@ -81,3 +81,54 @@ def test_stale_lock_and_heartbeat(tmp_path: Path) -> None:
     out = _status_cli(ws.root)
     assert out.returncode == 0
     assert "stale" in out.stdout and "STALE" in out.stdout and "not written" in out.stdout
+
+
+def _cleanly_stopped(ws: Workspace, *, age_s: float) -> None:
+    ws.heartbeat.write_text(json.dumps({
+        "ts_ms": int((time.time() - age_s) * 1000), "pid": 4242, "run_id": "r1", "status": "stopped",
+        "reason": "duration", "equity": 10000.0}))
+    run = ws.run_dir("r1")
+    run.mkdir(parents=True)
+    (run / "summary.json").write_text(json.dumps({
+        "run_id": "r1", "reason": "duration", "exit_code": 0, "starting_equity": 10000.0, "final_equity": 10012.5,
+        "metrics": {"starting_equity": 10000.0, "final_equity": 10012.5, "net_pnl": 12.5, "trades": 1}}))
+
+
+def test_a_cleanly_stopped_session_is_not_stale(tmp_path: Path) -> None:
+    ws = Workspace(tmp_path / "ws").ensure()
+    _cleanly_stopped(ws, age_s=3600)
+    st = collect_status(ws, heartbeat_interval_s=5.0)
+    assert st["heartbeat"]["state"] == "stopped"
+    out = _status_cli(ws.root)
+    assert out.returncode == 0, out.stderr
+    assert "STALE" not in out.stdout and "stale" not in out.stdout
+    assert "stopped" in out.stdout and "duration" in out.stdout
+
+
+def test_a_running_heartbeat_that_stopped_beating_is_stale(tmp_path: Path) -> None:
+    ws = Workspace(tmp_path / "ws").ensure()
+    ws.heartbeat.write_text(json.dumps({"ts_ms": int((time.time() - 600) * 1000), "status": "stopping"}))
+    assert collect_status(ws, heartbeat_interval_s=5.0)["heartbeat"]["state"] == "stale"
+    ws.heartbeat.write_text(json.dumps({"ts_ms": int(time.time() * 1000), "status": "running"}))
+    assert collect_status(ws, heartbeat_interval_s=5.0)["heartbeat"]["state"] == "fresh"
+
+
+def test_summary_fields_are_printed_once(tmp_path: Path) -> None:
+    ws = Workspace(tmp_path / "ws").ensure()
+    _cleanly_stopped(ws, age_s=1)
+    out = _status_cli(ws.root)
+    assert out.returncode == 0, out.stderr
+    labels = [line.split("\u2502")[1].strip() for line in out.stdout.splitlines() if line.count("\u2502") >= 2]
+    dupes = {label for label in labels if label and labels.count(label) > 1}
+    assert not dupes, out.stdout
+    assert "starting_equity" in labels and "final_equity" in labels and "net_pnl" in labels
+
+
+def test_summary_and_metrics_that_disagree_are_both_shown(tmp_path: Path) -> None:
+    ws = Workspace(tmp_path / "ws").ensure()
+    run = ws.run_dir("r1")
+    run.mkdir(parents=True)
+    (run / "summary.json").write_text(json.dumps({
+        "run_id": "r1", "final_equity": 10012.5, "metrics": {"final_equity": 9990.0, "net_pnl": -10.0}}))
+    out = _status_cli(ws.root).stdout
+    assert "10,012.5" in out and "9,990" in out and "final_equity (metrics)" in out

@@ -79,7 +79,8 @@ def test_clean_exit_is_not_restarted(h: Harness) -> None:
 
 
 @pytest.mark.parametrize("code", [ExitCode.CONFIG_ERROR, ExitCode.PREFLIGHT_FAILED,
-                                  ExitCode.ALREADY_RUNNING, ExitCode.STORE_CORRUPT])
+                                  ExitCode.ALREADY_RUNNING, ExitCode.STORE_CORRUPT, ExitCode.BAD_INPUT,
+                                  ExitCode.DISK_FULL])
 def test_non_restartable_exit_is_passed_through(h: Harness, code: int) -> None:
     result = h.run(f"exit:{int(code)}")
     assert (result.exit_code, result.reason, result.starts) == (int(code), "not_restartable", 1)

@@ -286,3 +286,41 @@ def test_workspace_given_only_to_the_session_is_adopted(ws: Path, tmp_path: Path
     assert proc.returncode == ExitCode.PREFLIGHT_FAILED, proc.stdout + proc.stderr
     assert f"watchdog: workspace {ws}" in proc.stdout
 
+
+
+def test_a_restart_gets_its_own_run_id(started: Any, ws: Path) -> None:
+    # A session refuses a --run-id whose directory exists; the restart must not
+    # be refused into a stop, nor reuse (overwrite) the first run's directory.
+    wd = started(["--restart-delay", "0.3", "--max-restarts-per-hour", "1"],
+                 ["--source", "mock", "--speed", "300", "--duration", "100000", "--stale-timeout", "1",
+                  "--run-id", "night"],
+                 env={"LA_TEST_MOCK_FAULTS": "silence_after=3"})
+    assert wd.wait() == ExitCode.STALE_DATA, wd.text()
+    assert len(wd.lines("started session pid")) == 2
+    assert "--run-id night-r1" in wd.lines("started session pid")[1]
+    for name in ("night", "night-r1"):
+        summary = json.loads((ws / "runs" / name / "summary.json").read_text())
+        assert summary["run_id"] == name and summary["reason"] == "stale_data"
+
+
+def test_sighup_to_the_watchdog_stops_the_session_like_its_own_hangup(started: Any, ws: Path) -> None:
+    # Closing the terminal hangs up the watchdog's process group; the session
+    # runs in its own group, so the watchdog must pass the hang-up on.
+    wd = started([])
+    hb = wd.wait_heartbeat(lambda h: h.get("status") == "running")
+    wd.proc.send_signal(signal.SIGHUP)
+    assert wd.wait() == ExitCode.OK, wd.text()
+    assert len(wd.lines("started session pid")) == 1 and wd.lines("stopped on request")
+    summary = json.loads(next((ws / "runs").glob("*/summary.json")).read_text())
+    assert summary["reason"] == "signal" and summary["reason_detail"] == "SIGHUP", summary
+    assert not psutil.pid_exists(hb["pid"]) or psutil.Process(hb["pid"]).status() == psutil.STATUS_ZOMBIE
+
+
+def test_io_trouble_at_start_is_not_restarted(started: Any, ws: Path) -> None:
+    # A directory where the lock file belongs: exit 10 (DISK_FULL), one line,
+    # and no restart loop -- a restart cannot fix the workspace.
+    (ws / "lock").mkdir()
+    wd = started(["--restart-delay", "0.3"])
+    assert wd.wait() == ExitCode.DISK_FULL, wd.text()
+    assert len(wd.lines("started session pid")) == 1 and wd.lines("cannot fix")
+    assert "Traceback" not in wd.text() and f"cannot take the workspace lock {ws / 'lock'}" in wd.text()

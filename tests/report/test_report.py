@@ -319,3 +319,24 @@ def test_bulk_steps_write_the_same_files_as_step_by_step(tmp_path: Path) -> None
         RunWriter(tmp_path / "bad").on_steps([candle(0), candle(1)], [1.0], [0.0, 0.0])
     with pytest.raises(ValueError, match="increasing time order"):
         RunWriter(tmp_path / "bad").on_steps([candle(1), candle(1)], [1.0, 1.0], [0.0, 0.0])
+
+
+def test_decisions_note_tells_an_empty_journal_from_a_missing_one(tmp_path: Path) -> None:
+    # A one-minute live session journals its start and stop but may decide
+    # nothing: the report must not claim that events.jsonl is missing.
+    for name, lines in (("with-journal", 2), ("no-journal", None)):
+        run = tmp_path / name
+        w = RunWriter(run)
+        for i in range(3):
+            c = candle(i)
+            w.on_step(c, StepResult(ts=c.ts, events=[], equity=10_000.0, position_qty=0.0))
+        if lines is not None:
+            (run / "events.jsonl").write_text("".join(
+                json.dumps({"ts": T0 + k, "kind": "session", "event": ev}) + "\n"
+                for k, ev in enumerate(("start", "stop")[:lines])))
+        text = w.finish(FIELDS).read_text(encoding="utf-8")
+        if lines is None:
+            assert "no events.jsonl" in text
+        else:
+            assert "no events.jsonl" not in text
+            assert "events.jsonl holds 2 events" in text and "none of them a decision" in text

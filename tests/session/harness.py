@@ -7,7 +7,9 @@
 - ``scripted:lose``  -- buys with a stop one tick under the close on every flat
   candle, so trades lose (fees + stop) and a circuit breaker trips quickly;
 - ``agent_fail:N``   -- the real default strategy, but its CVD agent raises on
-  every N-th update after warm-up: the session must continue.
+  every N-th update after warm-up: the session must continue;
+- ``pause:PHASE``    -- pause once at a start-up phase (see ``_install_pause``)
+  after writing ``$LA_TEST_PAUSE_MARKER``, so a test can interrupt it there.
 
 Usage: ``python -m tests.session.harness <seed-run flags>`` from the project root.
 """
@@ -89,12 +91,92 @@ def _install_agent_failure(every: int) -> None:
     agents.CvdDivergence.update = update  # type: ignore[method-assign]
 
 
+PAUSE_MARKER_ENV = "LA_TEST_PAUSE_MARKER"
+PAUSE_PHASES = ("config", "lock", "store", "source", "signals")
+
+
+def _pause(phase: str, seconds: float) -> None:
+    """Tell the test where we are (a marker file), then wait for its signal."""
+    marker = os.environ.get(PAUSE_MARKER_ENV)
+    if marker:
+        with open(marker, "w", encoding="utf-8") as fh:
+            fh.write(phase)
+    import time
+
+    time.sleep(seconds)
+
+
+def _install_pause(phase: str) -> None:
+    """Pause once at a start-up phase, so a test can send Ctrl-C exactly there:
+    ``config`` (while the heavy imports and the config load run), ``lock``
+    (lock held), ``store`` (state store open), ``source`` (source being built),
+    ``signals`` (inside the event loop, before the runner's handlers exist)."""
+    if phase == "config":
+        import laptop_agents.config as config_mod
+
+        load = config_mod.load_config
+
+        def load_config(*a: Any, **kw: Any) -> Any:
+            _pause(phase, 60)
+            return load(*a, **kw)
+
+        config_mod.load_config = load_config  # type: ignore[assignment]
+    elif phase == "lock":
+        from laptop_agents.ops.lock import WorkspaceLock
+
+        acquire = WorkspaceLock.acquire
+
+        def acquire_then_pause(self: Any) -> Any:
+            result = acquire(self)
+            if self.path.name == "lock":
+                _pause(phase, 60)
+            return result
+
+        WorkspaceLock.acquire = acquire_then_pause  # type: ignore[method-assign]
+    elif phase == "store":
+        import laptop_agents.store as store_pkg
+
+        open_engine = store_pkg.open_engine
+
+        def open_engine_paused(*a: Any, **kw: Any) -> Any:
+            _pause(phase, 60)
+            return open_engine(*a, **kw)
+
+        store_pkg.open_engine = open_engine_paused  # type: ignore[assignment]
+    elif phase == "source":
+        import laptop_agents.market.factory as factory
+
+        build_source = factory.build_source
+
+        def build_source_paused(*a: Any, **kw: Any) -> Any:
+            _pause(phase, 60)
+            return build_source(*a, **kw)
+
+        factory.build_source = build_source_paused  # type: ignore[assignment]
+    elif phase == "signals":
+        from laptop_agents.session.runner import AsyncRunner
+
+        install_signals = AsyncRunner._install_signals
+
+        def install_late(self: Any) -> Any:
+            # A blocking pause on the loop: the SIGINT sent meanwhile meets
+            # asyncio.run's own handler, not the runner's.
+            _pause(phase, 2)
+            return install_signals(self)
+
+        AsyncRunner._install_signals = install_late  # type: ignore[method-assign]
+    else:
+        raise SystemExit(f"unknown pause phase {phase!r}: {', '.join(PAUSE_PHASES)}")
+
+
 def install(spec: str) -> None:
     kind, _, arg = spec.partition(":")
     if kind == "scripted":
         _install_scripted(arg or "hold")
     elif kind == "agent_fail":
         _install_agent_failure(int(arg or "3"))
+    elif kind == "pause":
+        _install_pause(arg)
     elif kind:
         raise SystemExit(f"unknown {HARNESS_ENV} {spec!r}")
 

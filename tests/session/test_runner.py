@@ -355,7 +355,7 @@ def test_full_disk_while_journaling_is_disk_full_not_a_crash(tmp_path: Path) -> 
     runner.parts.journal = FullJournal()
     outcome = asyncio.run(runner.run())
     assert outcome.reason is StopReason.DISK_FULL and outcome.exit_code == ExitCode.DISK_FULL
-    assert "No space left" in outcome.detail
+    assert "disk full" in outcome.detail  # words a user acts on (issue 10)
     # The step whose journal line failed had been committed before the write was tried.
     last = runner.parts.engine.last_candle_ts
     assert last is not None and StateStore(db).last_candle_ts() == last

@@ -29,8 +29,6 @@ from laptop_agents.domain.models import Candle, FundingRate
 from laptop_agents.exit_codes import ExitCode
 from laptop_agents.logs import scrub
 
-_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,120}$")
-
 
 class _Fail(Exception):
     def __init__(self, code: int, message: str) -> None:
@@ -59,8 +57,10 @@ def _failed(console: Console, exc: Exception, writing: str) -> int:
         _err(console, f"strategy error: {exc}")
         return ExitCode.CONFIG_ERROR
     assert isinstance(exc, OSError)
+    from laptop_agents.fileio import problem
+
     where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
-    _err(console, f"cannot write {writing}: {exc.strerror or exc}{where}")
+    _err(console, f"cannot write {writing}: {problem(exc)}{where}")
     return ExitCode.DISK_FULL
 
 
@@ -112,22 +112,30 @@ def time_options(ctx: CommandContext) -> dict[str, str | None]:
 
 
 def new_run_id(ctx: CommandContext, prefix: str, strategy: str) -> str:
-    """``--run-id`` (checked) or ``<prefix>-<UTC time>-<strategy>``, never an existing directory."""
+    """``--run-id`` (checked) or ``<prefix>-<UTC time>-<strategy>``; its directory is
+    created here, exclusively, so no earlier run's files are ever overwritten."""
+    from laptop_agents.ops.workspace import RunIdError
+
+    ws = ctx.workspace
     given = getattr(ctx.args, "run_id", None)
-    if given:
-        if not _RUN_ID.match(given):
-            raise _Fail(ExitCode.CONFIG_ERROR, f"bad --run-id {given!r}: use letters, digits, '.', '_' or '-'")
-        if ctx.workspace.run_dir(given).exists():
-            raise _Fail(ExitCode.CONFIG_ERROR, f"run directory {ctx.workspace.run_dir(given)} already exists; "
-                        "choose another --run-id")
+    if given is not None:
+        try:
+            ws.new_run_dir(given)
+        except RunIdError as exc:
+            raise _Fail(ExitCode.CONFIG_ERROR, str(exc)) from None
         return str(given)
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    label = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(strategy).stem)[:40] or "strategy"
+    label = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(strategy).stem).strip(".-")[:40] or "strategy"
     base = f"{prefix}-{stamp}-{label}"
     run_id, k = base, 2
-    while ctx.workspace.run_dir(run_id).exists():
+    while True:
+        if not ws.run_dir(run_id).exists():
+            try:
+                ws.new_run_dir(run_id)
+                return run_id
+            except RunIdError:
+                pass  # another run took this name a moment ago
         run_id, k = f"{base}-{k}", k + 1
-    return run_id
 
 
 def _strategy_label(config: AppConfig) -> str:

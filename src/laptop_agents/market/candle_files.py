@@ -477,13 +477,17 @@ def write_table(path: str | Path, table: pa.Table) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    if path.suffix.lower() in (".parquet", ".pq"):
-        pq.write_table(table, tmp)
-    elif path.suffix.lower() == ".csv":
-        pacsv.write_csv(table, tmp, write_options=pacsv.WriteOptions(quoting_style="needed"))
-    else:
+    if path.suffix.lower() not in (".parquet", ".pq", ".csv"):
         raise CandleFileError(f"{path.name}: output must end in .parquet or .csv")
-    tmp.replace(path)
+    try:
+        if path.suffix.lower() == ".csv":
+            pacsv.write_csv(table, tmp, write_options=pacsv.WriteOptions(quoting_style="needed"))
+        else:
+            pq.write_table(table, tmp)
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk leaves no half-written temp file
+        raise
     return path
 
 

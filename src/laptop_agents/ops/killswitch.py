@@ -7,14 +7,14 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 
+from laptop_agents.fileio import write_text_atomic
+
 
 def request_stop(kill_file: Path, reason: str = "user stop") -> None:
     """Create the kill file atomically with who asked and when."""
     kill_file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = kill_file.with_suffix(".tmp")
     payload = {"requested_at": datetime.now(UTC).isoformat(), "pid": os.getpid(), "reason": reason}
-    tmp.write_text(json.dumps(payload) + "\n", encoding="utf-8")
-    os.replace(tmp, kill_file)
+    write_text_atomic(kill_file, json.dumps(payload) + "\n")
 
 
 def stop_requested(kill_file: Path) -> bool:

@@ -240,6 +240,31 @@ class WorkspaceLock:
         finally:
             os.close(fd)
 
+    def in_use(self) -> bool:
+        """True if another process holds the lock now (a live session or watchdog).
+
+        The OS lock is the authority: it is probed without waiting and given
+        back at once, and the record is neither written nor created. Only when
+        the file cannot be opened for that (a read-only workspace) does the
+        holder record's live-PID check decide; a holder whose liveness cannot
+        be told counts as running, the safe side for ``stop``.
+        """
+        flags = os.O_RDWR | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
+        try:
+            fd = os.open(self.path, flags)
+        except FileNotFoundError:
+            return False
+        except OSError:
+            record = self.holder()
+            return record is not None and record.get("alive") is not False and record.get("pid") is not None
+        try:
+            if _try_os_lock(fd):
+                _os_unlock(fd)
+                return False
+            return True
+        finally:
+            os.close(fd)
+
     def holder(self) -> dict[str, Any] | None:
         """Who holds (or last held) the lock: the record plus ``alive``.
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from laptop_agents.context import CommandContext
 from laptop_agents.exit_codes import ExitCode
+from laptop_agents.fileio import remove_quietly
 from laptop_agents.logs import scrub
 
 LAYERS = (
@@ -53,8 +54,10 @@ def _check_config(ctx: CommandContext) -> str:
 
 def _check_workspace(ctx: CommandContext) -> str:
     probe = ctx.workspace.root / ".selftest-probe"
-    probe.write_text("ok", encoding="utf-8")
-    probe.unlink()
+    try:
+        probe.write_text("ok", encoding="utf-8")
+    finally:
+        remove_quietly(probe)  # also after a failed write on a full disk
     return str(ctx.workspace.root)
 
 

@@ -77,6 +77,9 @@ def collect_status(ws: Workspace, *, heartbeat_interval_s: float = 5.0, now: flo
         fields = {k: v for k, v in hb.items() if not k.startswith("_")}
         fields["age_s"] = round(age, 1)
         fields["fresh"] = age <= STALE_INTERVALS * heartbeat_interval_s
+        # A session that wrote its last "stopped" heartbeat ended on purpose:
+        # its heartbeat is old, not stale.
+        fields["state"] = "stopped" if hb.get("status") == "stopped" else ("fresh" if fields["fresh"] else "stale")
         fields["last_candle_time"] = _iso_ms(hb.get("last_candle_ts"))
         out["heartbeat"] = fields
 
@@ -133,7 +136,9 @@ def render_status(status: dict[str, Any], console: Console) -> None:
     if hb is None:
         table.add_row("heartbeat", "none")
     else:
-        table.add_row("heartbeat", f"{hb['age_s']:g} s ago ({'fresh' if hb['fresh'] else 'STALE'}), "
+        state = hb.get("state", "fresh" if hb.get("fresh") else "stale")
+        label = {"stopped": "the session stopped", "fresh": "fresh"}.get(state, "STALE")
+        table.add_row("heartbeat", f"{hb['age_s']:g} s ago ({label}), "
                                    f"status {_fmt(hb.get('status'))}, reason {_fmt(hb.get('reason'))}, "
                                    f"pid {_fmt(hb.get('pid'))}, run {_fmt(hb.get('run_id'))}")
         table.add_row("  equity", _fmt(hb.get("equity")))
@@ -162,15 +167,24 @@ def render_status(status: dict[str, Any], console: Console) -> None:
         if summary is None:
             table.add_row("  summary.json", "not written (run in progress, or it ended before its summary)")
         else:
+            shown: dict[str, Any] = {}
             for key, value in summary.items():
                 if key in SUMMARY_SKIP or isinstance(value, dict | list):
                     continue
                 table.add_row(f"  {key}", _fmt(value))
+                shown[key] = value
             metrics = summary.get("metrics")
             if isinstance(metrics, dict):
                 for key, value in metrics.items():
-                    if not isinstance(value, dict | list):
-                        table.add_row(f"  {key}", _fmt(value))
+                    if isinstance(value, dict | list):
+                        continue
+                    if key in shown:
+                        # The summary and its metrics name some values twice; show
+                        # one row, and both only when they disagree.
+                        if _fmt(shown[key]) != _fmt(value):
+                            table.add_row(f"  {key} (metrics)", _fmt(value))
+                        continue
+                    table.add_row(f"  {key}", _fmt(value))
     console.print(table)
 
 

@@ -176,12 +176,21 @@ class Watchdog:
         self.env = env
         self._stop = threading.Event()
         self._stop_signals = 0
+        self._hangup = False
         self._proc: subprocess.Popen[bytes] | None = None
 
     # -- public -----------------------------------------------------------------
 
-    def request_stop(self) -> None:
-        """Ask the watchdog to stop: the child gets a polite stop, no restart follows."""
+    def request_stop(self, *, hangup: bool = False) -> None:
+        """Ask the watchdog to stop: the child gets a polite stop, no restart follows.
+
+        ``hangup``: the terminal closed (SIGHUP). The child runs in its own
+        process group, so the terminal's hang-up does not reach it: it gets a
+        SIGHUP from here instead of the SIGTERM, and stops as its own hang-up
+        would stop it (its output to the dead terminal goes nowhere).
+        """
+        if hangup:
+            self._hangup = True
         self._stop_signals += 1
         self._stop.set()
 
@@ -297,10 +306,11 @@ class Watchdog:
         opts = self.options
         started_wall = time.time()
         started = time.monotonic()
-        proc = self._spawn()
+        command = self.command_for(attempt)
+        proc = self._spawn(command)
         self._proc = proc
         self._say(f"started session pid {proc.pid} (attempt {attempt}, reason {reason}): "
-                  f"{' '.join(self.command)}", reason=reason, attempt=attempt, pid=proc.pid)
+                  f"{' '.join(command)}", reason=reason, attempt=attempt, pid=proc.pid)
         hung = False
         stopped = False
         heartbeat: dict[str, Any] | None = None
@@ -368,7 +378,27 @@ class Watchdog:
             return None
         return record
 
-    def _spawn(self) -> subprocess.Popen[bytes]:
+    def command_for(self, attempt: int) -> list[str]:
+        """The command of one start. A session refuses a ``--run-id`` whose run
+        directory exists, so a restart gets ``<run-id>-r<n>`` (the first free
+        one) instead of being refused into a stop."""
+        cmd = list(self.command)
+        if attempt <= 1:
+            return cmd
+        for i, arg in enumerate(cmd):
+            if arg == "--run-id" and i + 1 < len(cmd):
+                cmd[i + 1] = self._restart_run_id(cmd[i + 1], attempt)
+            elif arg.startswith("--run-id="):
+                cmd[i] = "--run-id=" + self._restart_run_id(arg.split("=", 1)[1], attempt)
+        return cmd
+
+    def _restart_run_id(self, run_id: str, attempt: int) -> str:
+        n = attempt - 1
+        while (self.workspace.runs_dir / f"{run_id}-r{n}").exists():
+            n += 1
+        return f"{run_id}-r{n}"
+
+    def _spawn(self, command: Sequence[str] | None = None) -> subprocess.Popen[bytes]:
         kwargs: dict[str, Any] = {}
         if sys.platform == "win32":
             # Its own group so a console Ctrl+C reaches only the watchdog, and
@@ -378,14 +408,14 @@ class Watchdog:
             # Its own process group: a terminal Ctrl+C goes to the watchdog,
             # which forwards exactly one SIGTERM (no double signal).
             kwargs["process_group"] = 0
-        return subprocess.Popen(self.command, env=self.env, **kwargs)
+        return subprocess.Popen(list(command or self.command), env=self.env, **kwargs)
 
     def _polite_stop(self, proc: subprocess.Popen[bytes]) -> None:
         try:
             if sys.platform == "win32":
                 proc.send_signal(signal.CTRL_BREAK_EVENT)
             else:
-                proc.send_signal(signal.SIGTERM)
+                proc.send_signal(signal.SIGHUP if self._hangup else signal.SIGTERM)
                 # A stopped (SIGSTOP/SIGTSTP) child would keep the SIGTERM pending
                 # forever; let it run so its graceful shutdown can happen.
                 proc.send_signal(signal.SIGCONT)
@@ -415,13 +445,22 @@ class Watchdog:
     # -- plumbing --------------------------------------------------------------------
 
     def _install_signal_handlers(self) -> dict[int, Any]:
+        from laptop_agents.interrupts import detach_from_terminal, terminal_fds
+
+        tty_fds = terminal_fds()
+        sighup = getattr(signal, "SIGHUP", None)
+
         def handler(signum: int, frame: FrameType | None) -> None:
-            self.request_stop()
+            if signum == sighup:  # the terminal closed: stop, and write nothing more to it
+                detach_from_terminal(tty_fds)
+            self.request_stop(hangup=signum == sighup)
 
         previous: dict[int, Any] = {}
         signums = [signal.SIGINT, signal.SIGTERM]
         if sys.platform == "win32":
             signums.append(signal.SIGBREAK)
+        if sighup is not None:
+            signums.append(sighup)
         for signum in signums:
             previous[signum] = signal.signal(signum, handler)
         return previous

@@ -9,12 +9,41 @@ was relative to the working directory and was missed).
 from __future__ import annotations
 
 import os
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 ENV_WORKSPACE = "LAPTOP_AGENTS_WORKSPACE"
 APP_DIR = "btc-laptop-agents"
+
+RUN_ID_MAX = 120
+# One path component that means the same on every OS: no separators, no
+# "." / "..", no leading dot or dash (hidden files, option look-alikes), no
+# trailing dot (Windows drops it), ASCII only.
+_RUN_ID = re.compile(rf"^[A-Za-z0-9](?:[A-Za-z0-9._-]{{0,{RUN_ID_MAX - 2}}}[A-Za-z0-9_-])?$")
+# Names Windows reserves for devices, with or without an extension.
+_WINDOWS_DEVICES = frozenset(
+    {"con", "prn", "aux", "nul"} | {f"com{i}" for i in range(10)} | {f"lpt{i}" for i in range(10)}
+)
+RUN_ID_RULE = (f"use 1-{RUN_ID_MAX} characters from letters, digits, '.', '_' and '-', starting with a "
+               "letter or digit and not ending in '.' (no paths, no device names such as CON)")
+
+
+class RunIdError(ValueError):
+    """A ``--run-id`` that is malformed or names an existing run; exit code CONFIG_ERROR."""
+
+
+def validate_run_id(run_id: str) -> str:
+    """``run_id`` if it is a safe directory name under ``runs/``, else :class:`RunIdError`.
+
+    A run id becomes a path: ``../..`` or an absolute path would write outside
+    the workspace, so only a plain portable name is accepted.
+    """
+    if not isinstance(run_id, str) or not _RUN_ID.fullmatch(run_id) \
+            or run_id.split(".", 1)[0].lower() in _WINDOWS_DEVICES:
+        raise RunIdError(f"bad --run-id {run_id!r}: {RUN_ID_RULE}")
+    return run_id
 
 
 def default_workspace() -> Path:
@@ -71,7 +100,31 @@ class Workspace:
         return self.root / "lock"
 
     def run_dir(self, run_id: str) -> Path:
-        return self.runs_dir / run_id
+        """``runs/<run_id>``; raises :class:`RunIdError` for a name that is not a plain run id."""
+        return self.runs_dir / validate_run_id(run_id)
+
+    def new_run_dir(self, run_id: str) -> Path:
+        """Create ``runs/<run_id>`` for a new run; :class:`RunIdError` if it already exists.
+
+        Created exclusively (not ``exist_ok``): two runs given the same id must
+        not share one directory, even when they start at the same instant.
+        """
+        path = self.run_dir(run_id)
+        self.runs_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            path.mkdir()
+        except FileExistsError:
+            raise RunIdError(f"run directory {path} already exists (--run-id {run_id}); choose another "
+                             "--run-id or leave it out for a generated one") from None
+        return path
+
+    def check_new_run_id(self, run_id: str) -> str:
+        """The early check before a run starts: a valid id whose directory does not exist yet."""
+        path = self.run_dir(run_id)
+        if path.exists() or path.is_symlink():
+            raise RunIdError(f"run directory {path} already exists (--run-id {run_id}); choose another "
+                             "--run-id or leave it out for a generated one")
+        return run_id
 
     def ensure(self) -> Workspace:
         """Create the workspace layout; raises OSError if it cannot be written."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from collections import Counter, deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ import pyarrow.csv as pacsv
 
 from laptop_agents.backtest.metrics import compute_metrics, drawdowns
 from laptop_agents.domain.timeframes import SUPPORTED_INTERVALS, interval_ms
+from laptop_agents.fileio import write_bytes_atomic, write_text_atomic
 from laptop_agents.logs import scrub, scrub_obj
 from laptop_agents.report.writer import (
     CANDLES_CSV,
@@ -54,6 +54,7 @@ class RunData:
     decision_counts: dict[str, int] = field(default_factory=dict)
     journal: list[dict[str, Any]] = field(default_factory=list)
     events_total: int = 0
+    events_file: bool = False  # events.jsonl exists (it may hold no decision at all)
     interval_ms: int = 60_000
 
 
@@ -95,6 +96,7 @@ def _scan_events(path: Path, data: RunData) -> None:
     """Bounded scan of events.jsonl: decision counts, the last decisions and journal lines."""
     if not path.exists():
         return
+    data.events_file = True
     decisions: deque[dict[str, Any]] = deque(maxlen=MAX_DECISIONS)
     journal: deque[dict[str, Any]] = deque(maxlen=MAX_JOURNAL)
     counts: Counter[str] = Counter()
@@ -208,12 +210,8 @@ def summarize(data: RunData) -> dict[str, Any]:
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    tmp.replace(path)
+    """Durable replace; on failure (disk full) no ``*.tmp`` is left in the run directory."""
+    write_text_atomic(path, text, fsync=True)
 
 
 def shared_plotly(run_dir: Path) -> str | None:
@@ -234,16 +232,7 @@ def shared_plotly(run_dir: Path) -> str | None:
         fresh = False
     if not fresh:
         assets.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(target.name + ".tmp")
-        try:
-            with open(tmp, "wb") as fh:
-                fh.write(bundle.data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            tmp.replace(target)
-        except OSError:
-            tmp.unlink(missing_ok=True)
-            raise
+        write_bytes_atomic(target, bundle.data, fsync=True)
     return f"../../{ASSETS_DIR}/{bundle.asset_name}"
 
 

@@ -220,6 +220,10 @@ def _decisions_html(data: RunData) -> str:
                 for j in data.journal]
         parts.append(_table(["time", "kind", "text", "tags / agent"], rows, "journal", text=True))
     if not parts:
+        if data.events_file:
+            n = data.events_total
+            return (f'<p class="note">No decisions recorded: events.jsonl holds {n:,} event{"" if n == 1 else "s"}, '
+                    'none of them a decision (the strategy took no action in this run).</p>')
         return '<p class="note">No decisions recorded (no events.jsonl in the run directory).</p>'
     return "".join(parts)
 

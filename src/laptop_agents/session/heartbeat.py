@@ -22,6 +22,7 @@ from typing import Any
 
 import psutil
 
+from laptop_agents.fileio import write_text_atomic
 from laptop_agents.logs import scrub_obj
 
 STATUSES = ("starting", "running", "stopping", "stopped")
@@ -33,10 +34,9 @@ def rss_mb() -> float:
 
 
 def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
-    """Replace ``path`` with ``payload`` in one step (readers see old or new, never half)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(scrub_obj(payload), default=str, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    """Replace ``path`` with ``payload`` in one step (readers see old or new, never half);
+    a failed write (disk full) leaves no temporary file behind."""
+    write_text_atomic(path, json.dumps(scrub_obj(payload), default=str, sort_keys=True) + "\n")
 
 
 def read_heartbeat(path: Path) -> dict[str, Any] | None:

@@ -31,6 +31,7 @@ from typing import Literal
 from laptop_agents.config import SECRET_ENV_NAMES, AppConfig
 from laptop_agents.context import CommandContext
 from laptop_agents.exit_codes import ExitCode
+from laptop_agents.fileio import problem, remove_quietly
 from laptop_agents.logs import scrub
 from laptop_agents.ops.workspace import Workspace
 
@@ -104,9 +105,10 @@ def check_workspace_writable(ws: Workspace) -> CheckResult:
     try:
         ws.ensure()
         probe.write_bytes(b"ok")
-        probe.unlink()
     except OSError as exc:
-        return _fail("workspace", f"{ws.root} is not writable: {exc.strerror or exc}")
+        return _fail("workspace", f"{ws.root} is not writable: {problem(exc)}")
+    finally:
+        remove_quietly(probe)  # a full disk creates the file, then fails the write
     return _pass("workspace", f"{ws.root} writable")
 
 

@@ -52,15 +52,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from laptop_agents import interrupts
 from laptop_agents.config import AppConfig
 from laptop_agents.context import CommandContext
 from laptop_agents.domain.contracts import SourceError, StepResult
 from laptop_agents.domain.models import Candle, Event, FundingRate, Tick
 from laptop_agents.domain.timeframes import interval_ms
 from laptop_agents.exit_codes import ExitCode
+from laptop_agents.fileio import io_error_line
+from laptop_agents.fileio import problem as io_problem
 from laptop_agents.logs import get_logger, scrub
 from laptop_agents.market.factory import SessionSource
-from laptop_agents.ops.workspace import Workspace
+from laptop_agents.ops.workspace import RunIdError, Workspace
 from laptop_agents.session.guards import (
     USER_STOPS,
     ErrorCounters,
@@ -395,7 +398,7 @@ class AsyncRunner:
                 elif result.events:
                     writer.on_events(result.events)
         except OSError as exc:
-            raise _Fatal(StopReason.DISK_FULL, f"cannot write run output: {exc.strerror or exc}") from exc
+            raise _Fatal(StopReason.DISK_FULL, f"cannot write run output: {io_problem(exc)}") from exc
         except Exception:
             self._output_broken = True  # a bug, never a market-data error: the stream loop re-raises it
             raise
@@ -669,8 +672,16 @@ class AsyncRunner:
         sigbreak = getattr(signal, "SIGBREAK", None)
         if sigbreak is not None:
             sigs.append(sigbreak)
+        # POSIX: closing the terminal (SIGHUP) is a stop like SIGTERM, not a
+        # kill in the middle of a candle; the terminal's output goes nowhere then.
+        sighup = getattr(signal, "SIGHUP", None)
+        if sighup is not None:
+            sigs.append(sighup)
+        tty_fds = interrupts.terminal_fds()
 
         def on_signal(signum: int) -> None:
+            if signum == sighup:
+                interrupts.detach_from_terminal(tty_fds)
             if self.reason is not None:
                 self.log.warning("%s received while stopping (%s): finishing the shutdown first",
                                  signal.Signals(signum).name, self.reason.value)
@@ -1094,32 +1105,47 @@ def _session(
     from laptop_agents.store.journal import EventJournal
 
     ws = ctx.workspace
-    run_dir = ws.run_dir(run_id)
-    opened = _open_state(ctx, state_path, now_ts=int(time.time() * 1000) if live else None,
-                         clock=store_check_clock(ctx.config) if live else None)
-    if isinstance(opened, int):
-        return opened
-    store, engine = opened
+    # The run directory is created first and exclusively: a reused --run-id
+    # must never overwrite an earlier run's files or append to its events.
     try:
-        source = build(engine)
-    except SourceConfigError as exc:
-        store.close()
-        _err(f"source error: {exc}")
-        return ExitCode.BAD_INPUT
-    except Exception:
-        store.close()
-        raise
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        journal = EventJournal(run_dir / "events.jsonl")
-        books = engine.status()  # the account continues from the store: so do its fee and funding totals
-        writer = RunWriter(run_dir, fees_paid=float(books.get("fees_paid") or 0.0),
-                           funding_paid=float(books.get("funding_paid") or 0.0),
-                           plotly=ctx.config.system.report_plotly)
+        run_dir = ws.new_run_dir(run_id)
+    except RunIdError as exc:
+        _err(str(exc))
+        return ExitCode.CONFIG_ERROR
     except OSError as exc:
-        store.close()
-        _err(f"cannot write the run directory {run_dir}: {exc.strerror or exc}")
+        _err(io_error_line(exc, ws.run_dir(run_id), "cannot create the run directory"))
         return ExitCode.DISK_FULL
+    started = False
+    try:
+        opened = _open_state(ctx, state_path, now_ts=int(time.time() * 1000) if live else None,
+                             clock=store_check_clock(ctx.config) if live else None)
+        if isinstance(opened, int):
+            return opened
+        store, engine = opened
+        try:
+            source = build(engine)
+        except SourceConfigError as exc:
+            store.close()
+            _err(f"source error: {exc}")
+            return ExitCode.BAD_INPUT
+        except BaseException:
+            store.close()
+            raise
+        try:
+            journal = EventJournal(run_dir / "events.jsonl")
+            books = engine.status()  # the account continues from the store: so do its fee and funding totals
+            writer = RunWriter(run_dir, fees_paid=float(books.get("fees_paid") or 0.0),
+                               funding_paid=float(books.get("funding_paid") or 0.0),
+                               plotly=ctx.config.system.report_plotly)
+        except OSError as exc:
+            store.close()
+            _err(io_error_line(exc, getattr(exc, "filename", None) or run_dir, "cannot write the run directory"))
+            return ExitCode.DISK_FULL
+        started = True
+    finally:
+        if not started:  # nothing ran: leave no empty run directory behind
+            with contextlib.suppress(OSError):
+                run_dir.rmdir()
     system = ctx.config.system
     health_port = system.health_port if system.health_port is not None else (0 if system.dashboard else None)
     options = RunnerOptions(
@@ -1140,12 +1166,31 @@ def _session(
         print(f"stop it with: laptop-agents stop --workspace {ws.root}   (or create {ws.kill_file})")
     parts = SessionParts(engine=engine, store=store, journal=journal, source=source, writer=writer)
     runner = AsyncRunner(ctx.config, parts, options, log=ctx.log)
-    outcome = asyncio.run(runner.run())
+    # From here a Ctrl-C before the runner's own handlers (or one swallowed
+    # during the start-up) is a graceful stop, recorded like SIGINT.
+    with interrupts.diverted(lambda: runner.request_stop(StopReason.SIGNAL, "SIGINT")):
+        outcome = asyncio.run(runner.run())
     _print_summary(outcome.summary, outcome.report)
     print(f"stopped: {outcome.reason.value} (exit {outcome.exit_code})" + (f" - {outcome.detail}" if outcome.detail else ""))
     print(f"workspace: {ws.root}")
     print(f"run dir:   {run_dir}" + (f"  report: {outcome.report}" if outcome.report else ""))
     return outcome.exit_code
+
+
+def _bad_run_id(ctx: CommandContext) -> bool:
+    """Check ``--run-id`` before anything starts (one line, then exit CONFIG_ERROR).
+
+    ``_session`` creates the directory exclusively as well; this early check
+    only makes the refusal come before the lock, the store and the source."""
+    given = getattr(ctx.args, "run_id", None)
+    if given is None:
+        return False
+    try:
+        ctx.workspace.check_new_run_id(given)
+    except RunIdError as exc:
+        _err(str(exc))
+        return True
+    return False
 
 
 def cmd_run(ctx: CommandContext) -> int:
@@ -1164,6 +1209,8 @@ def cmd_run(ctx: CommandContext) -> int:
         _err(gate[1])
         return gate[0]
     ws: Workspace = ctx.workspace
+    if _bad_run_id(ctx):
+        return ExitCode.CONFIG_ERROR
     if getattr(ctx.args, "preflight", None):
         from laptop_agents.session.preflight import print_results, run_preflight
 
@@ -1179,7 +1226,11 @@ def cmd_run(ctx: CommandContext) -> int:
     except AlreadyRunningError as exc:
         _err(str(exc))
         return ExitCode.ALREADY_RUNNING
+    except OSError as exc:  # a directory in its place, a read-only or full workspace
+        _err(io_error_line(exc, ws.lock, "cannot take the workspace lock"))
+        return ExitCode.DISK_FULL
     try:
+        interrupts.check()
         if took_over:
             ctx.log.warning("took over a stale workspace lock", extra={"fields": {"previous": took_over}})
         run_id = getattr(ctx.args, "run_id", None) or new_run_id("live")
@@ -1210,6 +1261,8 @@ def cmd_replay(ctx: CommandContext) -> int:
     if not path.is_file():
         _err(f"replay file not found: {path}")
         return ExitCode.BAD_INPUT
+    if _bad_run_id(ctx):
+        return ExitCode.CONFIG_ERROR
     strict = bool(getattr(args, "strict", None))
     run_id = getattr(args, "run_id", None) or new_run_id("replay")
     try:

@@ -25,6 +25,7 @@ A damaged file is never "repaired" or overwritten: it is reported with
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 from datetime import UTC, datetime
@@ -36,6 +37,7 @@ from laptop_agents.domain.contracts import StepResult, Strategy
 from laptop_agents.domain.symbols import instrument_for
 from laptop_agents.domain.timeframes import interval_ms
 from laptop_agents.engine import Engine, EngineStateError, build_engine
+from laptop_agents.fileio import problem
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 SCHEMA_VERSION = 1
@@ -163,7 +165,7 @@ def _check_integrity(path: Path) -> None:
         rows = ro.execute("PRAGMA quick_check").fetchall()
     except sqlite3.DatabaseError as exc:
         if _is_write_failure(exc):
-            raise StoreWriteError(f"cannot open state store {path}: {_one_line(exc)}") from None
+            raise StoreWriteError(f"cannot open state store {path}: {problem(exc)}") from None
         raise StoreCorruptError(
             f"state store {path} is unreadable ({_one_line(exc)}); it was kept for inspection"
         ) from None
@@ -229,7 +231,7 @@ class StateStore:
         except sqlite3.DatabaseError as exc:
             self.conn.close()
             if _is_write_failure(exc):
-                raise StoreWriteError(f"cannot open state store {self.path}: {_one_line(exc)}") from None
+                raise StoreWriteError(f"cannot open state store {self.path}: {problem(exc)}") from None
             raise StoreCorruptError(
                 f"state store {self.path} is unreadable ({_one_line(exc)}); it was kept for inspection"
             ) from None
@@ -240,7 +242,8 @@ class StateStore:
         rename it into place, so a crash never leaves a half-made state.db."""
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
+        debris = (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm"))
+        for leftover in debris:
             leftover.unlink(missing_ok=True)
         try:
             conn = sqlite3.connect(tmp, isolation_level=None)
@@ -256,12 +259,14 @@ class StateStore:
             finally:
                 conn.close()
             os.replace(tmp, path)
-        except sqlite3.OperationalError as exc:
-            tmp.unlink(missing_ok=True)
-            raise StoreWriteError(f"cannot create state store {path}: {_one_line(exc)}") from None
-        except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            raise StoreWriteError(f"cannot create state store {path}: {exc.strerror or exc}") from None
+        except BaseException as exc:
+            # Nothing half made stays behind: not after a full disk, nor after Ctrl-C.
+            for leftover in debris:
+                with contextlib.suppress(OSError):
+                    leftover.unlink(missing_ok=True)
+            if isinstance(exc, sqlite3.OperationalError | OSError):
+                raise StoreWriteError(f"cannot create state store {path}: {problem(exc)}") from None
+            raise
 
     def _migrate(self) -> None:
         has_table = self.conn.execute(
@@ -395,7 +400,7 @@ class StateStore:
 
     def _write_error(self, exc: sqlite3.DatabaseError) -> StoreError:
         if isinstance(exc, sqlite3.OperationalError) or _is_write_failure(exc):
-            return StoreWriteError(f"cannot write state store {self.path}: {_one_line(exc)}")
+            return StoreWriteError(f"cannot write state store {self.path}: {problem(exc)}")
         return StoreCorruptError(f"state store {self.path} is damaged: {_one_line(exc)}")
 
     def _write_meta(self, symbol: str, strategy: str, engine: Engine) -> None:
@@ -532,7 +537,10 @@ def _apply_migrations(conn: sqlite3.Connection, current: int) -> None:
             conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            # An interrupt can land after the COMMIT (or before the BEGIN took):
+            # a ROLLBACK then would fail and hide it.
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise
 
 
