@@ -24,7 +24,7 @@ import pyarrow as pa
 
 from laptop_agents.backtest.runner import run_backtest
 from laptop_agents.config import load_config
-from laptop_agents.market.candle_files import load_candles, write_table
+from laptop_agents.sources.candle_files import load_candles, write_table
 
 YEAR_1M = 525_600
 T0 = 1_704_067_200_000  # 2024-01-01T00:00Z

@@ -27,15 +27,15 @@ from pathlib import Path
 
 from laptop_agents.config import TradingConfig
 from laptop_agents.domain.models import Candle
-from laptop_agents.exchange.fake import start_fake_exchange
 from laptop_agents.exchange.feed import MarketFeed
 from laptop_agents.exchange.parsers import parse_push
 from laptop_agents.exchange.ratelimit import RateLimitBudget
 from laptop_agents.exchange.rest import BitunixRestClient
 from laptop_agents.exchange.ws import WsFrame, WsOptions
-from laptop_agents.market.bitunix import BitunixSource, BitunixSourceOptions
-from laptop_agents.market.recording import Recorder, RecordingReplaySource
-from laptop_agents.market.synthetic import SyntheticMarket
+from laptop_agents.sources.bitunix import BitunixSource, BitunixSourceOptions
+from laptop_agents.sources.recording import Recorder, RecordingReplaySource
+from laptop_agents.sources.synthetic import SyntheticMarket
+from laptop_agents.testing.fake_exchange import start_fake_exchange
 
 BASE = 1_767_225_600_000
 

@@ -40,7 +40,7 @@ from laptop_agents.domain.models import (
     Side,
 )
 from laptop_agents.engine import build_engine
-from laptop_agents.market.synthetic import SyntheticMarket
+from laptop_agents.sources.synthetic import SyntheticMarket
 from laptop_agents.store import StateStore
 
 T0 = 1_699_920_000_000

@@ -29,13 +29,13 @@ import time
 
 from laptop_agents.exchange.client_ids import client_order_id
 from laptop_agents.exchange.credentials import ApiCredentials
-from laptop_agents.exchange.fake import DEFAULT_ACCOUNT, FakeTradingConfig, start_fake_exchange
 from laptop_agents.exchange.private_models import OrderRequest
 from laptop_agents.exchange.private_rest import BitunixPrivateClient, PrivateRestOptions
 from laptop_agents.exchange.private_updates import FillUpdate
 from laptop_agents.exchange.ratelimit import RateLimitBudget
 from laptop_agents.exchange.ws import WsOptions
 from laptop_agents.exchange.ws_private import BitunixPrivateWsClient
+from laptop_agents.testing.fake_exchange import DEFAULT_ACCOUNT, FakeTradingConfig, start_fake_exchange
 
 SYMBOL = "BTCUSDT"
 START_MS = 1_767_225_600_000 + 3_600_000

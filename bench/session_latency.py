@@ -28,10 +28,10 @@ import psutil
 
 from laptop_agents.config import load_config
 from laptop_agents.engine import build_engine
-from laptop_agents.market.factory import SessionSource
-from laptop_agents.market.mock import MockSource
 from laptop_agents.report import RunWriter
 from laptop_agents.session.runner import AsyncRunner, RunnerOptions, SessionParts
+from laptop_agents.sources.factory import SessionSource
+from laptop_agents.sources.mock import MockSource
 from laptop_agents.store import EventJournal, StateStore
 from laptop_agents.strategy import build_strategy
 

@@ -92,7 +92,7 @@ COMMANDS: dict[str, Command] = {
         Command("config", "show the effective configuration and where each value comes from",
                 "laptop_agents.ops.commands:cmd_config", "issue 2"),
         Command("fake-exchange", "serve a fake Bitunix exchange on 127.0.0.1 (REST + websocket) with faults",
-                "laptop_agents.exchange.fake.commands:cmd_fake_exchange", "issue 6"),
+                "laptop_agents.testing.fake_exchange.commands:cmd_fake_exchange", "issue 6"),
         Command("fetch-candles", "download candle history from Bitunix REST to a Parquet/CSV file",
                 "laptop_agents.backtest.fetch:cmd_fetch_candles", "issue 7"),
         Command("strategies", "list the built-in strategies and their parameters (value, allowed range, meaning)",

@@ -17,8 +17,8 @@ from laptop_agents.cli import main
 from laptop_agents.config import load_config
 from laptop_agents.domain.models import Candle
 from laptop_agents.exit_codes import ExitCode
-from laptop_agents.market.candle_files import load_candles, write_candles
-from laptop_agents.market.synthetic import SyntheticMarket
+from laptop_agents.sources.candle_files import load_candles, write_candles
+from laptop_agents.sources.synthetic import SyntheticMarket
 
 PROFILE = """
 trading: {execution_mode: paper, source: replay}

@@ -10,9 +10,9 @@ import pytest
 
 from laptop_agents.cli import main
 from laptop_agents.exit_codes import ExitCode
-from laptop_agents.market.candle_files import load_candles
+from laptop_agents.sources.candle_files import load_candles
 
-fake = pytest.importorskip("laptop_agents.exchange.fake")
+fake = pytest.importorskip("laptop_agents.testing.fake_exchange")
 
 
 @pytest.fixture

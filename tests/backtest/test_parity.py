@@ -10,8 +10,8 @@ import pytest
 
 from laptop_agents.cli import main
 from laptop_agents.exit_codes import ExitCode
-from laptop_agents.market.candle_files import write_candles
-from laptop_agents.market.synthetic import SyntheticMarket
+from laptop_agents.sources.candle_files import write_candles
+from laptop_agents.sources.synthetic import SyntheticMarket
 
 pytest.importorskip("laptop_agents.session.runner")
 

@@ -22,7 +22,7 @@ from laptop_agents.backtest.validate import (
 from laptop_agents.cli import main
 from laptop_agents.config import load_config
 from laptop_agents.exit_codes import ExitCode
-from laptop_agents.market.candle_files import load_candles, write_candles
+from laptop_agents.sources.candle_files import load_candles, write_candles
 from tests.backtest.test_backtest import market_candles
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from laptop_agents.config import AppConfig
 from laptop_agents.domain.models import Candle, FundingRate
-from laptop_agents.market.synthetic import SyntheticMarket
+from laptop_agents.sources.synthetic import SyntheticMarket
 from laptop_agents.store import EventJournal, StateStore, open_engine
 from tests.engine.scripted import ChurnStrategy
 

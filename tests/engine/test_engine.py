@@ -12,7 +12,7 @@ from laptop_agents.config import AppConfig
 from laptop_agents.domain.contracts import AccountView
 from laptop_agents.domain.models import Candle, Event, FundingRate, OrderIntent, OrderType, Side, Tick
 from laptop_agents.engine import Engine, EngineStateError, build_engine
-from laptop_agents.market.synthetic import SyntheticMarket
+from laptop_agents.sources.synthetic import SyntheticMarket
 from laptop_agents.store.journal import encode_event
 from tests.broker.helpers import DAY, MIN, T0, candle, flat
 from tests.engine.scripted import ChurnStrategy, ScriptedStrategy

@@ -10,12 +10,12 @@ from contextlib import contextmanager
 from typing import Any
 
 from laptop_agents.exchange.credentials import ApiCredentials
-from laptop_agents.exchange.fake import DEFAULT_ACCOUNT, FakeExchangeHandle, FakeTradingConfig
 from laptop_agents.exchange.private_rest import BitunixPrivateClient, PrivateRestOptions
 from laptop_agents.exchange.private_updates import PrivateUpdate
 from laptop_agents.exchange.rest import RestOptions
 from laptop_agents.exchange.ws import WsOptions
 from laptop_agents.exchange.ws_private import BitunixPrivateWsClient
+from laptop_agents.testing.fake_exchange import DEFAULT_ACCOUNT, FakeExchangeHandle, FakeTradingConfig
 from tests.exchange.support import fake_exchange
 
 SYMBOL = "BTCUSDT"

@@ -11,12 +11,12 @@ from typing import Any, TypeVar
 from laptop_agents.config import TradingConfig
 from laptop_agents.domain.contracts import MarketItem, SourceError
 from laptop_agents.domain.models import Candle
-from laptop_agents.exchange.fake import FakeExchangeHandle, start_fake_exchange
 from laptop_agents.exchange.feed import FeedOptions
 from laptop_agents.exchange.rest import RestOptions
 from laptop_agents.exchange.ws import WsOptions
-from laptop_agents.market.bitunix import BitunixSource, BitunixSourceOptions
-from laptop_agents.market.recording import Recorder
+from laptop_agents.sources.bitunix import BitunixSource, BitunixSourceOptions
+from laptop_agents.sources.recording import Recorder
+from laptop_agents.testing.fake_exchange import FakeExchangeHandle, start_fake_exchange
 
 T = TypeVar("T")
 

@@ -15,7 +15,7 @@ import websockets
 from websockets.asyncio.client import connect
 
 from laptop_agents.exchange import protocol
-from laptop_agents.exchange.fake import (
+from laptop_agents.testing.fake_exchange import (
     FakeExchangeError,
     Fault,
     FaultSpecError,

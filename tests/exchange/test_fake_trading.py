@@ -9,14 +9,14 @@ from typing import Any
 import pytest
 
 from laptop_agents.exchange import protocol_private as pp
-from laptop_agents.exchange.fake.faults import Fault, FaultBook
-from laptop_agents.exchange.fake.trading import (
+from laptop_agents.sources.synthetic import SyntheticMarket
+from laptop_agents.testing.fake_exchange.faults import Fault, FaultBook
+from laptop_agents.testing.fake_exchange.trading import (
     FUNDING_PERIOD_MS,
     FakeTradingConfig,
     OrderRefused,
     TradingBook,
 )
-from laptop_agents.market.synthetic import SyntheticMarket
 
 T0 = 1_767_225_600_000 + 3_600_000  # one hour after a funding boundary
 UID = "10000001"
@@ -245,7 +245,7 @@ def test_delayed_fill_pushes_carry_the_delay() -> None:
 
 
 def test_private_faults_parse_from_a_schedule_and_from_json() -> None:
-    from laptop_agents.exchange.fake.faults import FaultSpecError, parse_schedule
+    from laptop_agents.testing.fake_exchange.faults import FaultSpecError, parse_schedule
 
     items = parse_schedule("place_timeout@10:3,cancel_5xx=503@11:2,reject_order=30014@12,private_disconnect@13,"
                            "delay_fills@14:2.5,position_by_hand=-0.01@15")

@@ -27,11 +27,11 @@ from laptop_agents.exchange.errors import (
     UnknownOutcome,
     UnresolvedOrderError,
 )
-from laptop_agents.exchange.fake import DEFAULT_ACCOUNT, FakeTradingConfig
 from laptop_agents.exchange.private_models import Order, OrderRequest
 from laptop_agents.exchange.private_rest import NOT_PLACED, BitunixPrivateClient
 from laptop_agents.exchange.ratelimit import RateLimitBudget
 from laptop_agents.exchange.rest import BitunixRestClient
+from laptop_agents.testing.fake_exchange import DEFAULT_ACCOUNT, FakeTradingConfig
 from tests.exchange.private_support import (
     FAST_PRIVATE,
     FAST_REST,

@@ -15,9 +15,9 @@ import pytest
 
 from laptop_agents.exchange.credentials import ApiCredentials, CredentialsError
 from laptop_agents.exchange.errors import AuthError, UnknownOutcome, UnresolvedOrderError
-from laptop_agents.exchange.fake import FakeAccount, FakeTradingConfig
 from laptop_agents.exchange.private_models import OrderRequest
 from laptop_agents.exchange.private_rest import BitunixPrivateClient
+from laptop_agents.testing.fake_exchange import FakeAccount, FakeTradingConfig
 from tests.exchange.private_support import (
     FAST_PRIVATE,
     FAST_REST,

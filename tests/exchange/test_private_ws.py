@@ -13,7 +13,6 @@ import pytest
 from laptop_agents.exchange import protocol_private as pp
 from laptop_agents.exchange.credentials import ApiCredentials
 from laptop_agents.exchange.errors import AuthError
-from laptop_agents.exchange.fake import DEFAULT_ACCOUNT
 from laptop_agents.exchange.private_feed import PrivateFeed, fill_gap
 from laptop_agents.exchange.private_models import OrderRequest
 from laptop_agents.exchange.private_updates import (
@@ -27,6 +26,7 @@ from laptop_agents.exchange.private_updates import (
     PrivateGap,
     PrivateUpdate,
 )
+from laptop_agents.testing.fake_exchange import DEFAULT_ACCOUNT
 from tests.exchange.private_support import (
     SYMBOL,
     collect_updates,

@@ -144,7 +144,7 @@ def _install_pause(phase: str) -> None:
 
         store_pkg.open_engine = open_engine_paused  # type: ignore[assignment]
     elif phase == "source":
-        import laptop_agents.market.factory as factory
+        import laptop_agents.sources.factory as factory
 
         build_source = factory.build_source
 

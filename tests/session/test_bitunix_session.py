@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from laptop_agents.exchange.fake import start_fake_exchange
 from laptop_agents.exit_codes import ExitCode
+from laptop_agents.testing.fake_exchange import start_fake_exchange
 from tests.session.helpers import PROJECT_ROOT, run, session_env
 
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from laptop_agents.exchange.fake import start_fake_exchange
 from laptop_agents.exit_codes import ExitCode
+from laptop_agents.testing.fake_exchange import start_fake_exchange
 from tests.session.helpers import FAST, start, system_log, wait_until
 
 

@@ -12,7 +12,7 @@ from laptop_agents.config import AppConfig
 from laptop_agents.domain.contracts import AccountView
 from laptop_agents.domain.models import Candle, OrderIntent, OrderType, Side
 from laptop_agents.engine import build_engine
-from laptop_agents.market.synthetic import SyntheticMarket
+from laptop_agents.sources.synthetic import SyntheticMarket
 from laptop_agents.store import (
     StateStore,
     StoreCorruptError,

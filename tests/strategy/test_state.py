@@ -12,7 +12,7 @@ from pydantic import BaseModel
 
 from laptop_agents.config import AppConfig
 from laptop_agents.domain.models import Candle, FundingRate, Instrument
-from laptop_agents.market.synthetic import SyntheticMarket
+from laptop_agents.sources.synthetic import SyntheticMarket
 from laptop_agents.strategy import build_strategy
 from tests.strategy.test_supervisor import TinyAccount
 

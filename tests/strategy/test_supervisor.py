@@ -13,7 +13,7 @@ from laptop_agents.config import AppConfig
 from laptop_agents.domain.contracts import AccountView, Strategy, StrategyOutput
 from laptop_agents.domain.models import CancelIntent, Candle, Event, FundingRate, OrderIntent, OrderType, Side
 from laptop_agents.domain.symbols import instrument_for
-from laptop_agents.market.synthetic import SyntheticMarket
+from laptop_agents.sources.synthetic import SyntheticMarket
 from laptop_agents.strategy import Supervisor, build_strategy
 from laptop_agents.strategy.agents import CvdDivergence, JournalCoach, SetupSignal
 from laptop_agents.strategy.params import EngineParams, MarketParams, SupervisorParams, apply_overrides

@@ -87,7 +87,7 @@ def load_data(
         desc = (f"no candle file: mock market, seed {config.trading.seed}, {config.trading.duration_min:g} min "
                 f"of {config.trading.interval} candles from 2024-01-01T00:00Z")
         return config, candles, mock_funding(config, candles), None, desc, None
-    from laptop_agents.market.candle_files import CandleFileError, load_candles
+    from laptop_agents.sources.candle_files import CandleFileError, load_candles
 
     strict = bool(getattr(ctx.args, "strict", False))
     try:
@@ -257,7 +257,7 @@ def leaderboard_table(doc: dict[str, Any], top: int = 15) -> Table:
 
 
 def picks_table(doc: dict[str, Any]) -> Table:
-    from laptop_agents.market.candle_files import iso
+    from laptop_agents.sources.candle_files import iso
 
     t = Table(title="picked on train, scored on test", title_justify="left")
     for col in ("fold", "test window", "params", "train Sharpe", "test Sharpe", "test ret %", "test trades"):

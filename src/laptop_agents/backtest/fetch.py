@@ -92,7 +92,7 @@ def cmd_fetch_candles(ctx: CommandContext) -> int:
     """Download candles to ``--out`` (.parquet or .csv), resuming after its last candle."""
     from laptop_agents.exchange.errors import ExchangeError
     from laptop_agents.exchange.rest import BitunixRestClient
-    from laptop_agents.market.candle_files import CandleFileError, iso, load_candles, write_candles
+    from laptop_agents.sources.candle_files import CandleFileError, iso, load_candles, write_candles
 
     args = ctx.args
     trading = ctx.config.trading

@@ -60,7 +60,7 @@ class BacktestResult:
 def mock_candles(config: AppConfig, *, minutes: float | None = None) -> list[Candle]:
     """The mock market's candles for ``trading.duration_min`` minutes (or
     ``minutes``) from :data:`MOCK_ORIGIN_TS`, seeded by ``trading.seed``."""
-    from laptop_agents.market.synthetic import SyntheticMarket
+    from laptop_agents.sources.synthetic import SyntheticMarket
 
     step = interval_ms(config.trading.interval)
     total_ms = (config.trading.duration_min if minutes is None else minutes) * 60_000
@@ -71,7 +71,7 @@ def mock_candles(config: AppConfig, *, minutes: float | None = None) -> list[Can
 
 def mock_funding(config: AppConfig, candles: Sequence[Candle]) -> list[FundingRate]:
     """The mock market's funding rate at the start and at each 8-hour period change."""
-    from laptop_agents.market.synthetic import SyntheticMarket
+    from laptop_agents.sources.synthetic import SyntheticMarket
 
     if not candles:
         return []

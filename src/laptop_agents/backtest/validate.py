@@ -123,7 +123,7 @@ class DataSpec:
 def _load(spec: DataSpec, config_json: str) -> tuple[list[Candle], list[FundingRate]]:
     """The candles of ``spec``, once per worker process (the cache key includes the config for the mock)."""
     if spec.file is not None:
-        from laptop_agents.market.candle_files import load_candles
+        from laptop_agents.sources.candle_files import load_candles
 
         loaded = load_candles(spec.file, strict=spec.strict, interval=spec.interval,
                               time_column=spec.time_column, time_unit=spec.time_unit)

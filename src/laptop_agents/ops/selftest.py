@@ -27,7 +27,7 @@ LAYERS = (
     "laptop_agents.broker",
     "laptop_agents.engine",
     "laptop_agents.store",
-    "laptop_agents.market",
+    "laptop_agents.sources",
     "laptop_agents.exchange",
     "laptop_agents.session",
     "laptop_agents.backtest",
@@ -73,7 +73,7 @@ def _check_scrubbing(ctx: CommandContext) -> str:
 
 def _deterministic_run(ctx: CommandContext, store_path: str) -> tuple[list[str], dict[str, object]]:
     from laptop_agents.engine import build_engine
-    from laptop_agents.market.synthetic import SyntheticMarket
+    from laptop_agents.sources.synthetic import SyntheticMarket
     from laptop_agents.store.state import StateStore
     from laptop_agents.strategy import build_strategy
 

@@ -174,7 +174,7 @@ _DERIVED = ("metrics", "candles", "first_ts", "last_ts", "first_time", "last_tim
 
 def summarize(data: RunData) -> dict[str, Any]:
     """The summary.json document of a loaded run."""
-    from laptop_agents.market.candle_files import iso
+    from laptop_agents.sources.candle_files import iso
 
     eq = data.equity
     start = data.fields.get("starting_equity")

@@ -135,7 +135,7 @@ def _detail(v: Any) -> str:
 
 
 def _iso(ts: Any) -> str:
-    from laptop_agents.market.candle_files import iso
+    from laptop_agents.sources.candle_files import iso
 
     try:
         return iso(int(ts))

@@ -62,7 +62,6 @@ from laptop_agents.exit_codes import ExitCode
 from laptop_agents.fileio import io_error_line
 from laptop_agents.fileio import problem as io_problem
 from laptop_agents.logs import get_logger, scrub
-from laptop_agents.market.factory import SessionSource
 from laptop_agents.ops.workspace import RunIdError, Workspace
 from laptop_agents.session.guards import (
     USER_STOPS,
@@ -74,6 +73,7 @@ from laptop_agents.session.guards import (
     exit_code_for,
 )
 from laptop_agents.session.heartbeat import HeartbeatWriter
+from laptop_agents.sources.factory import SessionSource
 
 # A failed commit that is not a full disk (e.g. "database is locked") is retried
 # this many times, each retry spending the error budget.
@@ -1100,8 +1100,8 @@ def _session(
     live: bool,
 ) -> int:
     """Shared by run and replay: open state, build the source, run, summarise."""
-    from laptop_agents.market.factory import SourceConfigError, store_check_clock
     from laptop_agents.report import RunWriter
+    from laptop_agents.sources.factory import SourceConfigError, store_check_clock
     from laptop_agents.store.journal import EventJournal
 
     ws = ctx.workspace
@@ -1195,8 +1195,8 @@ def _bad_run_id(ctx: CommandContext) -> bool:
 
 def cmd_run(ctx: CommandContext) -> int:
     """``laptop-agents run`` / ``--mode live-session``: the live session (paper by default)."""
-    from laptop_agents.market.factory import build_source
     from laptop_agents.ops.lock import AlreadyRunningError, WorkspaceLock
+    from laptop_agents.sources.factory import build_source
 
     config = ctx.config
     if config.trading.source == "replay":
@@ -1250,7 +1250,7 @@ def cmd_replay(ctx: CommandContext) -> int:
 
     ``--sync`` is accepted here for the seed's sake, but changes nothing: there
     is one runner, and a replay through it is exactly what makes it a replay."""
-    from laptop_agents.market.factory import SourceConfigError, build_replay_source
+    from laptop_agents.sources.factory import SourceConfigError, build_replay_source
 
     args = ctx.args
     raw = getattr(args, "file", None) or getattr(args, "data", None) or ctx.config.trading.replay_file

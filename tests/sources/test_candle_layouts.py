@@ -1,6 +1,6 @@
 """The exports people really download, read with no hand editing.
 
-Each sample under ``tests/market/data`` is a small hand-made file in the exact
+Each sample under ``tests/sources/data`` is a small hand-made file in the exact
 layout of one source (banner lines, column names, date and time formats,
 order, units); the expected values below are read off the files by eye.
 """
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from laptop_agents.market.candle_files import CandleFileError, load_candles
+from laptop_agents.sources.candle_files import CandleFileError, load_candles
 
 DATA = Path(__file__).parent / "data"
 

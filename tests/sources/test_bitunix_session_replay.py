@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from laptop_agents.exchange.fake import start_fake_exchange
 from laptop_agents.exit_codes import ExitCode
+from laptop_agents.testing.fake_exchange import start_fake_exchange
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 

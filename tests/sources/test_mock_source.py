@@ -15,7 +15,7 @@ import pytest
 from laptop_agents.config import TradingConfig
 from laptop_agents.domain.contracts import MarketSource, SourceError
 from laptop_agents.domain.models import Candle, FundingRate, Tick
-from laptop_agents.market.mock import (
+from laptop_agents.sources.mock import (
     FAULTS_ENV,
     MockFaults,
     MockFaultsError,

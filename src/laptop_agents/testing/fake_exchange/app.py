@@ -15,9 +15,9 @@ from collections.abc import AsyncIterator
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
-from laptop_agents.exchange.fake import control, rest_market, rest_private, ws_private, ws_public
-from laptop_agents.exchange.fake.state import FakeExchange
 from laptop_agents.logs import get_logger
+from laptop_agents.testing.fake_exchange import control, rest_market, rest_private, ws_private, ws_public
+from laptop_agents.testing.fake_exchange.state import FakeExchange
 
 log = get_logger("exchange.fake")
 

@@ -41,8 +41,8 @@ from typing import Any
 
 from laptop_agents.exchange import protocol
 from laptop_agents.exchange import protocol_private as pp
-from laptop_agents.exchange.fake.faults import Fault, FaultBook
-from laptop_agents.market.synthetic import SyntheticMarket
+from laptop_agents.sources.synthetic import SyntheticMarket
+from laptop_agents.testing.fake_exchange.faults import Fault, FaultBook
 
 FUNDING_PERIOD_MS = protocol.FUNDING_INTERVAL_H * 3_600_000
 _EPS = 1e-9

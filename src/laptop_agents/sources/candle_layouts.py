@@ -1,6 +1,6 @@
 """Reading candle files: the bytes, the layout, the columns and the times.
 
-The first two steps of :func:`laptop_agents.market.candle_files.load_candles`
+The first two steps of :func:`laptop_agents.sources.candle_files.load_candles`
 (the third, cleaning, stays there with the repair policy):
 
 1. **read** (:func:`read_table`): CSV (also ``.gz``, ``.zip`` with one CSV,

@@ -99,7 +99,7 @@ def build_source(
     """
     trading = config.trading
     if trading.source == "mock":
-        from laptop_agents.market.mock import MockSource, faults_from_env
+        from laptop_agents.sources.mock import MockSource, faults_from_env
 
         mock = MockSource(trading, resume_after_ts=resume_after_ts, faults=faults_from_env(environ))
         return SessionSource(
@@ -107,13 +107,13 @@ def build_source(
             description=f"mock (seed {trading.seed}, speed {trading.speed:g}x)",
         )
     if trading.source == "bitunix":
-        from laptop_agents.market.bitunix import BitunixSource
+        from laptop_agents.sources.bitunix import BitunixSource
 
         recorder = None
         if trading.record:
             if run_dir is None:
                 raise SourceConfigError("--record needs a run directory")
-            from laptop_agents.market.recording import Recorder
+            from laptop_agents.sources.recording import Recorder
 
             run_dir.mkdir(parents=True, exist_ok=True)
             recorder = Recorder(run_dir / "market.jsonl")
@@ -140,7 +140,7 @@ def build_replay_source(config: AppConfig, path: Path | None = None, *, strict: 
         raise SourceConfigError(f"replay file not found: {file}")
     speed = None if not trading.replay_realtime else 1.0
     if is_recording(file):
-        from laptop_agents.market.recording import RecordingError, RecordingReplaySource
+        from laptop_agents.sources.recording import RecordingError, RecordingReplaySource
 
         try:
             rec = RecordingReplaySource(file, realtime=trading.replay_realtime)
@@ -171,8 +171,8 @@ def candle_file_source(file: Path, *, realtime: bool = False, strict: bool = Fal
 def _candle_file(file: Path, *, realtime: bool, strict: bool, time_column: str | None = None,
                  time_unit: str | None = None) -> tuple[MarketSource, str]:
     """The source and the file's interval (as the loader detected it)."""
-    from laptop_agents.market import candle_files
-    from laptop_agents.market.candle_source import CandleListSource
+    from laptop_agents.sources import candle_files
+    from laptop_agents.sources.candle_source import CandleListSource
 
     try:
         loaded = candle_files.load_candles(file, strict=strict, time_column=time_column, time_unit=time_unit)

@@ -4,7 +4,7 @@ with the 200-row cap and the forming row, percent funding, swapped volume
 fields, a ``Date`` header in simulated time, and the per-IP request limit.
 
 Private endpoints (orders, positions, account) will live in a sibling module
-and be added to the route list by :func:`laptop_agents.exchange.fake.app.build_app`.
+and be added to the route list by :func:`laptop_agents.testing.fake_exchange.app.build_app`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from laptop_agents.exchange import protocol
-from laptop_agents.exchange.fake.state import FakeExchange
+from laptop_agents.testing.fake_exchange.state import FakeExchange
 
 Handler = Callable[[FakeExchange, Request], Awaitable[Response]]
 _BLOCKING_FAULTS = ("http_status", "error_code", "slow")

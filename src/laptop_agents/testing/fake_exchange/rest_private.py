@@ -21,9 +21,9 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from laptop_agents.exchange import protocol_private as pp
-from laptop_agents.exchange.fake.rest_market import date_header, envelope
-from laptop_agents.exchange.fake.state import FakeExchange
-from laptop_agents.exchange.fake.trading import FAccount, FOrder, OrderRefused, TradingBook, num_text
+from laptop_agents.testing.fake_exchange.rest_market import date_header, envelope
+from laptop_agents.testing.fake_exchange.state import FakeExchange
+from laptop_agents.testing.fake_exchange.trading import FAccount, FOrder, OrderRefused, TradingBook, num_text
 
 Handler = Callable[[FakeExchange, TradingBook, FAccount, "Call"], Awaitable[Response]]
 _BLOCKING_FAULTS = ("http_status", "error_code", "slow")

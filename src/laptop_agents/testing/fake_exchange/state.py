@@ -19,10 +19,10 @@ from laptop_agents.domain.models import Candle
 from laptop_agents.domain.symbols import normalize_symbol
 from laptop_agents.domain.timeframes import interval_ms, parse_interval
 from laptop_agents.exchange import protocol
-from laptop_agents.exchange.fake.auth import AuthChecker
-from laptop_agents.exchange.fake.faults import PRIVATE_ACTION_KINDS, Fault, FaultBook, ScheduledFault
-from laptop_agents.exchange.fake.trading import FakeTradingConfig, TradingBook
-from laptop_agents.market.synthetic import SyntheticMarket
+from laptop_agents.sources.synthetic import SyntheticMarket
+from laptop_agents.testing.fake_exchange.auth import AuthChecker
+from laptop_agents.testing.fake_exchange.faults import PRIVATE_ACTION_KINDS, Fault, FaultBook, ScheduledFault
+from laptop_agents.testing.fake_exchange.trading import FakeTradingConfig, TradingBook
 
 DAY_MS = 86_400_000
 FUNDING_PERIOD_MS = protocol.FUNDING_INTERVAL_H * 3_600_000

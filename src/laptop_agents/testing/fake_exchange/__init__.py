@@ -7,15 +7,15 @@ faults on command.
 fake-exchange`` runs it in the foreground.
 """
 
-from laptop_agents.exchange.fake.faults import Fault, FaultSpecError, parse_schedule
-from laptop_agents.exchange.fake.server import (
+from laptop_agents.testing.fake_exchange.faults import Fault, FaultSpecError, parse_schedule
+from laptop_agents.testing.fake_exchange.server import (
     FakeExchangeError,
     FakeExchangeHandle,
     check_loopback,
     start_fake_exchange,
 )
-from laptop_agents.exchange.fake.state import FakeExchangeConfig
-from laptop_agents.exchange.fake.trading import DEFAULT_ACCOUNT, FakeAccount, FakeTradingConfig
+from laptop_agents.testing.fake_exchange.state import FakeExchangeConfig
+from laptop_agents.testing.fake_exchange.trading import DEFAULT_ACCOUNT, FakeAccount, FakeTradingConfig
 
 __all__ = [
     "DEFAULT_ACCOUNT",

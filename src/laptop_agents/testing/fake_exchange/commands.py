@@ -11,10 +11,10 @@ import sys
 
 from laptop_agents.context import CommandContext
 from laptop_agents.exchange import protocol
-from laptop_agents.exchange.fake.faults import FaultSpecError, parse_schedule
-from laptop_agents.exchange.fake.server import FakeExchangeError, bind_socket, uvicorn_server
-from laptop_agents.exchange.fake.state import FakeExchange, FakeExchangeConfig
 from laptop_agents.exit_codes import ExitCode
+from laptop_agents.testing.fake_exchange.faults import FaultSpecError, parse_schedule
+from laptop_agents.testing.fake_exchange.server import FakeExchangeError, bind_socket, uvicorn_server
+from laptop_agents.testing.fake_exchange.state import FakeExchange, FakeExchangeConfig
 
 
 def cmd_fake_exchange(ctx: CommandContext) -> int:

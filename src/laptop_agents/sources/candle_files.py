@@ -6,7 +6,7 @@ silently eats them gives numbers nobody can trust; one that crashes on them is
 useless. So the loader *names* every problem (count and first examples) and
 applies one documented policy, or refuses with ``strict=True``.
 
-Layouts understood (read by :mod:`laptop_agents.market.candle_layouts`)
+Layouts understood (read by :mod:`laptop_agents.sources.candle_layouts`)
 ----------------------------------------------------------------------
 - A header row with any case / spacing / punctuation of: time ``Datetime |
   timestamp | open_time | unix | ts | t | time | Date`` (a unit suffix such as
@@ -71,7 +71,7 @@ import pyarrow.parquet as pq
 from laptop_agents.domain.fast import fast_init
 from laptop_agents.domain.models import Candle, DomainError, FundingRate
 from laptop_agents.domain.timeframes import SUPPORTED_INTERVALS, interval_ms, parse_interval
-from laptop_agents.market.candle_layouts import (
+from laptop_agents.sources.candle_layouts import (
     SANE_RANGE,
     TIME_UNITS,
     CandleFileError,
@@ -216,7 +216,7 @@ def load_candles(
     """Load, validate and clean a candle file (see the module docstring for the policy).
 
     Three steps: read the file into a table, pick the columns and read the
-    times (both in :mod:`~laptop_agents.market.candle_layouts`), then clean by
+    times (both in :mod:`~laptop_agents.sources.candle_layouts`), then clean by
     the policy (here). ``interval`` forces the bar length; by default it is
     inferred from the most common spacing. ``time_column`` names the time
     column (or ``"DATE,TIME"``) when the aliases do not find it; ``time_unit``

@@ -21,7 +21,7 @@ from starlette.websockets import WebSocket
 
 from laptop_agents.domain.models import Candle
 from laptop_agents.exchange import protocol
-from laptop_agents.exchange.fake.state import FakeExchange, WsConn
+from laptop_agents.testing.fake_exchange.state import FakeExchange, WsConn
 
 _COMPACT = (",", ":")
 _MALFORMED: tuple[Any, ...] = (

@@ -11,7 +11,7 @@ import pytest
 
 from laptop_agents.domain.contracts import MarketItem, MarketSource
 from laptop_agents.domain.models import Candle
-from laptop_agents.market.recording import Recorder, RecordingError, RecordingReplaySource
+from laptop_agents.sources.recording import Recorder, RecordingError, RecordingReplaySource
 from tests.exchange.support import candles, collect, errors, fake_exchange, make_source, n_candles, run
 
 
@@ -83,7 +83,7 @@ def test_replay_again_is_byte_identical(tmp_path: Path) -> None:
 def test_a_gzipped_recording_replays_the_same(tmp_path: Path) -> None:
     import gzip
 
-    from laptop_agents.market.factory import is_recording
+    from laptop_agents.sources.factory import is_recording
 
     path = tmp_path / "market.jsonl"
     record_session(path, n=6)
@@ -167,7 +167,7 @@ def test_recorder_lines_carry_receive_time_and_raw_bytes(tmp_path: Path) -> None
     lines = _lines(tmp_path / "r.jsonl")
     assert [e["k"] for e in lines] == ["meta", "ws_open", "ws", "ws", "ws", "ws_close"]
     assert [e["t"] for e in lines] == [42, 10, 11, 12, 13, 14]
-    from laptop_agents.market.recording import _get_data
+    from laptop_agents.sources.recording import _get_data
 
     assert _get_data(lines[2], "data") == "text frame"
     assert _get_data(lines[3], "data") == b"\xff\x00binary"
@@ -179,7 +179,7 @@ def test_replay_exposes_the_recorded_clock_for_the_late_candle_rule(tmp_path: Pa
     judged by the wall clock. A replay has no wall clock; it must judge by the
     recorded receive time, or a live run that hit the rule would diverge."""
     from laptop_agents.config import load_config
-    from laptop_agents.market.factory import build_replay_source
+    from laptop_agents.sources.factory import build_replay_source
 
     path = tmp_path / "market.jsonl"
     record_session(path, n=5)
@@ -216,10 +216,10 @@ def test_a_diverged_replay_stops_the_session_as_bad_input(tmp_path: Path, which:
     from laptop_agents.config import load_config
     from laptop_agents.engine import build_engine
     from laptop_agents.exit_codes import ExitCode
-    from laptop_agents.market.factory import build_replay_source
     from laptop_agents.report import RunWriter
     from laptop_agents.session.guards import StopReason
     from laptop_agents.session.runner import AsyncRunner, RunnerOptions, SessionParts
+    from laptop_agents.sources.factory import build_replay_source
     from laptop_agents.store import EventJournal, StateStore
     from laptop_agents.strategy import build_strategy
 

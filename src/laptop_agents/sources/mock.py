@@ -2,7 +2,7 @@
 
 It lets a session, a demo or a test run the whole live path (async runner,
 guards, store, reports) without a network. Candles come from
-:class:`~laptop_agents.market.synthetic.SyntheticMarket`, timestamped in the
+:class:`~laptop_agents.sources.synthetic.SyntheticMarket`, timestamped in the
 present: the simulated clock starts at the wall clock (or just after the
 last candle a restarted session already processed) and runs ``speed`` times
 faster than real time, so ``--speed 60`` shows one simulated minute per second.
@@ -38,7 +38,7 @@ from laptop_agents.config import TradingConfig
 from laptop_agents.domain.contracts import MarketItem, SourceError
 from laptop_agents.domain.models import Candle, FundingRate
 from laptop_agents.domain.timeframes import interval_ms
-from laptop_agents.market.synthetic import SyntheticMarket
+from laptop_agents.sources.synthetic import SyntheticMarket
 
 FUNDING_PERIOD_MS = 8 * 3_600_000
 FAULTS_ENV = "LA_TEST_MOCK_FAULTS"
@@ -98,7 +98,7 @@ def faults_from_env(environ: dict[str, str] | None = None) -> MockFaults | None:
 def market_origin(start_ms: int, interval: int, warmup_bars: int) -> int:
     """Where candle 0 opens: ``warmup_bars`` before the candle forming at
     ``start_ms``. It only numbers the candles; their prices are a pure
-    function of the seed and their time (see :mod:`laptop_agents.market.synthetic`)."""
+    function of the seed and their time (see :mod:`laptop_agents.sources.synthetic`)."""
     forming = start_ms - start_ms % interval
     return forming - warmup_bars * interval
 

@@ -20,8 +20,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from laptop_agents.exchange.fake.faults import Fault, FaultSpecError
-from laptop_agents.exchange.fake.state import FakeExchange
+from laptop_agents.testing.fake_exchange.faults import Fault, FaultSpecError
+from laptop_agents.testing.fake_exchange.state import FakeExchange
 
 
 def _ex(request: Request) -> FakeExchange:

@@ -22,8 +22,8 @@ from starlette.websockets import WebSocket
 
 from laptop_agents.exchange import protocol
 from laptop_agents.exchange import protocol_private as pp
-from laptop_agents.exchange.fake.state import FakeExchange, PrivateSession
-from laptop_agents.exchange.fake.ws_public import _ping_watch
+from laptop_agents.testing.fake_exchange.state import FakeExchange, PrivateSession
+from laptop_agents.testing.fake_exchange.ws_public import _ping_watch
 
 _COMPACT = (",", ":")
 

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from laptop_agents.domain.models import Candle
-from laptop_agents.market.candle_files import CandleFileError, load_candles, write_candles
+from laptop_agents.sources.candle_files import CandleFileError, load_candles, write_candles
 
 T0 = 1_700_000_000_000 - 1_700_000_000_000 % 900_000  # on the 15-minute grid
 M15 = 900_000
@@ -268,7 +268,7 @@ def test_gzipped_csv(tmp_path: Path) -> None:
 
 def test_candles_are_built_unchecked_only_after_a_columnwise_check() -> None:
     from laptop_agents.domain.models import DomainError
-    from laptop_agents.market.candle_files import _build_candles
+    from laptop_agents.sources.candle_files import _build_candles
 
     ts = np.array([0, 60_000], dtype=np.int64)
     good = [np.array(x) for x in ([10.0, 11.0], [12.0, 11.5], [9.0, 10.5], [11.0, 11.0], [0.0, 3.5])]

@@ -25,7 +25,7 @@ from laptop_agents.exchange.feed import FeedOptions, MarketFeed
 from laptop_agents.exchange.ratelimit import RateLimitBudget
 from laptop_agents.exchange.rest import BitunixRestClient, RestOptions
 from laptop_agents.exchange.ws import BitunixWsClient, WsOptions
-from laptop_agents.market.recording import Recorder, RecordingTransport
+from laptop_agents.sources.recording import Recorder, RecordingTransport
 
 
 def _wall_ms() -> int:

@@ -5,7 +5,7 @@ import statistics
 
 import pytest
 
-from laptop_agents.market.synthetic import BLOCK, SyntheticMarket
+from laptop_agents.sources.synthetic import BLOCK, SyntheticMarket
 
 ORIGIN = 1_700_000_000_000
 MIN = 60_000

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from laptop_agents.market.candle_files import CandleFileError, load_candles
+from laptop_agents.sources.candle_files import CandleFileError, load_candles
 
 T0 = 1_700_000_000_000 - 1_700_000_000_000 % 900_000
 

@@ -20,10 +20,10 @@ from typing import Any
 import uvicorn
 
 from laptop_agents.exchange import protocol
-from laptop_agents.exchange.fake.app import build_app
-from laptop_agents.exchange.fake.faults import Fault, parse_schedule
-from laptop_agents.exchange.fake.state import FakeExchange, FakeExchangeConfig
-from laptop_agents.exchange.fake.trading import FakeAccount
+from laptop_agents.testing.fake_exchange.app import build_app
+from laptop_agents.testing.fake_exchange.faults import Fault, parse_schedule
+from laptop_agents.testing.fake_exchange.state import FakeExchange, FakeExchangeConfig
+from laptop_agents.testing.fake_exchange.trading import FakeAccount
 
 
 class FakeExchangeError(RuntimeError):

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from laptop_agents.exchange import protocol_private as pp
-from laptop_agents.exchange.fake.trading import FakeAccount
 from laptop_agents.exchange.signing import sign_rest, sign_ws_login
+from laptop_agents.testing.fake_exchange.trading import FakeAccount
 
 
 @dataclass(frozen=True, slots=True)
