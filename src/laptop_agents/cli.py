@@ -23,10 +23,11 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from laptop_agents import __version__
+from laptop_agents.domain.errors import UsageError
 from laptop_agents.exit_codes import ExitCode
 
 
-class CliError(Exception):
+class CliError(UsageError):
     """A usage error; printed as one line, exit code 2."""
 
 

@@ -17,6 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from laptop_agents.domain.documents import MAX_BYTES, DocumentError, parse_document, type_name
+from laptop_agents.domain.errors import UsageError
 from laptop_agents.domain.models import DomainError
 from laptop_agents.domain.symbols import normalize_symbol
 from laptop_agents.domain.timeframes import parse_interval
@@ -27,7 +28,7 @@ ENV_PREFIX = "LA_"
 SECRET_ENV_NAMES: tuple[str, ...] = ("BITUNIX_API_KEY", "BITUNIX_API_SECRET")
 
 
-class ConfigError(Exception):
+class ConfigError(UsageError):
     """A configuration problem; its message is the one line shown to the user."""
 
 

@@ -25,12 +25,13 @@ from rich.table import Table
 
 from laptop_agents.config import AppConfig
 from laptop_agents.context import CommandContext
+from laptop_agents.domain.errors import LaptopAgentsError
 from laptop_agents.domain.models import Candle, FundingRate
 from laptop_agents.exit_codes import ExitCode
 from laptop_agents.logs import scrub
 
 
-class _Fail(Exception):
+class _Fail(LaptopAgentsError):
     def __init__(self, code: int, message: str) -> None:
         super().__init__(message)
         self.code = code

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from laptop_agents.context import CommandContext
+from laptop_agents.domain.errors import UsageError
 from laptop_agents.domain.models import Candle
 from laptop_agents.domain.timeframes import interval_ms
 from laptop_agents.exit_codes import ExitCode
@@ -36,7 +37,7 @@ PAGE_BARS = 200
 CHECKPOINT_PAGES = 20
 
 
-class FetchArgError(ValueError):
+class FetchArgError(UsageError):
     """A bad --start/--end/--days/--out; one line."""
 
 

@@ -32,12 +32,13 @@ from pathlib import Path
 from typing import Any
 
 from laptop_agents.config import AppConfig
+from laptop_agents.domain.errors import UsageError
 from laptop_agents.domain.models import Candle, FundingRate
 
 MAX_COMBINATIONS = 1000
 
 
-class GridError(ValueError):
+class GridError(UsageError):
     """A bad ``--grid`` string; one line."""
 
 

@@ -60,6 +60,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from laptop_agents.console.sse import SseHub, encode
 from laptop_agents.console.view import LATEST, STREAMS, SessionControl, SessionView, clean_json
+from laptop_agents.domain.errors import UsageError
 from laptop_agents.logs import SCRUBBER, get_logger, scrub_obj
 
 log = get_logger("console.dashboard")
@@ -90,7 +91,7 @@ _COMMON_HEADERS = (
 )
 
 
-class DashboardConfigError(ValueError):
+class DashboardConfigError(UsageError):
     """A dashboard setting that cannot be used (e.g. a public bind without a token)."""
 
 

@@ -17,12 +17,14 @@ from typing import Any
 
 import yaml
 
+from laptop_agents.domain.errors import UsageError
+
 MAX_BYTES = 1 << 20  # 1 MiB: a strategy file or profile is a few KB
 MAX_DEPTH = 32  # deepest real file: symbols.<SYM>.setups.<setup>.<key> (5)
 MAX_VALUES = 100_000  # counted with aliases expanded
 
 
-class DocumentError(ValueError):
+class DocumentError(UsageError):
     """A document that cannot be used; the message is one line without the file name."""
 
 

@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from laptop_agents.domain.errors import LaptopAgentsError
 
-class DomainError(ValueError):
+
+class DomainError(LaptopAgentsError, ValueError):
     """A value that violates a domain invariant (bad candle, bad order...)."""
 
 

@@ -9,8 +9,10 @@ than an error.
 from __future__ import annotations
 
 import re
+from typing import ClassVar
 
 from laptop_agents.domain.models import ContractKind, DomainError, Instrument
+from laptop_agents.exit_codes import ExitCode
 
 _INSTRUMENTS: dict[str, Instrument] = {
     "BTCUSDT": Instrument(
@@ -37,6 +39,8 @@ SUPPORTED_SYMBOLS: tuple[str, ...] = tuple(_INSTRUMENTS)
 
 class SymbolError(DomainError):
     """An unknown or unsupported symbol."""
+
+    exit_code: ClassVar[int] = ExitCode.CONFIG_ERROR
 
 
 def normalize_symbol(raw: str) -> str:

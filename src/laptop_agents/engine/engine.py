@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 from laptop_agents.broker.paper import DEFAULT_STARTING_EQUITY, PaperBroker, WorkingOrder
 from laptop_agents.config import AppConfig
 from laptop_agents.domain.contracts import StepResult, Strategy, StrategyOutput
+from laptop_agents.domain.errors import LaptopAgentsError
 from laptop_agents.domain.models import (
     CancelIntent,
     Candle,
@@ -38,7 +39,7 @@ _INTENTS = (OrderIntent, CancelIntent)
 _PICKLE = pickle.HIGHEST_PROTOCOL if pickle.HIGHEST_PROTOCOL >= 5 else 5
 
 
-class EngineStateError(ValueError):
+class EngineStateError(LaptopAgentsError, ValueError):
     """A snapshot or stored state that does not belong to this configuration
     (other symbol, other strategy) or cannot be read."""
 

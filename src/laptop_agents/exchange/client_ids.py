@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+from laptop_agents.domain.models import DomainError
 from laptop_agents.exchange import protocol_private
 
 VERSION = "b"
@@ -35,7 +36,7 @@ _DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
 assert CLIENT_ID_LEN <= protocol_private.CLIENT_ID_MAX_LEN
 
 
-class ClientIdError(ValueError):
+class ClientIdError(DomainError):
     """A value that cannot be encoded in a client id."""
 
 

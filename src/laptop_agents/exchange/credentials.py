@@ -15,6 +15,7 @@ import os
 from collections.abc import Mapping
 from typing import Any, NoReturn
 
+from laptop_agents.domain.errors import UsageError
 from laptop_agents.exchange import signing
 from laptop_agents.logs import SCRUBBER
 
@@ -22,7 +23,7 @@ ENV_API_KEY = "BITUNIX_API_KEY"
 ENV_API_SECRET = "BITUNIX_API_SECRET"
 
 
-class CredentialsError(ValueError):
+class CredentialsError(UsageError):
     """Keys missing or unusable; the message names the variable, never its value."""
 
 

@@ -20,14 +20,33 @@ client id. :class:`NotSentError` marks a request that certainly never left.
 
 No error text ever carries an API key, secret or signature: messages are
 built from the path, the code and the exchange's ``msg`` only.
+
+The tree (under :class:`laptop_agents.domain.errors.LaptopAgentsError`)::
+
+    ExchangeError
+    ├── RateLimitedError
+    ├── TransientError
+    │   └── NotSentError
+    ├── MalformedReplyError
+    │   └── BadFrameError
+    ├── AuthError
+    ├── ParameterError
+    ├── MarketError
+    ├── TradingError
+    │   ├── InsufficientBalanceError, QuantityError, PriceLimitError,
+    │   ├── ReduceOnlyError, TpSlError, LeverageError, DuplicateClientIdError,
+    │   └── OrderNotFoundError, OrderStatusError, PositionNotFoundError, AccountBlockedError
+    ├── UnknownOutcome
+    └── UnresolvedOrderError
 """
 
 from __future__ import annotations
 
+from laptop_agents.domain.errors import LaptopAgentsError
 from laptop_agents.exchange import protocol, protocol_private
 
 
-class ExchangeError(Exception):
+class ExchangeError(LaptopAgentsError):
     """Base of every Bitunix client error. ``kind`` is a short stable name
     (used as the ``SourceError.kind`` when a market source survives it)."""
 

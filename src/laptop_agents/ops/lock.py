@@ -41,10 +41,12 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, ClassVar
 
 import psutil
 
+from laptop_agents.domain.errors import LaptopAgentsError
+from laptop_agents.exit_codes import ExitCode
 from laptop_agents.logs import scrub
 
 if sys.platform == "win32":
@@ -60,8 +62,10 @@ _READ_RETRY_SLEEP_S = 0.01
 _CREATE_TIME_TOLERANCE_S = 1.0
 
 
-class AlreadyRunningError(Exception):
+class AlreadyRunningError(LaptopAgentsError):
     """Another live process holds the workspace lock (exit code ALREADY_RUNNING)."""
+
+    exit_code: ClassVar[int] = ExitCode.ALREADY_RUNNING
 
     def __init__(self, path: Path, holder: dict[str, Any] | None, what: str = "session") -> None:
         self.path = path

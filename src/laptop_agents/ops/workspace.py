@@ -14,6 +14,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from laptop_agents.domain.errors import UsageError
+
 ENV_WORKSPACE = "LAPTOP_AGENTS_WORKSPACE"
 APP_DIR = "btc-laptop-agents"
 
@@ -30,7 +32,7 @@ RUN_ID_RULE = (f"use 1-{RUN_ID_MAX} characters from letters, digits, '.', '_' an
                "letter or digit and not ending in '.' (no paths, no device names such as CON)")
 
 
-class RunIdError(ValueError):
+class RunIdError(UsageError):
     """A ``--run-id`` that is malformed or names an existing run; exit code CONFIG_ERROR."""
 
 

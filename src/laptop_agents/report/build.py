@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from laptop_agents.backtest.metrics import compute_metrics, drawdowns
+from laptop_agents.domain.errors import LaptopAgentsError
 from laptop_agents.domain.timeframes import SUPPORTED_INTERVALS, interval_ms
 from laptop_agents.fileio import write_bytes_atomic, write_text_atomic
 from laptop_agents.logs import scrub, scrub_obj
@@ -37,7 +38,7 @@ MAX_DECISIONS = 500
 MAX_JOURNAL = 200
 
 
-class ReportError(Exception):
+class ReportError(LaptopAgentsError):
     """A run directory that cannot be reported on; one line."""
 
 

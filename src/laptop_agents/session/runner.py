@@ -56,6 +56,7 @@ from laptop_agents import interrupts
 from laptop_agents.config import AppConfig
 from laptop_agents.context import CommandContext
 from laptop_agents.domain.contracts import SourceError, StepResult
+from laptop_agents.domain.errors import LaptopAgentsError
 from laptop_agents.domain.models import Candle, Event, FundingRate, Tick
 from laptop_agents.domain.timeframes import interval_ms
 from laptop_agents.exit_codes import ExitCode
@@ -152,7 +153,7 @@ class SessionOutcome:
     detail: str = ""
 
 
-class _Fatal(Exception):
+class _Fatal(LaptopAgentsError):
     """Ends the session from inside the market-data path with a reason."""
 
     def __init__(self, reason: StopReason, detail: str) -> None:

@@ -44,6 +44,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from laptop_agents.domain.errors import InputDataError
+
 TIME_UNITS: tuple[str, ...] = ("s", "ms", "us", "ns")
 MIN_TS = 946_684_800_000  # 2000-01-01T00:00Z
 MAX_TS = 4_102_444_800_000  # 2100-01-01T00:00Z
@@ -86,7 +88,7 @@ _AMPM_RE = re.compile(
 )
 
 
-class CandleFileError(Exception):
+class CandleFileError(InputDataError):
     """A candle file that cannot be used (or is refused with ``strict``); one line."""
 
 

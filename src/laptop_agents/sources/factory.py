@@ -22,12 +22,13 @@ from typing import Any
 
 from laptop_agents.config import AppConfig
 from laptop_agents.domain.contracts import MarketSource
+from laptop_agents.domain.errors import InputDataError
 from laptop_agents.domain.timeframes import interval_ms
 
 RECORDING_SUFFIXES = (".jsonl", ".ndjson")
 
 
-class SourceConfigError(Exception):
+class SourceConfigError(InputDataError):
     """The source cannot be built from this configuration (one line; exit BAD_INPUT)."""
 
 

@@ -36,6 +36,7 @@ from typing import Any
 
 from laptop_agents.config import TradingConfig
 from laptop_agents.domain.contracts import MarketItem, SourceError
+from laptop_agents.domain.errors import UsageError
 from laptop_agents.domain.models import Candle, FundingRate
 from laptop_agents.domain.timeframes import interval_ms
 from laptop_agents.sources.synthetic import SyntheticMarket
@@ -47,7 +48,7 @@ FAULTS_ENV = "LA_TEST_MOCK_FAULTS"
 _BATCH = 64
 
 
-class MockFaultsError(ValueError):
+class MockFaultsError(UsageError):
     """A malformed fault specification (test hook)."""
 
 

@@ -39,6 +39,7 @@ from typing import IO, Any
 import httpx
 
 from laptop_agents.domain.contracts import MarketItem
+from laptop_agents.domain.errors import InputDataError
 from laptop_agents.domain.models import Candle
 from laptop_agents.domain.symbols import normalize_symbol
 from laptop_agents.domain.timeframes import parse_interval
@@ -52,7 +53,7 @@ FORMAT_VERSION = 1
 _KEPT_HEADERS = ("content-type", "date", "retry-after")
 
 
-class RecordingError(ValueError):
+class RecordingError(InputDataError):
     """A recording that cannot be replayed (bad line, or the replay diverged from it)."""
 
 

@@ -15,11 +15,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any
 
+from laptop_agents.domain.errors import InputDataError
 from laptop_agents.domain.models import Event
 from laptop_agents.logs import scrub
 
 
-class JournalError(ValueError):
+class JournalError(InputDataError):
     """A journal line other than the last one is not a JSON object."""
 
 

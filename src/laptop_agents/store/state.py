@@ -30,13 +30,15 @@ import os
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from laptop_agents.config import AppConfig
 from laptop_agents.domain.contracts import StepResult, Strategy
+from laptop_agents.domain.errors import LaptopAgentsError
 from laptop_agents.domain.symbols import instrument_for
 from laptop_agents.domain.timeframes import interval_ms
 from laptop_agents.engine import Engine, EngineStateError, build_engine
+from laptop_agents.exit_codes import ExitCode
 from laptop_agents.fileio import problem
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -44,7 +46,7 @@ SCHEMA_VERSION = 1
 PAGE_SIZE = 4096
 
 
-class StoreError(Exception):
+class StoreError(LaptopAgentsError):
     """Base class of state-store problems; the message is one line for the user."""
 
 
@@ -52,14 +54,20 @@ class StoreCorruptError(StoreError):
     """The state file is unreadable (bad header, truncated, failed integrity
     check, unknown schema). The file is kept untouched for inspection."""
 
+    exit_code: ClassVar[int] = ExitCode.STORE_CORRUPT
+
 
 class StoreWriteError(StoreError):
     """A commit could not be written (disk full, read-only, I/O error)."""
+
+    exit_code: ClassVar[int] = ExitCode.DISK_FULL
 
 
 class StoreMismatchError(StoreError):
     """The stored state belongs to another source, symbol, interval or strategy
     than the config: continuing it would trade one market's state on another's data."""
+
+    exit_code: ClassVar[int] = ExitCode.STORE_MISMATCH
 
 
 class StoreAheadError(StoreMismatchError):

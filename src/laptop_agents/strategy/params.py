@@ -32,6 +32,7 @@ from typing import Any, Literal, Union, get_args, get_origin
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from laptop_agents.domain.documents import MAX_BYTES, DocumentError, parse_document, type_name
+from laptop_agents.domain.errors import UsageError
 from laptop_agents.domain.models import DomainError
 from laptop_agents.domain.symbols import normalize_symbol
 
@@ -51,7 +52,7 @@ EQUITY_MEANING = "starting equity (USD/USDT) of a fresh state, unless --equity"
 RISK_PCT_MEANING = "risk per trade, percent of equity (1.0 = 1 %), unless --risk-pct"
 
 
-class StrategyConfigError(ValueError):
+class StrategyConfigError(UsageError):
     """A bad strategy file, preset name or parameter override; the message is
     the one line shown to the user."""
 

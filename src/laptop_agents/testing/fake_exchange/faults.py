@@ -38,6 +38,8 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from laptop_agents.domain.errors import UsageError
+
 WS_FRAME_KINDS = ("malformed", "bad_shape", "duplicate", "out_of_order")
 REST_KINDS = ("http_status", "error_code", "slow", "rest_duplicate_rows", "rest_shuffle_rows")
 OTHER_KINDS = ("disconnect", "silence", "reject_connect")
@@ -48,7 +50,7 @@ FAULT_KINDS: tuple[str, ...] = WS_FRAME_KINDS + REST_KINDS + OTHER_KINDS + PRIVA
 _ALIASES = {"http": "http_status", "code": "error_code", "silence_all": "silence"}
 
 
-class FaultSpecError(ValueError):
+class FaultSpecError(UsageError):
     """A fault that cannot be understood; the message names what is allowed."""
 
 

@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from laptop_agents.domain.errors import LaptopAgentsError
 from laptop_agents.exchange import protocol
 from laptop_agents.testing.fake_exchange.state import FakeExchange
 
@@ -29,7 +30,7 @@ _STATUS_TEXT = {429: "Too Many Requests", 500: "Internal Server Error", 502: "Ba
                 503: "Service Unavailable", 504: "Gateway Timeout"}
 
 
-class _ParamError(Exception):
+class _ParamError(LaptopAgentsError):
     pass
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import uvicorn
 
+from laptop_agents.domain.errors import LaptopAgentsError
 from laptop_agents.exchange import protocol
 from laptop_agents.testing.fake_exchange.app import build_app
 from laptop_agents.testing.fake_exchange.faults import Fault, parse_schedule
@@ -26,7 +27,7 @@ from laptop_agents.testing.fake_exchange.state import FakeExchange, FakeExchange
 from laptop_agents.testing.fake_exchange.trading import FakeAccount
 
 
-class FakeExchangeError(RuntimeError):
+class FakeExchangeError(LaptopAgentsError, RuntimeError):
     """The fake exchange could not start (bad host, port in use...)."""
 
 

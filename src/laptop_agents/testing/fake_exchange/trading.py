@@ -39,6 +39,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from laptop_agents.domain.errors import LaptopAgentsError
 from laptop_agents.exchange import protocol
 from laptop_agents.exchange import protocol_private as pp
 from laptop_agents.sources.synthetic import SyntheticMarket
@@ -99,7 +100,7 @@ class FakeTradingConfig:
             raise ValueError("liquidity_per_step and match_interval_s must be positive")
 
 
-class OrderRefused(Exception):
+class OrderRefused(LaptopAgentsError):
     """A placement the exchange refuses: the envelope code and message."""
 
     def __init__(self, code: int, msg: str) -> None:
