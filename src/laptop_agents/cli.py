@@ -427,7 +427,7 @@ def dispatch(command: str, args: argparse.Namespace) -> int:
     from laptop_agents.context import CommandContext
     from laptop_agents.fileio import io_error_line
     from laptop_agents.logs import get_logger, scrub, setup_logging
-    from laptop_agents.ops.workspace import Workspace
+    from laptop_agents.workspace import Workspace
 
     cmd = COMMANDS[command]
     # Config first: a bad value is reported even for a command not built yet.

@@ -19,12 +19,12 @@ from laptop_agents.domain.models import Candle
 from laptop_agents.engine import build_engine
 from laptop_agents.exit_codes import ExitCode
 from laptop_agents.report import RunWriter
-from laptop_agents.session.guards import StopReason
 from laptop_agents.session.runner import AsyncRunner, RunnerOptions, SessionParts
 from laptop_agents.sources.candle_source import CandleListSource
 from laptop_agents.sources.factory import SessionSource
 from laptop_agents.sources.mock import MockFaults, MockSource
 from laptop_agents.sources.synthetic import SyntheticMarket
+from laptop_agents.stop_reasons import StopReason
 from laptop_agents.store import EventJournal, StateStore, StoreWriteError, read_events
 from laptop_agents.strategy import build_strategy
 from tests.session.helpers import run

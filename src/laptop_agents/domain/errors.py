@@ -18,7 +18,7 @@ The tree (module in brackets)::
     │   ├── StrategyConfigError             [strategy.params]
     │   ├── GridError                       [backtest.validate]
     │   ├── FetchArgError                   [backtest.fetch]
-    │   ├── RunIdError                      [ops.workspace]
+    │   ├── RunIdError                      [workspace]
     │   ├── DashboardConfigError            [console.app]
     │   ├── CredentialsError                [exchange.credentials]
     │   ├── MockFaultsError                 [sources.mock]

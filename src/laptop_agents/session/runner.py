@@ -62,19 +62,12 @@ from laptop_agents.domain.timeframes import interval_ms
 from laptop_agents.exit_codes import ExitCode
 from laptop_agents.fileio import io_error_line
 from laptop_agents.fileio import problem as io_problem
+from laptop_agents.heartbeat import HeartbeatWriter
 from laptop_agents.logs import get_logger, scrub
-from laptop_agents.ops.workspace import RunIdError, Workspace
-from laptop_agents.session.guards import (
-    USER_STOPS,
-    ErrorCounters,
-    LatencyStats,
-    ProgressGuard,
-    StaleGuard,
-    StopReason,
-    exit_code_for,
-)
-from laptop_agents.session.heartbeat import HeartbeatWriter
+from laptop_agents.session.guards import ErrorCounters, LatencyStats, ProgressGuard, StaleGuard
 from laptop_agents.sources.factory import SessionSource
+from laptop_agents.stop_reasons import USER_STOPS, StopReason, exit_code_for
+from laptop_agents.workspace import RunIdError, Workspace
 
 # A failed commit that is not a full disk (e.g. "database is locked") is retried
 # this many times, each retry spending the error budget.
@@ -981,7 +974,7 @@ def _price(value: Any) -> str:
 
 def _write_summary_fallback(run_dir: Path, summary: dict[str, Any]) -> None:
     """summary.json without the report machinery (no writer, or the report failed)."""
-    from laptop_agents.session.heartbeat import write_json_atomic
+    from laptop_agents.fileio import write_json_atomic
 
     with contextlib.suppress(OSError):
         run_dir.mkdir(parents=True, exist_ok=True)
