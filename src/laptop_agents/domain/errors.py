@@ -40,6 +40,7 @@ The tree (module in brackets)::
     │       └── StoreAheadError
     ├── AlreadyRunningError                 [ops.lock]  exit 7
     ├── ReportError                         [report.build]
+    ├── SessionFatal                        [session.state]  ends a session; exit code by its stop reason
     ├── ExchangeError                       [exchange.errors]  (its own tree is in that module)
     └── FakeExchangeError, OrderRefused     [testing.fake_exchange]
 """
