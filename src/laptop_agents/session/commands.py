@@ -35,6 +35,7 @@ from laptop_agents.ops.lock import AlreadyRunningError, WorkspaceLock
 from laptop_agents.report import RunWriter
 from laptop_agents.report.console import print_summary
 from laptop_agents.session.parts import RunnerOptions, SessionParts
+from laptop_agents.session.preflight import print_results, run_preflight
 from laptop_agents.session.runner import AsyncRunner
 from laptop_agents.session.views import read_engine
 from laptop_agents.sources.factory import (
@@ -240,7 +241,6 @@ def _bad_run_id(ctx: CommandContext) -> bool:
 
 def cmd_run(ctx: CommandContext) -> int:
     """``laptop-agents run`` / ``--mode live-session``: the live session (paper by default)."""
-
     config = ctx.config
     if config.trading.source == "replay":
         return cmd_replay(ctx)
@@ -255,8 +255,6 @@ def cmd_run(ctx: CommandContext) -> int:
     if _bad_run_id(ctx):
         return ExitCode.CONFIG_ERROR
     if getattr(ctx.args, "preflight", None):
-        from laptop_agents.session.preflight import print_results, run_preflight
-
         print(f"workspace: {ws.root}")
         if not print_results(run_preflight(config, ws)):
             return ExitCode.PREFLIGHT_FAILED
@@ -293,7 +291,6 @@ def cmd_replay(ctx: CommandContext) -> int:
 
     ``--sync`` is accepted here for the seed's sake, but changes nothing: there
     is one runner, and a replay through it is exactly what makes it a replay."""
-
     args = ctx.args
     raw = getattr(args, "file", None) or getattr(args, "data", None) or ctx.config.trading.replay_file
     if raw is None:
