@@ -71,11 +71,11 @@ COMMANDS: dict[str, Command] = {
     c.name: c
     for c in (
         Command("run", "run a live session (paper by default) on mock, bitunix or replay data",
-                "laptop_agents.session.runner:cmd_run", "issue 5"),
+                "laptop_agents.session.commands:cmd_run", "issue 5"),
         Command("backtest", "backtest a candle file (CSV/Parquet) with the live engine",
                 "laptop_agents.backtest.commands:cmd_backtest", "issue 7"),
         Command("replay", "replay a recorded session or a candle file through the live runner",
-                "laptop_agents.session.runner:cmd_replay", "issue 6"),
+                "laptop_agents.session.commands:cmd_replay", "issue 6"),
         Command("validate", "walk-forward validation over a parameter grid",
                 "laptop_agents.backtest.commands:cmd_validate", "issue 7"),
         Command("preflight", "check config, workspace, exchange, keys, clock, disk and lock; PASS/FAIL each",
@@ -427,7 +427,7 @@ def dispatch(command: str, args: argparse.Namespace) -> int:
     from laptop_agents.context import CommandContext
     from laptop_agents.fileio import io_error_line
     from laptop_agents.logs import get_logger, scrub, setup_logging
-    from laptop_agents.ops.workspace import Workspace
+    from laptop_agents.workspace import Workspace
 
     cmd = COMMANDS[command]
     # Config first: a bad value is reported even for a command not built yet.

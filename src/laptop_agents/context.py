@@ -9,7 +9,7 @@ import logging
 from dataclasses import dataclass
 
 from laptop_agents.config import AppConfig, LoadedConfig
-from laptop_agents.ops.workspace import Workspace
+from laptop_agents.workspace import Workspace
 
 
 @dataclass

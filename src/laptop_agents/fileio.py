@@ -10,9 +10,14 @@ the file that could not be replaced.
 from __future__ import annotations
 
 import errno
+import json
 import os
 import sqlite3
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
+
+from laptop_agents.logs import scrub_obj
 
 # errno values that mean "this file system will not take the write": the
 # documented I/O exit code, and no restart (a watchdog would loop forever).
@@ -108,3 +113,9 @@ def remove_quietly(path: Path) -> None:
         path.unlink()
     except OSError:
         pass
+
+
+def write_json_atomic(path: Path, payload: Mapping[str, Any]) -> None:
+    """Replace ``path`` with ``payload`` as one JSON line (readers see old or new,
+    never half). Secrets the log scrubber knows never reach the file."""
+    write_text_atomic(path, json.dumps(scrub_obj(payload), default=str, sort_keys=True) + "\n")

@@ -22,10 +22,10 @@ from laptop_agents.console.metrics import SessionMetrics
 from laptop_agents.console.view import CompositeView, LiveFeed
 from laptop_agents.engine import build_engine
 from laptop_agents.report import RunWriter
-from laptop_agents.session.guards import StopReason
 from laptop_agents.session.runner import AsyncRunner, RunnerOptions, SessionParts
 from laptop_agents.sources.factory import SessionSource
 from laptop_agents.sources.mock import MockSource
+from laptop_agents.stop_reasons import StopReason
 from laptop_agents.store import EventJournal, StateStore
 from laptop_agents.strategy import build_strategy
 from tests.console.helpers import SseReader, serving

@@ -21,9 +21,9 @@ import pytest
 from laptop_agents import cli, interrupts
 from laptop_agents.exit_codes import ExitCode
 from laptop_agents.fileio import io_error_line, is_write_problem, problem, write_text_atomic
+from laptop_agents.heartbeat import Heartbeat, write_heartbeat
 from laptop_agents.logs import get_logger, setup_logging
 from laptop_agents.ops.killswitch import request_stop
-from laptop_agents.session.heartbeat import write_json_atomic
 
 
 def _enospc(*_: object, **__: object) -> None:
@@ -60,7 +60,7 @@ def test_atomic_write_leaves_no_temp_file_and_keeps_the_old_content(
 def test_heartbeat_and_kill_file_writes_leave_no_temp_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("laptop_agents.fileio.os.replace", _enospc)
     with pytest.raises(OSError):
-        write_json_atomic(tmp_path / "heartbeat.json", {"status": "running"})
+        write_heartbeat(tmp_path / "heartbeat.json", Heartbeat(status="running"))
     with pytest.raises(OSError):
         request_stop(tmp_path / "kill.txt", "x")
     assert list(tmp_path.iterdir()) == []

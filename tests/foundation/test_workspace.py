@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from laptop_agents.ops.workspace import ENV_WORKSPACE, Workspace, default_workspace, resolve_workspace
+from laptop_agents.workspace import ENV_WORKSPACE, Workspace, default_workspace, resolve_workspace
 
 
 def test_flag_over_env_over_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

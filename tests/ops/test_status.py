@@ -11,7 +11,7 @@ from pathlib import Path
 from laptop_agents.ops.killswitch import request_stop
 from laptop_agents.ops.lock import WorkspaceLock
 from laptop_agents.ops.status import collect_status, last_run_dir
-from laptop_agents.ops.workspace import Workspace
+from laptop_agents.workspace import Workspace
 
 
 def _status_cli(ws: Path) -> subprocess.CompletedProcess[str]:

@@ -1,4 +1,6 @@
-"""The watchdog against a small deterministic child process (tests/ops/child_script.py).
+"""The watchdog against a small deterministic child process (tests/ops/child_script.py):
+the real processes, signals and files. Every rule is also a row of the
+millisecond table in tests/ops/test_restart_policy.py.
 
 Timings are only asserted as causality and "at least the delay"; never as
 upper bounds on speed.
@@ -17,16 +19,9 @@ from pathlib import Path
 import pytest
 
 from laptop_agents.exit_codes import ExitCode
-from laptop_agents.ops.watchdog import (
-    Watchdog,
-    WatchdogOptions,
-    WatchdogResult,
-    describe_exit,
-    heartbeat_wall_ts,
-    normalize_exit,
-    read_heartbeat,
-)
-from laptop_agents.ops.workspace import Workspace
+from laptop_agents.ops.restart_policy import describe_exit
+from laptop_agents.ops.watchdog import Watchdog, WatchdogOptions, WatchdogResult
+from laptop_agents.workspace import Workspace
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="the child script uses POSIX signals")
 
@@ -234,22 +229,3 @@ def test_sigterm_to_the_watchdog_is_forwarded(h: Harness) -> None:
     assert (result.reason, result.exit_code) == ("watchdog_stop", 0)
     assert [e[0] for e in h.events()] == ["start", "term"]
     assert signal.getsignal(signal.SIGTERM) is before  # handlers restored
-
-
-def test_heartbeat_helpers(tmp_path: Path) -> None:
-    path = tmp_path / "hb.json"
-    assert read_heartbeat(path) is None
-    path.write_text("{torn")
-    rec = read_heartbeat(path)
-    assert rec is not None and heartbeat_wall_ts(rec) == pytest.approx(path.stat().st_mtime)
-    path.write_text(json.dumps({"ts_ms": 1_700_000_000_000}))
-    rec = read_heartbeat(path)
-    assert rec is not None and heartbeat_wall_ts(rec) == 1_700_000_000.0
-    assert normalize_exit(-9) == ExitCode.CRASH and normalize_exit(4) == 4
-
-
-def test_backoff_formula() -> None:
-    o = WatchdogOptions(restart_delay=10, max_delay=600)
-    assert [o.backoff(n) for n in (1, 2, 3, 4, 7, 8, 500)] == [10, 20, 40, 80, 600, 600, 600]
-    assert WatchdogOptions(restart_delay=5, max_delay=1).backoff(3) == 5  # never below the delay
-    assert WatchdogOptions(restart_delay=0, max_delay=1).backoff(3) == 0

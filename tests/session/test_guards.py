@@ -1,18 +1,12 @@
-"""The guard rules on their own: counters, staleness, latency histogram, exit codes."""
+"""The guard rules on their own: counters, staleness, latency histogram.
+(Stop reasons and their exit codes: tests/foundation/test_stop_reasons.py.)"""
 
 from __future__ import annotations
 
 import pytest
 
-from laptop_agents.exit_codes import RESTARTABLE, ExitCode
-from laptop_agents.session.guards import (
-    EXIT_CODES,
-    ErrorCounters,
-    LatencyStats,
-    StaleGuard,
-    StopReason,
-    exit_code_for,
-)
+from laptop_agents.session.guards import ErrorCounters, LatencyStats, StaleGuard
+from laptop_agents.stop_reasons import StopReason
 
 
 def test_consecutive_market_data_errors_reset_on_good_data() -> None:
@@ -58,16 +52,3 @@ def test_latency_percentiles_nearest_rank() -> None:
     s.add(50_000_000)  # 50 ms goes to the overflow bin, reported as the max
     assert s.percentile_ms(100) == pytest.approx(50.0)
     assert s.snapshot()["max_ms"] == 50.0 and s.count == 101
-
-
-def test_exit_codes_per_reason() -> None:
-    assert set(EXIT_CODES) == set(StopReason)
-    for clean in (StopReason.DURATION, StopReason.KILL_SWITCH, StopReason.SIGNAL, StopReason.END_OF_DATA):
-        assert exit_code_for(clean) == 0
-    assert exit_code_for(StopReason.STALE_DATA) == ExitCode.STALE_DATA
-    assert exit_code_for(StopReason.MARKET_DATA_ERRORS) == ExitCode.MARKET_DATA_ERRORS
-    assert exit_code_for(StopReason.ERROR_BUDGET) == ExitCode.ERROR_BUDGET
-    # What the watchdog restarts: the data and budget failures and crashes, never a user stop.
-    restartable = {r for r in StopReason if exit_code_for(r) in RESTARTABLE}
-    assert restartable == {StopReason.STALE_DATA, StopReason.MARKET_DATA_ERRORS, StopReason.SOURCE_ENDED,
-                           StopReason.ERROR_BUDGET, StopReason.CRASH}

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from laptop_agents.exit_codes import ExitCode
-from laptop_agents.ops.workspace import RunIdError, Workspace, validate_run_id
+from laptop_agents.workspace import RunIdError, Workspace, validate_run_id
 from tests.session.helpers import FAST, PROJECT_ROOT, run, session_env
 
 

@@ -19,12 +19,13 @@ from laptop_agents.domain.models import Candle
 from laptop_agents.engine import build_engine
 from laptop_agents.exit_codes import ExitCode
 from laptop_agents.report import RunWriter
-from laptop_agents.session.guards import StopReason
 from laptop_agents.session.runner import AsyncRunner, RunnerOptions, SessionParts
+from laptop_agents.session.snapshots import heartbeat_fields
 from laptop_agents.sources.candle_source import CandleListSource
 from laptop_agents.sources.factory import SessionSource
 from laptop_agents.sources.mock import MockFaults, MockSource
 from laptop_agents.sources.synthetic import SyntheticMarket
+from laptop_agents.stop_reasons import StopReason
 from laptop_agents.store import EventJournal, StateStore, StoreWriteError, read_events
 from laptop_agents.strategy import build_strategy
 from tests.session.helpers import run
@@ -178,7 +179,7 @@ class _RaisingSource:
 
 
 def test_a_raising_stream_is_reopened_and_counted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("laptop_agents.session.runner._STREAM_RESTART_S", 0.01)
+    monkeypatch.setattr("laptop_agents.session.loop.STREAM_RESTART_S", 0.01)
     src = _RaisingSource()
     runner, _ = _runner(tmp_path, _cfg(), SessionSource(src, None, None, live=True))
     outcome = asyncio.run(runner.run())
@@ -223,7 +224,7 @@ def test_a_dead_supervising_task_stops_the_session_as_a_crash(tmp_path: Path) ->
         await asyncio.sleep(0.05)
         raise RuntimeError("heartbeat writer bug")
 
-    runner._heartbeat_loop = broken_heartbeat_loop  # type: ignore[method-assign]
+    runner.supervisors.heartbeat = broken_heartbeat_loop  # type: ignore[method-assign]
     outcome = asyncio.run(asyncio.wait_for(runner.run(), timeout=60))
     assert outcome.reason is StopReason.CRASH and outcome.exit_code == ExitCode.CRASH
     assert "heartbeat writer bug" in outcome.detail
@@ -377,7 +378,7 @@ def test_an_unclassified_commit_failure_is_a_crash_not_a_market_data_error(
     """The engine has stepped but its step is not stored: going on would later
     store a state whose fills were never written. Stop as a crash, keep the
     last good state (no final commit), never count it as a source error."""
-    monkeypatch.setattr("laptop_agents.session.runner._STREAM_RESTART_S", 0.01)
+    monkeypatch.setattr("laptop_agents.session.loop.STREAM_RESTART_S", 0.01)
     store = _BuggyStore(ok=5)
     src = SessionSource(CandleListSource(_candles(50)), None, None, live=True)
     runner, _ = _runner(tmp_path, _cfg(), src, store=store)
@@ -414,7 +415,7 @@ def test_an_engine_exception_on_a_tick_is_a_crash_not_a_market_data_error(
                 if isinstance(item, Candle):
                     yield Tick(item.ts + 1000, item.close, item.close, item.close)
 
-    monkeypatch.setattr("laptop_agents.session.runner._STREAM_RESTART_S", 0.01)
+    monkeypatch.setattr("laptop_agents.session.loop.STREAM_RESTART_S", 0.01)
     config = _cfg()
     engine = _TickBugEngine(build_engine(config, build_strategy(config)))
     store = _FailingStore(ok=10**9)
@@ -472,7 +473,7 @@ def test_a_failing_report_writer_is_a_crash_not_a_market_data_error(
     """A bug in the run output (not a full disk) after the step was committed:
     the state is safe, so the final commit runs, but the session stops as a
     crash instead of re-opening the stream with the step's lines missing."""
-    monkeypatch.setattr("laptop_agents.session.runner._STREAM_RESTART_S", 0.01)
+    monkeypatch.setattr("laptop_agents.session.loop.STREAM_RESTART_S", 0.01)
 
     class BuggyWriter(RunWriter):
         steps = 0
@@ -596,7 +597,7 @@ def test_candles_that_all_skip_end_the_session_as_stale_and_unhealthy(tmp_path: 
     unhealthy = [body for ok, body in src.health if not ok]
     assert unhealthy and unhealthy[-1]["progress"]["lagging"] is True and unhealthy[-1]["stale"] is False
     assert unhealthy[-1]["counts"]["skipped"] > 0
-    assert runner._heartbeat_fields()["skipped"] == runner.counts["skipped"]
+    assert heartbeat_fields(runner.parts.engine, runner.state, "replay")["skipped"] == runner.counts["skipped"]
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["reason"] == "stale_data" and summary["session"]["skipped"] == runner.counts["skipped"]
 

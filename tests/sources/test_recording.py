@@ -217,9 +217,9 @@ def test_a_diverged_replay_stops_the_session_as_bad_input(tmp_path: Path, which:
     from laptop_agents.engine import build_engine
     from laptop_agents.exit_codes import ExitCode
     from laptop_agents.report import RunWriter
-    from laptop_agents.session.guards import StopReason
     from laptop_agents.session.runner import AsyncRunner, RunnerOptions, SessionParts
     from laptop_agents.sources.factory import build_replay_source
+    from laptop_agents.stop_reasons import StopReason
     from laptop_agents.store import EventJournal, StateStore
     from laptop_agents.strategy import build_strategy
 

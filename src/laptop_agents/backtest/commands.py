@@ -115,7 +115,7 @@ def time_options(ctx: CommandContext) -> dict[str, str | None]:
 def new_run_id(ctx: CommandContext, prefix: str, strategy: str) -> str:
     """``--run-id`` (checked) or ``<prefix>-<UTC time>-<strategy>``; its directory is
     created here, exclusively, so no earlier run's files are ever overwritten."""
-    from laptop_agents.ops.workspace import RunIdError
+    from laptop_agents.workspace import RunIdError
 
     ws = ctx.workspace
     given = getattr(ctx.args, "run_id", None)

@@ -18,7 +18,7 @@ The tree (module in brackets)::
     │   ├── StrategyConfigError             [strategy.params]
     │   ├── GridError                       [backtest.validate]
     │   ├── FetchArgError                   [backtest.fetch]
-    │   ├── RunIdError                      [ops.workspace]
+    │   ├── RunIdError                      [workspace]
     │   ├── DashboardConfigError            [console.app]
     │   ├── CredentialsError                [exchange.credentials]
     │   ├── MockFaultsError                 [sources.mock]
@@ -40,6 +40,7 @@ The tree (module in brackets)::
     │       └── StoreAheadError
     ├── AlreadyRunningError                 [ops.lock]  exit 7
     ├── ReportError                         [report.build]
+    ├── SessionFatal                        [session.state]  ends a session; exit code by its stop reason
     ├── ExchangeError                       [exchange.errors]  (its own tree is in that module)
     └── FakeExchangeError, OrderRefused     [testing.fake_exchange]
 """

@@ -19,9 +19,9 @@ from rich.table import Table
 
 from laptop_agents.context import CommandContext
 from laptop_agents.exit_codes import ExitCode
+from laptop_agents.heartbeat import read_heartbeat
 from laptop_agents.ops.lock import WorkspaceLock
-from laptop_agents.ops.watchdog import heartbeat_wall_ts, read_heartbeat
-from laptop_agents.ops.workspace import Workspace
+from laptop_agents.workspace import Workspace
 
 # A heartbeat older than this many intervals is reported as stale.
 STALE_INTERVALS = 3.0
@@ -73,14 +73,14 @@ def collect_status(ws: Workspace, *, heartbeat_interval_s: float = 5.0, now: flo
     if hb is None:
         out["heartbeat"] = None
     else:
-        age = now - heartbeat_wall_ts(hb)
-        fields = {k: v for k, v in hb.items() if not k.startswith("_")}
+        age = hb.age_s(now)
+        fields = hb.to_dict() if hb.readable else {}
         fields["age_s"] = round(age, 1)
         fields["fresh"] = age <= STALE_INTERVALS * heartbeat_interval_s
         # A session that wrote its last "stopped" heartbeat ended on purpose:
         # its heartbeat is old, not stale.
-        fields["state"] = "stopped" if hb.get("status") == "stopped" else ("fresh" if fields["fresh"] else "stale")
-        fields["last_candle_time"] = _iso_ms(hb.get("last_candle_ts"))
+        fields["state"] = "stopped" if hb.status == "stopped" else ("fresh" if fields["fresh"] else "stale")
+        fields["last_candle_time"] = _iso_ms(hb.last_candle_ts)
         out["heartbeat"] = fields
 
     kill: dict[str, Any] = {"pending": ws.kill_file.exists(), "path": str(ws.kill_file)}

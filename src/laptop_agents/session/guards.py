@@ -1,8 +1,9 @@
 """The session's guards as small synchronous objects the async runner consults.
 
 Keeping the rules here, apart from the tasks and sockets, makes each of them a
-few lines that a test can drive directly: why a session stops, with which exit
-code, after how many errors, how old the data is.
+few lines that a test can drive directly: after how many errors a session
+stops, how old the data is, how long a candle took. Why a session stops and
+with which exit code is :mod:`laptop_agents.stop_reasons`.
 """
 
 from __future__ import annotations
@@ -10,53 +11,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import StrEnum
 
-from laptop_agents.exit_codes import ExitCode
-
-
-class StopReason(StrEnum):
-    """Why a session ended: recorded in summary.json, the heartbeat, the
-    ``session`` event and the log, and mapped to the process exit code."""
-
-    DURATION = "duration"
-    KILL_SWITCH = "kill_switch"
-    SIGNAL = "signal"
-    END_OF_DATA = "end_of_data"
-    STALE_DATA = "stale_data"
-    MARKET_DATA_ERRORS = "market_data_errors"
-    SOURCE_ENDED = "source_ended"
-    ERROR_BUDGET = "error_budget"
-    DISK_FULL = "disk_full"
-    STORE_CORRUPT = "store_corrupt"
-    # A recording replay asked for something the live run did not (or the
-    # recording is damaged): its decisions would no longer be the live ones.
-    REPLAY_DIVERGED = "replay_diverged"
-    CRASH = "crash"
-
-
-EXIT_CODES: dict[StopReason, ExitCode] = {
-    StopReason.DURATION: ExitCode.OK,
-    StopReason.KILL_SWITCH: ExitCode.KILL_SWITCH,
-    StopReason.SIGNAL: ExitCode.OK,
-    StopReason.END_OF_DATA: ExitCode.OK,
-    StopReason.STALE_DATA: ExitCode.STALE_DATA,
-    StopReason.MARKET_DATA_ERRORS: ExitCode.MARKET_DATA_ERRORS,
-    # A live stream that ends by itself is a market-data failure: restartable.
-    StopReason.SOURCE_ENDED: ExitCode.MARKET_DATA_ERRORS,
-    StopReason.ERROR_BUDGET: ExitCode.ERROR_BUDGET,
-    StopReason.DISK_FULL: ExitCode.DISK_FULL,
-    StopReason.STORE_CORRUPT: ExitCode.STORE_CORRUPT,
-    StopReason.REPLAY_DIVERGED: ExitCode.BAD_INPUT,
-    StopReason.CRASH: ExitCode.CRASH,
-}
-
-# Stops asked for by the user: cancel working orders and (optionally) flatten.
-USER_STOPS = frozenset({StopReason.KILL_SWITCH, StopReason.SIGNAL})
-
-
-def exit_code_for(reason: StopReason) -> int:
-    return int(EXIT_CODES[reason])
+from laptop_agents.stop_reasons import StopReason
 
 
 @dataclass

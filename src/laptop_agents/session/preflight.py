@@ -33,7 +33,7 @@ from laptop_agents.context import CommandContext
 from laptop_agents.exit_codes import ExitCode
 from laptop_agents.fileio import problem, remove_quietly
 from laptop_agents.logs import scrub
-from laptop_agents.ops.workspace import Workspace
+from laptop_agents.workspace import Workspace
 
 MIN_FREE_MB = 200.0
 MAX_CLOCK_SKEW_S = 5.0

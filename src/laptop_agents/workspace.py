@@ -4,6 +4,10 @@ It is resolved to an absolute path once, at start, and printed, so that the
 kill switch, the lock and the state store are found whatever the current
 directory of the process that looks for them (the seed system's kill switch
 was relative to the working directory and was missed).
+
+It sits low (beside ``config``), not in ``ops``: every command handler gets
+its :class:`Workspace` in the :class:`~laptop_agents.context.CommandContext`,
+including the ones in layers below ``ops``.
 """
 
 from __future__ import annotations
