@@ -75,7 +75,7 @@ class Dim:
 
     def suggest(self, trial: optuna.Trial) -> Any:
         if self.kind == "choice":
-            return trial.suggest_categorical(self.name, list(self.choices))  # type: ignore[arg-type]
+            return trial.suggest_categorical(self.name, list(self.choices))
         assert self.low is not None and self.high is not None
         if self.kind == "int":
             return trial.suggest_int(self.name, int(self.low), int(self.high), step=int(self.step or 1), log=self.log)

@@ -43,6 +43,7 @@ import math
 import multiprocessing
 import os
 import signal
+import socket
 import sqlite3
 import threading
 import time
@@ -67,6 +68,11 @@ from laptop_agents.domain.models import Candle, FundingRate
 STUDIES_DB = "studies.db"
 DEFAULT_HEARTBEAT_S = 10
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+def worker_id() -> str:
+    """Which machine and process ran a trial (kept on the trial)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 class StudyError(UsageError):
@@ -359,6 +365,7 @@ def run_trial(study: optuna.Study, trial: optuna.Trial, objective: Callable[[opt
     """One trial start to finish; Ctrl-C fails it and puts it back in the queue, then goes on up."""
     with _Heartbeat(study, trial._trial_id, heartbeat_s):
         try:
+            trial.set_user_attr("worker", worker_id())
             value = objective(trial)
         except optuna.TrialPruned:
             study.tell(trial, state=TrialState.PRUNED)
