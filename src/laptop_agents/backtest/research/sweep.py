@@ -157,7 +157,7 @@ def open_storage(url: str | None, *, heartbeat_s: int = DEFAULT_HEARTBEAT_S) -> 
             )
     except ImportError as exc:
         raise StudyError(f"cannot open the study storage {shown}: its database driver is not installed "
-                         f"({_first_line(exc)}); for PostgreSQL: pip install psycopg2-binary") from None
+                         f"({_first_line(exc)}); for PostgreSQL: pip install 'psycopg[binary]'") from None
     except (OSError, sqlite3.Error) as exc:
         raise StudyError(f"cannot open the study storage {shown}: {_first_line(exc)}") from None
     except Exception as exc:  # SQLAlchemy's errors: refused connection, bad URL, unknown dialect
