@@ -171,3 +171,52 @@ def test_an_unreachable_database_is_one_line_without_the_password(tmp_path: Path
     line = error_line(capsys.readouterr().err)
     assert "cannot open the study storage postgresql://la:***@127.0.0.1" in line
     assert "hunter2secret" not in line
+
+
+@pytest.mark.slow
+def test_ctrl_c_puts_the_trial_back_and_the_same_command_resumes(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    from laptop_agents.sources.candle_files import write_candles
+    from tests.backtest.research.helpers import cli_cmd
+    from tests.backtest.test_backtest import market_candles
+
+    ws = tmp_path / "ws"
+    data = write_candles(tmp_path / "btc.parquet", market_candles(60_000, seed=4))
+    space = tmp_path / "space.yaml"
+    space.write_text("fast: {low: 3, high: 20}\nslow: {low: 30, high: 120, step: 5}\n")  # every pair is valid
+    args = ["optimize", str(data), *SMALL, "--trials", "5", "--no-prune", "--study", "s", "--space", str(space),
+            "--max-drawdown", "100"]
+    url = f"sqlite:///{ws / 'studies.db'}"
+    proc = subprocess.Popen(cli_cmd(ws, *args), env=env_for(ws), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.monotonic() + 120
+    while True:
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.2)
+        if not (ws / "studies.db").exists():
+            continue
+        try:
+            trials = open_study(url, "s").get_trials(deepcopy=False)
+        except Exception:  # not created yet, or its tables are being made right now
+            continue
+        if any(t.state == TrialState.COMPLETE for t in trials) and any(t.state == TrialState.RUNNING for t in trials):
+            interrupted = next(t for t in trials if t.state == TrialState.RUNNING)
+            proc.send_signal(signal.SIGINT)
+            break
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == ExitCode.OK, err
+    assert "interrupted" in err and "run the same command again to resume" in err and "Traceback" not in err
+    study = open_study(url, "s")
+    states = {t.number: t.state for t in study.get_trials()}
+    assert states[interrupted.number] == TrialState.FAIL
+    waiting = study.get_trials(states=(TrialState.WAITING,))
+    assert len(waiting) == 1 and waiting[0].system_attrs["failed_trial"] == interrupted.number
+    res = cli(ws, *args)
+    assert res.returncode == ExitCode.OK, res.stderr
+    study = open_study(url, "s")
+    done = study.get_trials(states=(TrialState.COMPLETE,))
+    assert len(done) >= 5 and not study.get_trials(states=(TrialState.WAITING, TrialState.RUNNING))
+    rerun = [t for t in done if t.system_attrs.get("failed_trial") == interrupted.number]
+    assert len(rerun) == 1 and rerun[0].params == interrupted.params
