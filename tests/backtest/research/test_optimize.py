@@ -12,8 +12,8 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
-from laptop_agents.backtest.validate import parse_grid, walk_forward
 from laptop_agents.backtest.research.walkforward import DataSpec
+from laptop_agents.backtest.validate import parse_grid, walk_forward
 from laptop_agents.cli import main
 from laptop_agents.config import load_config
 from laptop_agents.exit_codes import ExitCode

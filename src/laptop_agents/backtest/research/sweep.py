@@ -425,9 +425,9 @@ class WorkerJob:
     poll_s: float = 1.0
 
 
-def worker_main(job: WorkerJob) -> None:
+def worker_main(job: WorkerJob, ready: Any = None) -> None:
     """A worker process: Ctrl-C (or SIGINT from the parent) ends it after putting its trial back; a second
-    SIGINT while it does so is ignored."""
+    SIGINT while it does so is ignored. ``ready`` (an event) is set once it can take trials."""
     stopping = threading.Event()
 
     def on_sigint(signum: int, frame: Any) -> None:
@@ -442,6 +442,8 @@ def worker_main(job: WorkerJob) -> None:
         storage = open_storage(job.url, heartbeat_s=job.heartbeat_s)
         study, _ = open_study(storage, job.study, job.spec)
         objective = Objective(job.spec.objective)
+        if ready is not None:
+            ready.set()
         work(study, objective, job.spec, heartbeat_s=job.heartbeat_s, poll_s=job.poll_s, stop=stopping.is_set)
     except KeyboardInterrupt:
         os._exit(0)
@@ -478,27 +480,32 @@ def run_sweep(study: optuna.Study, spec: SweepSpec, *, workers: int, url: str | 
               heartbeat_s: int = DEFAULT_HEARTBEAT_S,
               data: tuple[Sequence[Candle], Sequence[FundingRate]] | None = None,
               on_progress: Callable[[], None] | None = None) -> SweepOutcome:
-    """Work on ``study`` with ``workers`` processes: this one alone when 1, else that many spawned
-    worker processes (``url`` is then required) while this one shows the progress. Ctrl-C stops
-    every worker (their trials go back in the queue) and returns with ``interrupted``."""
+    """Work on ``study`` with ``workers`` processes: this one, plus ``workers - 1`` spawned worker
+    processes (``url`` is then required: a storage they can share). Ctrl-C stops every worker (their
+    trials go back in the queue) and returns with ``interrupted``."""
     out = SweepOutcome()
-    if workers <= 1:
-        objective = Objective(spec.objective, data)
-        hb = float(heartbeat_s) if url is not None else None
-        try:
-            out.ran_here = work(study, objective, spec, heartbeat_s=hb, on_trial=on_progress)
-        except KeyboardInterrupt:
-            out.interrupted = True
-        return out
-    if url is None:
+    if workers > 1 and url is None:
         raise StudyError("several workers need a storage they can share (a SQLite file or a database URL)")
-    ctx = multiprocessing.get_context("spawn")
-    job = WorkerJob(url=url, study=name, spec=spec, heartbeat_s=heartbeat_s)
-    procs = [ctx.Process(target=worker_main, args=(job,), name=f"la-worker-{i}", daemon=False) for i in range(workers)]
+    procs: list[Any] = []
+    events: list[Any] = []
+    if workers > 1:
+        assert url is not None
+        ctx = multiprocessing.get_context("spawn")  # no fork of a process with threads and open connections
+        job = WorkerJob(url=url, study=name, spec=spec, heartbeat_s=heartbeat_s)
+        events = [ctx.Event() for _ in range(workers - 1)]
+        procs = [ctx.Process(target=worker_main, args=(job, ev), name=f"la-worker-{i}", daemon=False)
+                 for i, ev in enumerate(events)]
     try:
         for p in procs:
             p.start()
-        while any(p.is_alive() for p in procs):
+        objective = Objective(spec.objective, data)
+        # Start together: the workers this process started take trials from the first one on (a worker
+        # that fails to start ends, and is not waited for).
+        while procs and not all(ev.is_set() or not p.is_alive() for ev, p in zip(events, procs, strict=True)):
+            time.sleep(0.05)
+        hb = float(heartbeat_s) if url is not None else None
+        out.ran_here = work(study, objective, spec, heartbeat_s=hb, on_trial=on_progress)
+        while any(p.is_alive() for p in procs):  # done here: the others finish their last trials
             if on_progress is not None:
                 on_progress()
             for p in procs:
