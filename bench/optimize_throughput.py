@@ -22,6 +22,7 @@ process CPU time of the sequential run is printed beside its wall time).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -67,6 +68,7 @@ def main() -> int:
     args = ap.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     grid = GRIDS[args.strategy][: args.trials]
+    load0 = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="la-bench-opt-") as tmp:
         root = Path(tmp)
         t = time.perf_counter()
@@ -95,6 +97,8 @@ def main() -> int:
             print(f"  study, {workers} worker{'s' if workers > 1 else ' '}:            {el:7.1f} s = "
                   f"{len(grid) / el * 60:6.2f} trials/min")
         one, two = rate["study, 1 worker"], rate["study, 2 workers"]
+        print(f"load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (at start {load0:.1f}): "
+              "a speed-up needs a free core")
         print(f"speed-up: 2 workers / 1 worker = {one / two:.2f}x; 2 workers / one after another = {seq / two:.2f}x; "
               f"study overhead with 1 worker = {(one / seq - 1) * 100:+.1f} %")
     return 0

@@ -46,6 +46,8 @@ from laptop_agents.backtest.research.walkforward import (
 )
 from laptop_agents.config import AppConfig
 from laptop_agents.domain.models import Candle, FundingRate
+from laptop_agents.strategy import StrategyConfigError, StrategyParams, load_strategy_params
+from laptop_agents.strategy.params import apply_overrides
 
 METRICS: dict[str, str] = {
     "sharpe": "annualised Sharpe ratio of the pooled per-bar returns of the test windows (default)",
@@ -111,6 +113,7 @@ class Objective:
                  ) -> None:
         self.spec = spec
         config = spec.config()
+        self.base_params = load_strategy_params(config.strategy, config.trading.symbol)
         candles, funding = data if data is not None else load_spec_data(spec.data, spec.config_json)
         self.walk = WalkForward(config, candles, funding, make_folds(len(candles), spec.splits, spec.train_frac),
                                 spec.constant_funding)
@@ -170,7 +173,7 @@ class Objective:
     def __call__(self, trial: optuna.Trial) -> float:
         spec = self.spec
         overrides = spec.space.suggest(trial)
-        problem = invalid_params(spec.config(), overrides)
+        problem = invalid_params(self.base_params, overrides)
         if problem is not None:
             trial.set_user_attr("invalid", problem)
             trial.set_constraint("valid", 1.0)
@@ -194,13 +197,10 @@ class Objective:
         return ev.value
 
 
-def invalid_params(config: AppConfig, overrides: dict[str, Any]) -> str | None:
+def invalid_params(params: StrategyParams, overrides: dict[str, Any]) -> str | None:
     """Why the strategy's model refuses these overrides (a cross-field rule), or None."""
-    from laptop_agents.strategy import StrategyConfigError, load_strategy_params
-    from laptop_agents.strategy.params import apply_overrides
-
     try:
-        apply_overrides(load_strategy_params(config.strategy, config.trading.symbol), overrides, "parameters")
+        apply_overrides(params, overrides, "parameters")
     except StrategyConfigError as exc:
         return str(exc)
     return None

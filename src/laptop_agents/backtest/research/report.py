@@ -191,8 +191,8 @@ def equity_figure(runs: Sequence[FoldRun], ts_of: Any) -> dict[str, Any]:
                                        "yaxis": {"title": "return % of the window", **_GRID}}, "data": data}
 
 
-def render(doc: Mapping[str, Any], figures: Sequence[Mapping[str, Any]], rows: Sequence[Row],
-           best_runs: Sequence[FoldRun], over: Overfitting, *, plotly: str, plotly_src: str | None) -> str:
+def render(doc: Mapping[str, Any], figures: Sequence[Mapping[str, Any]], rows: Sequence[Row], over: Overfitting, *,
+           plotly: str, plotly_src: str | None) -> str:
     bundle = plotly_bundle()
     best = doc.get("best") or {}
     counts = doc.get("counts") or {}
@@ -282,5 +282,5 @@ def write_study_report(path: Path, study: optuna.Study, doc: Mapping[str, Any], 
         figures.append(equity_figure(best_runs, ts_of))
     src = shared_plotly(path.parent) if plotly == "shared" else None
     mode = "inline" if plotly == "shared" and src is None else plotly
-    write_text_atomic(path, render(doc, figures, rows, best_runs, over, plotly=mode, plotly_src=src))
+    write_text_atomic(path, render(doc, figures, rows, over, plotly=mode, plotly_src=src))
     return path

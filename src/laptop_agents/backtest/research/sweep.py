@@ -39,12 +39,12 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import multiprocessing
 import os
 import signal
 import socket
 import sqlite3
+import sys
 import threading
 import time
 import warnings
@@ -158,7 +158,9 @@ def open_storage(url: str | None, *, heartbeat_s: int = DEFAULT_HEARTBEAT_S) -> 
     except ImportError as exc:
         raise StudyError(f"cannot open the study storage {shown}: its database driver is not installed "
                          f"({_first_line(exc)}); for PostgreSQL: pip install 'psycopg[binary]'") from None
-    except (OSError, sqlite3.Error) as exc:
+    except OSError:
+        raise  # the file system: the command's one line for write problems (exit 10)
+    except sqlite3.Error as exc:
         raise StudyError(f"cannot open the study storage {shown}: {_first_line(exc)}") from None
     except Exception as exc:  # SQLAlchemy's errors: refused connection, bad URL, unknown dialect
         raise StudyError(f"cannot open the study storage {shown}: {_first_line(exc)}") from None
@@ -448,19 +450,13 @@ def worker_main(job: WorkerJob, ready: Any = None) -> None:
     except KeyboardInterrupt:
         os._exit(0)
     except UsageError as exc:
-        print(f"worker {os.getpid()}: {exc}", flush=True, file=_stderr())
+        print(f"worker {os.getpid()}: {exc}", flush=True, file=sys.stderr)
         os._exit(int(exc.exit_code))
     except Exception as exc:
         from laptop_agents.logs import scrub
 
-        print(scrub(f"worker {os.getpid()}: crash: {type(exc).__name__}: {exc}"), flush=True, file=_stderr())
+        print(scrub(f"worker {os.getpid()}: crash: {type(exc).__name__}: {exc}"), flush=True, file=sys.stderr)
         os._exit(1)
-
-
-def _stderr() -> Any:
-    import sys
-
-    return sys.stderr
 
 
 @dataclass
@@ -534,7 +530,3 @@ def signature_of(items: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
     """Settings as (key, text) pairs; text is compact JSON so a study remembers them as typed."""
     return tuple((k, v if isinstance(v, str) else json.dumps(v, sort_keys=True, separators=(",", ":")))
                  for k, v in items.items())
-
-
-def is_number(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
