@@ -4,6 +4,7 @@ join, grids on the one sweep engine, the best parameters as a strategy file, bad
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -109,6 +110,18 @@ def test_resume_join_and_reproduce(tmp_path: Path, workspace: Path, capsys: pyte
     assert alone == pytest.approx(doc["best"]["value"], rel=1e-9, abs=1e-12)
     assert doc["best"]["value"] == max(t.value for t in trials if t.state == TrialState.COMPLETE
                                        and t.user_attrs["feasible"])
+    # The study report: its tables, and the figures (history, importances, parameters, the best trial's
+    # equity on each train and test window).
+    page = (out / "study.html").read_text()
+    for table in ("settings", "best-params", "best-folds", "overfitting", "leaderboard"):
+        assert f'id="{table}"' in page, table
+    figures = json.loads(page.split('id="study-data">', 1)[1].split("</script>", 1)[0])["figures"]
+    by_id = {f["id"]: f for f in figures}
+    assert {"history", "parallel", "equity"} <= set(by_id)
+    assert sorted(t["name"] for t in by_id["equity"]["data"]) == ["fold 0 test", "fold 0 train", "fold 1 test",
+                                                                   "fold 1 train"]
+    history = by_id["history"]["data"]
+    assert len(history[0]["x"]) + len(history[1]["x"]) == sum(1 for t in trials if t.state == TrialState.COMPLETE)
 
 
 def test_grid_runs_each_combination_once_on_the_same_engine_as_validate(tmp_path: Path, workspace: Path,
