@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -47,17 +48,24 @@ GRIDS = {
 }
 
 
-def study_run(spec: ObjectiveSpec, trials: int, workers: int, db: Path, data: object) -> float:
+def cpu_s() -> float:
+    """CPU seconds of this process and of its finished children (the spawned workers)."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def study_run(spec: ObjectiveSpec, trials: int, workers: int, db: Path, data: object) -> tuple[float, float]:
     sweep = SweepSpec(spec, kind="grid", budget=trials)
     url = f"sqlite:///{db}"
     storage = open_storage(url)
     study, _ = open_study(storage, f"bench-{workers}", sweep)
-    t0 = time.perf_counter()
+    c0, t0 = cpu_s(), time.perf_counter()
     out = run_sweep(study, sweep, workers=workers, url=url, name=f"bench-{workers}", data=data)  # type: ignore[arg-type]
     elapsed = time.perf_counter() - t0
+    cpu = cpu_s() - c0
     done = len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)))
     assert done == trials and not out.failed, (done, out)
-    return elapsed
+    return elapsed, cpu
 
 
 def main() -> int:
@@ -83,19 +91,20 @@ def main() -> int:
               f"(~{1.7 * len(candles):,.0f} candle steps each)")
 
         objective = Objective(spec, data)
-        c0, t0 = time.process_time(), time.perf_counter()
+        c0, t0 = cpu_s(), time.perf_counter()
         for combo in grid:
             objective.evaluate(dict(combo))
         seq = time.perf_counter() - t0
-        cpu = time.process_time() - c0
+        cpu = cpu_s() - c0
         rate = {"one after another (no study)": seq}
         print(f"  one after another (no study): {seq:7.1f} s = {len(grid) / seq * 60:6.2f} trials/min "
-              f"(process CPU {cpu:.1f} s)")
+              f"(CPU {cpu:.1f} s = {cpu / len(grid):.2f} s per trial)")
         for workers in (1, 2):
-            el = study_run(spec, len(grid), workers, root / f"study-{workers}.db", data)
+            el, cpu = study_run(spec, len(grid), workers, root / f"study-{workers}.db", data)
             rate[f"study, {workers} worker{'s' if workers > 1 else ''}"] = el
             print(f"  study, {workers} worker{'s' if workers > 1 else ' '}:            {el:7.1f} s = "
-                  f"{len(grid) / el * 60:6.2f} trials/min")
+                  f"{len(grid) / el * 60:6.2f} trials/min (CPU of all its processes {cpu:.1f} s = "
+                  f"{cpu / len(grid):.2f} s per trial)")
         one, two = rate["study, 1 worker"], rate["study, 2 workers"]
         print(f"load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (at start {load0:.1f}): "
               "a speed-up needs a free core")
