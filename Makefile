@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 RUN_ARGS ?=
 
-.PHONY: venv run test lint typecheck unit slow bench clean
+.PHONY: venv run test lint typecheck unit slow bench clean postgres
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -22,8 +22,9 @@ run: venv
 	$(BIN)/python -m laptop_agents.run --mode live-session --async --source mock --duration 1 $(RUN_ARGS)
 
 ## The full test suite: lint, types, every test including the slow ones
-## (the real one-minute smoke session). Soak tests only with LA_SOAK=1.
-test: venv lint typecheck
+## (the real one-minute smoke session, a study on a real PostgreSQL server).
+## Soak tests only with LA_SOAK=1.
+test: venv lint typecheck postgres
 	LA_SLOW=1 $(BIN)/pytest -q -n 2 --dist loadgroup
 
 lint: venv
@@ -36,8 +37,21 @@ typecheck: venv
 unit: venv
 	$(BIN)/pytest -q -n 2 --dist loadgroup
 
-slow: venv
+slow: venv postgres
 	LA_SLOW=1 $(BIN)/pytest -q -n 2 --dist loadgroup -m slow
+
+## Debian's PostgreSQL server for the optimize storage test: nothing to do when it
+## is installed; else apt-get installs it (as root, or through sudo without a
+## password); else one line says what is missing and the target fails.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO="sudo -n"; \
+	  echo "installing Debian's postgresql package (the optimize storage test needs a real server)"; \
+	  command -v apt-get >/dev/null 2>&1 \
+	    && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null \
+	    && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null \
+	    && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; \
+	} || { echo "make: cannot install PostgreSQL (needs apt-get and root or passwordless sudo): install Debian's postgresql package, then run make test again" >&2; exit 1; }
 
 bench: venv
 	@for f in bench/*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done

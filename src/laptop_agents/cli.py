@@ -78,6 +78,8 @@ COMMANDS: dict[str, Command] = {
                 "laptop_agents.session.commands:cmd_replay", "issue 6"),
         Command("validate", "walk-forward validation over a parameter grid",
                 "laptop_agents.backtest.commands:cmd_validate", "issue 7"),
+        Command("optimize", "search strategy parameters on walk-forward backtests (Optuna; one laptop or many machines)",
+                "laptop_agents.backtest.research.commands:cmd_optimize", "issue 14"),
         Command("preflight", "check config, workspace, exchange, keys, clock, disk and lock; PASS/FAIL each",
                 "laptop_agents.session.preflight:cmd_preflight", "issue 5"),
         Command("selftest", "check the installation: imports, config, workspace, a tiny deterministic run",
@@ -158,12 +160,15 @@ TRADING_OPTIONS: dict[str, frozenset[str] | None] = {
     "config": frozenset(CONFIG_FLAGS),  # shows the effect of every configuration flag
     "backtest": _OFFLINE | {"duration", "seed"},  # duration and seed: the mock market without a file
     "validate": _OFFLINE | {"duration", "seed"},
+    "optimize": _OFFLINE | {"duration", "seed"},
     "replay": _OFFLINE | {"replay_file", "replay_realtime", "health_port", "dashboard", "stale_timeout",
                           "max_errors", "max_md_errors"},
 }
 DATA_OPTIONS: dict[str, frozenset[str] | None] = {
     "backtest": None,
     "validate": frozenset({"file", "data", "strict", "funding_rate", "time_column", "time_unit"}),
+    "optimize": frozenset({"file", "data", "strict", "funding_rate", "time_column", "time_unit", "no_report",
+                           "report_plotly"}),
     "replay": frozenset({"file", "data", "strict", "time_column", "time_unit", "report_plotly"}),  # funding comes from the recording; the report is always written
 }
 STRATEGIES_HINT = "`laptop-agents strategies` lists them with their parameters"
@@ -300,13 +305,46 @@ def add_validate_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
 
 
+def add_optimize_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("optimize")
+    g.add_argument("--trials", type=int, default=None, help="finished trials the study should have (default 100)")
+    g.add_argument("--metric", default=None, choices=["sharpe", "sortino", "return_pct", "net_pnl"],
+                   help="out-of-sample metric to maximise over the pooled test windows (default sharpe)")
+    g.add_argument("--space", default=None, metavar="FILE",
+                   help="YAML/JSON search space: name: {low, high, step, log}, name: [choices] or name: value")
+    g.add_argument("--grid", default=None, help='run every combination of a grid once, e.g. "fast=5,10;slow=20,40"')
+    g.add_argument("--min-trades", dest="min_trades", type=int, default=None,
+                   help="constraint: at least this many trades over the test windows (default 10)")
+    g.add_argument("--max-drawdown", dest="max_drawdown", type=float, default=None, metavar="PCT",
+                   help="constraint: no test window deeper than this percent (default 30)")
+    g.add_argument("--splits", type=int, default=None, help="number of walk-forward folds (default 4)")
+    g.add_argument("--train-frac", dest="train_frac", type=float, default=None,
+                   help="train share of each fold (default 0.7)")
+    g.add_argument("--study", default=None, metavar="NAME",
+                   help="study name; the same name and --storage on several machines join one study "
+                        "(default: from the strategy, the data and the settings)")
+    g.add_argument("--storage", default=None, metavar="URL",
+                   help="study storage: a database URL (postgresql://user@host/db; password from PGPASSWORD "
+                        "or ~/.pgpass) or a SQLite file (default <workspace>/studies.db)")
+    g.add_argument("--workers", type=int, default=None, help="worker processes on this machine (default 1)")
+    g.add_argument("--sampler-seed", dest="sampler_seed", type=int, default=None,
+                   help="seed of the sampler; trial k's parameters depend only on it and earlier trials (default 1)")
+    g.add_argument("--no-prune", dest="no_prune", action="store_true",
+                   help="run every fold of every trial (default: stop trials behind the median fold by fold)")
+    g.add_argument("--heartbeat", type=int, default=None, metavar="SEC",
+                   help="heartbeat of a running trial; one silent for 3x this is re-run elsewhere (default 10)")
+    g.add_argument("--top", type=int, default=None, help="leaderboard rows printed (default 10)")
+
+
 def _add_subcommand_options(name: str, p: argparse.ArgumentParser) -> None:
-    if name in ("run", "replay", "backtest", "validate", "preflight"):
+    if name in ("run", "replay", "backtest", "validate", "preflight", "optimize"):
         add_trading_options(p, TRADING_OPTIONS[name])
-    if name in ("backtest", "replay", "validate"):
+    if name in ("backtest", "replay", "validate", "optimize"):
         add_data_options(p, positional=True, only=DATA_OPTIONS[name])
     if name == "validate":
         add_validate_options(p)
+    if name == "optimize":
+        add_optimize_options(p)
     if name == "report":
         p.add_argument("run_dir", help="a run directory (runs/<run_id>)")
     if name == "config":

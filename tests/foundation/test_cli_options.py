@@ -73,9 +73,9 @@ def test_each_command_help_lists_what_it_accepts_and_nothing_else(
     [
         (["backtest", "--health-port", "9"], "--health-port", "run, replay, preflight, config"),
         (["status", "--speed", "5"], "--speed", "run, preflight, config, fake-exchange"),
-        (["replay", "x.csv", "--duration", "5"], "--duration", "run, backtest, validate, preflight, config"),
+        (["replay", "x.csv", "--duration", "5"], "--duration", "run, backtest, validate, optimize, preflight, config"),
         (["stop", "--source=mock"], "--source", "run, preflight, config"),
-        (["validate", "x.csv", "--no-report"], "--no-report", "backtest"),
+        (["validate", "x.csv", "--no-report"], "--no-report", "backtest, optimize"),
     ],
 )
 def test_a_foreign_flag_is_refused_in_one_line_with_exit_2(tmp_path: Path, args: list[str], flag: str,

@@ -51,6 +51,9 @@ class BacktestResult:
     run_dir: Path | None = None
     report: Path | None = None
     summary: dict[str, Any] = field(default_factory=dict)
+    # The equity after each processed (non-warm-up) candle: the per-bar returns
+    # a walk-forward study pools across folds.
+    equity: array = field(default_factory=lambda: array("d"))
 
     @property
     def candles_per_s(self) -> float:
@@ -259,7 +262,7 @@ def run_backtest(
     )
     result_obj = BacktestResult(
         metrics=metrics, trades=trades, steps=len(equity), warmup=warm, elapsed_s=elapsed,
-        starting_equity=start_eq, final_status=status, run_dir=run_dir,
+        starting_equity=start_eq, final_status=status, run_dir=run_dir, equity=equity,
     )
     if writer is not None:
         fields: dict[str, Any] = {

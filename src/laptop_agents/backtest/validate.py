@@ -14,9 +14,11 @@ Score: annualised Sharpe of the window (a window without a defined Sharpe, e.g.
 no trade, scores below any defined one); ties go to the higher net PnL, then
 to the earlier combination in grid order, so the pick is deterministic.
 
-Runs are independent, so they are spread over processes
-(``ProcessPoolExecutor``, ``jobs`` workers); each worker loads the candle file
-once and keeps it.
+The grid runs on the one sweep engine (:mod:`laptop_agents.backtest.research.sweep`,
+the engine of ``optimize`` too): every combination is one trial of a grid study
+scored on every fold by :mod:`~laptop_agents.backtest.research.walkforward`;
+with ``jobs`` > 1 that many worker processes share a temporary SQLite study and
+each loads the candle file once.
 """
 
 from __future__ import annotations
@@ -24,22 +26,24 @@ from __future__ import annotations
 import itertools
 import math
 import os
+import tempfile
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from optuna.trial import TrialState
+
+from laptop_agents.backtest.research.objective import ObjectiveSpec
+from laptop_agents.backtest.research.space import grid_space
+from laptop_agents.backtest.research.sweep import SweepSpec, open_storage, open_study, run_sweep
+from laptop_agents.backtest.research.walkforward import DataSpec, Fold, GridError, make_folds
 from laptop_agents.config import AppConfig
-from laptop_agents.domain.errors import UsageError
-from laptop_agents.domain.models import Candle, FundingRate
+from laptop_agents.interrupts import Interrupted
+
+__all__ = ["MAX_COMBINATIONS", "DataSpec", "Fold", "GridError", "leaderboard", "make_folds", "parse_grid",
+           "score_key", "walk_forward", "write_leaderboard"]
 
 MAX_COMBINATIONS = 1000
-
-
-class GridError(UsageError):
-    """A bad ``--grid`` string; one line."""
 
 
 def parse_grid(text: str | None) -> list[dict[str, float | int]]:
@@ -78,105 +82,6 @@ def parse_grid(text: str | None) -> list[dict[str, float | int]]:
     return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*values)]
 
 
-@dataclass(frozen=True)
-class Fold:
-    index: int
-    train: tuple[int, int]  # [start, end) candle indices
-    test: tuple[int, int]
-
-
-def make_folds(n: int, splits: int, train_frac: float) -> list[Fold]:
-    """Consecutive folds over ``n`` candles; the last one takes the remainder."""
-    if splits < 1:
-        raise GridError(f"--splits must be >= 1, got {splits}")
-    if not 0.0 < train_frac < 1.0:
-        raise GridError(f"--train-frac must be between 0 and 1 (exclusive), got {train_frac}")
-    size = n // splits
-    folds = []
-    for k in range(splits):
-        start = k * size
-        end = n if k == splits - 1 else start + size
-        cut = start + int(round((end - start) * train_frac))
-        if cut - start < 2 or end - cut < 2:
-            raise GridError(
-                f"{n} candles are too few for {splits} folds with train share {train_frac}: "
-                "use fewer --splits or a longer file"
-            )
-        folds.append(Fold(k, (start, cut), (cut, end)))
-    return folds
-
-
-# -- data in the workers ---------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class DataSpec:
-    """Where a worker gets the candles: a file (loaded once per process) or the mock market."""
-
-    file: str | None
-    strict: bool = False
-    interval: str | None = None
-    time_column: str | None = None
-    time_unit: str | None = None
-
-
-@lru_cache(maxsize=2)
-def _load(spec: DataSpec, config_json: str) -> tuple[list[Candle], list[FundingRate]]:
-    """The candles of ``spec``, once per worker process (the cache key includes the config for the mock)."""
-    if spec.file is not None:
-        from laptop_agents.sources.candle_files import load_candles
-
-        loaded = load_candles(spec.file, strict=spec.strict, interval=spec.interval,
-                              time_column=spec.time_column, time_unit=spec.time_unit)
-        return loaded.candles, loaded.funding
-    from laptop_agents.backtest.runner import mock_candles, mock_funding
-
-    config = AppConfig.model_validate_json(config_json)
-    candles = mock_candles(config)
-    return candles, mock_funding(config, candles)
-
-
-def _window_funding(funding: Sequence[FundingRate], candles: Sequence[Candle], start: int) -> list[FundingRate]:
-    """Funding updates for a window: the rate in force at its start, then the later updates."""
-    if not funding or not candles:
-        return []
-    t0 = candles[start].ts
-    before = [f for f in funding if f.ts <= t0]
-    after = [f for f in funding if f.ts > t0]
-    return ([FundingRate(ts=t0, rate=before[-1].rate)] if before else []) + after
-
-
-def _task(args: tuple[DataSpec, AppConfig, Fold, int, dict[str, Any], float | None]) -> dict[str, Any]:
-    """One grid combination on one fold: train score and test score."""
-    from laptop_agents.backtest.runner import run_backtest
-
-    spec, config, fold, combo_index, overrides, constant_funding = args
-    candles, funding = _load(spec, config.model_dump_json())
-    a, b = fold.train
-    train = run_backtest(
-        config, candles[a:b], funding=_window_funding(funding, candles, a), constant_funding=constant_funding,
-        overrides=overrides, progress=False,
-    )
-    c, d = fold.test
-    test = run_backtest(
-        config, candles[a:d], funding=_window_funding(funding, candles, a), constant_funding=constant_funding,
-        overrides=overrides, warmup=c - a, progress=False,
-    )
-    return {
-        "fold": fold.index, "combo": combo_index, "params": overrides,
-        "train": _brief(train.metrics), "test": _brief(test.metrics),
-        "train_range": [candles[a].ts, candles[b - 1].ts], "test_range": [candles[c].ts, candles[d - 1].ts],
-    }
-
-
-_BRIEF = ("net_pnl", "return_pct", "trades", "win_rate_pct", "profit_factor", "max_drawdown_pct", "sharpe",
-          "sortino", "fees_paid", "exposure_pct")
-
-
-def _brief(metrics: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: metrics.get(k) for k in _BRIEF}
-
-
 def score_key(m: Mapping[str, Any]) -> tuple[float, float]:
     """Higher is better: (Sharpe or -inf, net PnL)."""
     sharpe = m.get("sharpe")
@@ -196,13 +101,37 @@ def walk_forward(
 ) -> dict[str, Any]:
     """Run every (fold, combination) and return the leaderboard document."""
     folds = make_folds(n_candles, splits, train_frac)
-    tasks = [(spec, config, f, ci, combo, constant_funding) for f in folds for ci, combo in enumerate(grid)]
-    jobs = max(1, min(jobs or os.cpu_count() or 1, len(tasks)))
-    if jobs == 1:
-        results = [_task(t) for t in tasks]
-    else:
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
-            results = list(pool.map(_task, tasks, chunksize=max(1, len(tasks) // (jobs * 4))))
+    jobs = max(1, min(jobs or os.cpu_count() or 1, len(grid)))
+    objective = ObjectiveSpec(config_json=config.model_dump_json(), data=spec, splits=splits, train_frac=train_frac,
+                              space=grid_space(grid), constant_funding=constant_funding, prune=False)
+    sweep = SweepSpec(objective, kind="grid", budget=len(grid))
+    with tempfile.TemporaryDirectory(prefix="la-validate-") as tmp:
+        url = None if jobs == 1 else f"sqlite:///{Path(tmp) / 'study.db'}"
+        storage = open_storage(url)
+        try:
+            study, _ = open_study(storage, "validate", sweep)
+            outcome = run_sweep(study, sweep, workers=jobs, url=url, name="validate")
+            trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        finally:
+            engine = getattr(storage, "engine", None)
+            if engine is not None:
+                engine.dispose()
+    if outcome.interrupted:
+        raise Interrupted()
+    if outcome.failed:
+        raise RuntimeError(f"validation worker(s) failed with exit code(s) {outcome.failed}")
+    results: list[dict[str, Any]] = []
+    done: set[int] = set()
+    for t in sorted(trials, key=lambda t: t.number):
+        ci = int(t.user_attrs["combo"])
+        if ci in done:
+            continue
+        done.add(ci)
+        results.extend({"fold": f["fold"], "combo": ci, "params": grid[ci], "train": f["train"], "test": f["test"],
+                        "train_range": f["train_range"], "test_range": f["test_range"]}
+                       for f in t.user_attrs["folds"])
+    if len(done) != len(grid):
+        raise RuntimeError(f"the sweep finished {len(done)} of {len(grid)} grid combinations")
     return leaderboard(grid, folds, results) | {"jobs": jobs, "splits": splits, "train_frac": train_frac}
 
 

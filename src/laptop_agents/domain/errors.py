@@ -16,7 +16,9 @@ The tree (module in brackets)::
     │   ├── ConfigError                     [config]
     │   ├── DocumentError                   [domain.documents]  profile / strategy file text
     │   ├── StrategyConfigError             [strategy.params]
-    │   ├── GridError                       [backtest.validate]
+    │   ├── GridError                       [backtest.research.walkforward]  --grid, --splits
+    │   ├── SpaceError                      [backtest.research.space]  --space, search hints
+    │   ├── StudyError                      [backtest.research.sweep]  study storage, joining a study
     │   ├── FetchArgError                   [backtest.fetch]
     │   ├── RunIdError                      [workspace]
     │   ├── DashboardConfigError            [console.app]
