@@ -108,7 +108,7 @@ def build_source(
             description=f"mock (seed {trading.seed}, speed {trading.speed:g}x)",
         )
     if trading.source == "bitunix":
-        from laptop_agents.sources.bitunix import BitunixSource
+        from laptop_agents.sources.bitunix import BitunixSource, ExchangeClock
 
         recorder = None
         if trading.record:
@@ -118,10 +118,14 @@ def build_source(
 
             run_dir.mkdir(parents=True, exist_ok=True)
             recorder = Recorder(run_dir / "market.jsonl")
-        source = BitunixSource(trading, recorder=recorder)
+        # --speed with bitunix: the exchange's clock runs that fast (a fast fake
+        # exchange), so market time follows the exchange's timestamps.
+        fast = ExchangeClock(trading.speed) if trading.speed != 1.0 else None
+        source = BitunixSource(trading, recorder=recorder, resume_after_ts=resume_after_ts, market_clock=fast)
         return SessionSource(
-            source, _wall_ms, 1.0, live=True, recorder=recorder,
-            description=f"bitunix {trading.bitunix_ws_url}" + (" (recording)" if recorder else ""),
+            source, fast.now_ms if fast is not None else _wall_ms, trading.speed, live=True, recorder=recorder,
+            description=f"bitunix {trading.bitunix_ws_url}" + (f" (exchange at {trading.speed:g}x)" if fast else "")
+            + (" (recording)" if recorder else ""),
             late_after_ms=2 * interval_ms(trading.interval),
         )
     if trading.source == "replay":
