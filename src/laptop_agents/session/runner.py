@@ -130,7 +130,11 @@ class AsyncRunner(Generic[E]):
         except Exception as exc:
             source_status = {"status_error": type(exc).__name__}
         uptime = self.clock.monotonic() - self._started_mono
-        return self.state.healthy(), health_body(self.parts.engine, source_status, self.state, self.opts, uptime)
+        body = health_body(self.parts.engine, source_status, self.state, self.opts, uptime)
+        # The event loop's live tasks: a month-long session must not grow them (the soak watches this).
+        with contextlib.suppress(RuntimeError):
+            body["tasks"] = len(asyncio.all_tasks())
+        return self.state.healthy(), body
 
     @property
     def status(self) -> str:
@@ -193,6 +197,7 @@ class AsyncRunner(Generic[E]):
         backfill can take a while) ends it."""
         opts, system = self.opts, self.config.system
         self.pulse.beat("starting")
+        self.step.log_resume(opts.run_id)
         self.step.journal_session("start", run_id=opts.run_id, mode=opts.mode, source=self.parts.source.description)
         if opts.health_port is not None or system.health_port is not None or system.dashboard:
             await self._start_health()
