@@ -25,6 +25,7 @@ class ExitCode(IntEnum):
     # state.db belongs to another source/symbol/interval/strategy, or its last
     # candle lies ahead of the market's clock: a restart would hit it again.
     STORE_MISMATCH = 14
+    DRILL_FAILED = 15  # `drill`: an invariant did not hold (the scorecard names it)
     KILL_SWITCH = 0  # documented alias: a kill-switch exit is a clean exit
 
 

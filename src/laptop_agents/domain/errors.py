@@ -24,7 +24,8 @@ The tree (module in brackets)::
     │   ├── DashboardConfigError            [console.app]
     │   ├── CredentialsError                [exchange.credentials]
     │   ├── MockFaultsError                 [sources.mock]
-    │   └── FaultSpecError                  [testing.fake_exchange.faults]
+    │   ├── FaultSpecError                  [testing.fake_exchange.faults]
+    │   └── DrillPlanError                  [testing.drill.plan]  drill options
     ├── InputDataError                      exit 9: a data file cannot be used
     │   ├── CandleFileError                 [sources.candle_layouts]
     │   ├── RecordingError                  [sources.recording]
