@@ -173,7 +173,13 @@ def _corrupt_journal(rec: FaultRecord, planned: PlannedFault, run: DrillRun, dis
     journal.write_bytes(body[:cut] + torn + garbage)
     rec.params = {"journal": str(journal.relative_to(run.workspace)), "torn_line_bytes": len(last),
                   "kept_bytes": len(torn), "garbage_bytes": len(garbage)}
-    # What an operator does next with that run: rebuild its report from the files.
+    _report(rec, run, run_dir)
+
+
+def _report(rec: FaultRecord, run: DrillRun, run_dir: Path | None) -> None:
+    """What an operator does next with a run that was cut short: rebuild its report from its files."""
+    if run_dir is None or not run_dir.is_dir():
+        return
     res = subprocess.run([sys.executable, "-m", "laptop_agents", "report", str(run_dir), "--workspace",
                           str(run.workspace)], capture_output=True, text=True, timeout=120)
     rec.notes["report_exit"] = res.returncode
@@ -221,6 +227,8 @@ def _full_disk(rec: FaultRecord, planned: PlannedFault, run: DrillRun, disk: Dis
     rec.notes["held_full_s"] = round(time.time() - full_at, 2)
     filler.unlink(missing_ok=True)
     rec.effect_until_wall = time.time()
+    if stopped:
+        _report(rec, run, _run_dir_of(run, pid))  # the run the full disk cut short: still readable?
     if not run.watchdog_running():
         # As the operator would: free the disk, start the watchdog again.
         rec.notes["watchdog_restarted_by_drill"] = True

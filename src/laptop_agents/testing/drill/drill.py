@@ -21,7 +21,7 @@ from laptop_agents.testing.drill import invariants as inv
 from laptop_agents.testing.drill.actions import DiskFill, FaultRecord, inject
 from laptop_agents.testing.drill.evidence import read_logs, read_runs, read_store, routing
 from laptop_agents.testing.drill.outcomes import observe
-from laptop_agents.testing.drill.plan import BY_NAME, DrillPlan, PlannedFault, schedule, window
+from laptop_agents.testing.drill.plan import BY_NAME, DAY_MS, DrillPlan, PlannedFault, schedule, window
 from laptop_agents.testing.drill.replay import replay
 from laptop_agents.testing.drill.runs import FUNDING_RATE, DrillRun
 
@@ -157,7 +157,8 @@ class Drill:
     def _play(self, planned: list[PlannedFault], run: DrillRun) -> list[FaultRecord]:
         plan = self.plan
         records: list[FaultRecord] = []
-        last_room = run.end_ms - int(plan.span_ms * 0.08)
+        # No fault so late that the run could not recover and catch up before the market ends.
+        last_room = run.end_ms - int(plan.span_ms * min(0.08, max(0.02, 0.5 * DAY_MS / plan.span_ms)))
         for pf in planned:
             while run.market_now() < pf.at_ms and run.market_now() < last_room:
                 time.sleep(0.05)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import io
 import json
 import sqlite3
 from collections.abc import Iterable
@@ -232,7 +233,7 @@ class RunFiles:
 
     journal_fills: list[dict[str, Any]]
     journal_errors: list[str]
-    torn_tails: int
+    torn_tails: int  # journals and candles.csv files that end in a torn line
     candles_seen: dict[int, tuple[float, float, float, float, float]]
     candles_twice: list[int]
     summaries: dict[str, dict[str, Any]]
@@ -263,7 +264,11 @@ def read_runs(workspace: Path) -> RunFiles:
             fills.extend(dict(e, run_id=d.name) for e in events if e.get("kind") == "fill")
         candles = d / "candles.csv"
         if candles.is_file():
-            with candles.open(newline="", encoding="utf-8", errors="replace") as fh:
+            raw = candles.read_bytes()
+            if raw and not raw.endswith(b"\n"):  # torn by a full disk or a kill mid-write: not a row
+                torn += 1
+                raw = raw[: raw.rfind(b"\n") + 1]
+            with io.StringIO(raw.decode("utf-8", "replace"), newline="") as fh:
                 for row in csv.DictReader(fh):
                     with contextlib.suppress(KeyError, ValueError, TypeError):
                         t = int(row["ts"])

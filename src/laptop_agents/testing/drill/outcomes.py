@@ -100,7 +100,8 @@ def _outcome(rec: FaultRecord) -> str:
     if o.get("restart_warmup") and exits:
         parts.append(f"{o['restart_warmup']} candles warmed at restart")
     if rec.notes.get("report_exit") is not None:
-        parts.append(f"`report` on the torn run: exit {rec.notes['report_exit']}")
+        parts.append(f"`laptop-agents report` on the run it cut short: exit {rec.notes['report_exit']}"
+                     + (f" ({rec.notes['report_error']})" if rec.notes.get("report_error") else ""))
     if not parts:
         parts.append("no visible disruption")
     if rec.recovered:

@@ -168,12 +168,13 @@ def schedule(plan: DrillPlan, start_ms: int) -> list[PlannedFault]:
     repeat = [k for k in plan.kinds if k not in once]
     rng.shuffle(once)
     phase = min(0.3, 5 * DAY_MS / plan.span_ms)
+    tail = min(plan.tail_frac, max(0.05, DAY_MS / plan.span_ms))
     out = _spread(plan, start_ms, once, rng, plan.lead_frac, plan.lead_frac + phase) if once else []
     cursor = 0
     day = 0
     while repeat and day * DAY_MS < plan.span_ms:
         lo = max(day * DAY_MS / plan.span_ms, plan.lead_frac + phase)
-        hi = min((day + 1) * DAY_MS / plan.span_ms, 1.0 - plan.tail_frac)
+        hi = min((day + 1) * DAY_MS / plan.span_ms, 1.0 - tail)
         day += 1
         if hi - lo < 0.2 * DAY_MS / plan.span_ms:
             continue
