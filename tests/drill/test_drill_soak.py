@@ -18,7 +18,7 @@ from tests.drill.helpers import PROJECT_ROOT, drill_env, scorecard_of
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_a_one_day_soak_passes_with_flat_resources(tmp_path: Path) -> None:
-    res = subprocess.run([sys.executable, "-m", "laptop_agents", "drill", "--soak", "--days", "1", "--speed", "1000"],
+    res = subprocess.run([sys.executable, "-m", "laptop_agents", "drill", "--soak", "--days", "1", "--speed", "600"],
                          cwd=PROJECT_ROOT, env=drill_env(tmp_path), capture_output=True, text=True, timeout=580)
     card = scorecard_of(tmp_path)
     assert res.returncode == ExitCode.OK, "\n".join([res.stdout[-4000:], res.stderr[-2000:]])

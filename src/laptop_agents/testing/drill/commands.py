@@ -9,17 +9,24 @@ from __future__ import annotations
 
 import os
 import shlex
+import signal
 import sys
 import uuid
 from datetime import UTC, datetime
+from types import FrameType
 
 from laptop_agents.context import CommandContext
 from laptop_agents.exit_codes import ExitCode
+from laptop_agents.interrupts import Interrupted
 from laptop_agents.testing.drill.plan import DEFAULTS, DrillPlan, DrillPlanError, parse_kinds
 
 
 def _err(line: str) -> None:
     print(line, file=sys.stderr)
+
+
+def _terminated(signum: int, frame: FrameType | None) -> None:
+    raise Interrupted
 
 
 def cmd_drill(ctx: CommandContext) -> int:
@@ -60,7 +67,12 @@ def cmd_drill(ctx: CommandContext) -> int:
         _err(f"laptop-agents drill: cannot create {root}: {exc.strerror or exc}")
         return ExitCode.DISK_FULL
     print(f"drill {drill_id}: {root}", flush=True)
-    outcome = Drill(plan, root, echo=lambda line: print(line, flush=True)).run()
+    # SIGTERM unwinds like Ctrl-C: the drill's sessions, watchdogs and tmpfs are cleaned up on the way out.
+    previous = signal.signal(signal.SIGTERM, _terminated)
+    try:
+        outcome = Drill(plan, root, echo=lambda line: print(line, flush=True)).run()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     code = ExitCode.OK if outcome.ok else ExitCode.DRILL_FAILED
     command = "laptop-agents " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else "laptop-agents drill"
     card = build(outcome, command=command, exit_code=int(code))
