@@ -34,8 +34,8 @@ Fill model, and the choices where the rules leave room:
 - Stop and target both inside one bar: the stop wins. A position entered
   during a bar is stopped in that same bar if the bar also reached its stop
   (targets wait for the next bar): the pessimistic reading of an OHLC bar.
-- Entries (opening, adding, reversing) pass the hard limits and the breaker;
-  reductions always pass. A reversal that may not open is clipped to a close.
+- Entries (opening, adding, reversing) pass the hard limits, the breaker and
+  the operator's pause (:attr:`PaperBroker.entries_paused`); reductions always pass. A reversal that may not open is clipped to a close.
 - ``max_orders_per_minute`` counts accepted orders in the 60 s of event time
   up to ``ts``; ``max_daily_loss_pct`` is of the account's starting equity,
   measured from the UTC day's starting equity; a breaker trip also cancels
@@ -217,6 +217,10 @@ class PaperBroker:
         self.orders: dict[str, WorkingOrder] = {}
         self.processed_ids: set[str] = set()
 
+        # --- the operator's switch: set by the shell between steps, never by
+        # the market; not part of state() (the session keeps it in the workspace) ---
+        self.entries_paused = False
+
         # --- transient ---
         self.view_equity = 0.0  # equity (settlement currency) of the last account_view
         self.tick: Tick | None = None
@@ -284,7 +288,7 @@ class PaperBroker:
             eq_quote = eq * mark if mark is not None else self.starting_equity_quote
         else:
             eq_quote = eq
-        blocked = self.breaker_active or (
+        blocked = self.entries_paused or self.breaker_active or (
             self.start_balance is not None
             and mark is not None
             and self.day_start_equity - eq >= self._max_daily_loss * self.start_balance
@@ -296,6 +300,8 @@ class PaperBroker:
 
     def entries_blocked(self) -> str:
         """Why new entries are refused right now ("" when they are allowed)."""
+        if self.entries_paused:
+            return "paused"
         if self.breaker_active:
             return "breaker"
         if self.start_balance is not None and self.mark is not None:
