@@ -131,6 +131,11 @@ CONFIG_FLAGS: dict[str, str] = {
     "stale_timeout": "system.stale_timeout_s",
     "health_port": "system.health_port",
     "dashboard": "system.dashboard",
+    "dashboard_port": "system.dashboard_port",
+    "dashboard_host": "system.dashboard_host",
+    "notify": "system.notify_urls",
+    "daily_summary_hour": "system.daily_summary_hour_utc",
+    "live_view": "system.live_view",
     "run_async": "system.run_async",
     "log_level": "system.log_level",
     "max_errors": "system.max_errors_per_session",
@@ -161,8 +166,8 @@ TRADING_OPTIONS: dict[str, frozenset[str] | None] = {
     "backtest": _OFFLINE | {"duration", "seed"},  # duration and seed: the mock market without a file
     "validate": _OFFLINE | {"duration", "seed"},
     "optimize": _OFFLINE | {"duration", "seed"},
-    "replay": _OFFLINE | {"replay_file", "replay_realtime", "health_port", "dashboard", "stale_timeout",
-                          "max_errors", "max_md_errors"},
+    "replay": _OFFLINE | {"replay_file", "replay_realtime", "health_port", "dashboard", "dashboard_port",
+                          "dashboard_host", "stale_timeout", "max_errors", "max_md_errors"},
 }
 DATA_OPTIONS: dict[str, frozenset[str] | None] = {
     "backtest": None,
@@ -263,9 +268,22 @@ def add_trading_options(p: argparse.ArgumentParser, only: Collection[str] | None
     se.flag("--enable-live", dest="enable_live",
             help="the explicit switch live execution needs (with --execution-mode live and API keys)")
     se.flag("--preflight", dest="preflight", help="run the preflight checks before starting (seed flag)")
-    se.flag("--dashboard", dest="dashboard", help="serve the health endpoint and a status page (seed flag)")
+    se.flag("--dashboard", dest="dashboard",
+            help="serve the live web dashboard (with /health and /metrics) on 127.0.0.1 (seed flag)")
+    se.add("--dashboard-port", dest="dashboard_port", type=int, default=None, metavar="PORT",
+           help="dashboard port (default 8765, or a free one when taken; 0 picks a free port)")
+    se.add("--dashboard-host", dest="dashboard_host", default=None, metavar="HOST",
+           help="dashboard bind address (default 127.0.0.1; anything else needs LA_DASHBOARD_TOKEN)")
     se.add("--health-port", dest="health_port", type=int, default=None, metavar="PORT",
-           help="serve /health on 127.0.0.1:PORT (off by default; 0 picks a free port)")
+           help="serve /health and /metrics (no pages, no controls) on 127.0.0.1:PORT (off by default; "
+                "0 picks a free port)")
+    se.add("--notify", dest="notify", action="append", default=None, metavar="URL",
+           help="send alerts to this apprise URL (repeatable; tgram://, discord://, ntfy://, json://...; "
+                "URLs with a token are better in $LA_NOTIFY_URLS)")
+    se.add("--daily-summary-hour", dest="daily_summary_hour", type=int, default=None, metavar="H",
+           help="send a daily summary alert at H:00 UTC (0-23; needs --notify)")
+    se.add("--no-live-view", dest="live_view", action="store_const", const=False, default=None,
+           help="no live panel on the terminal (and no periodic status lines elsewhere)")
     se.add("--max-errors", dest="max_errors", type=int, default=None, metavar="N",
            help="error budget (default max(20, 2 x duration minutes))")
     se.add("--max-md-errors", dest="max_md_errors", type=int, default=None, metavar="N",

@@ -59,7 +59,14 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from laptop_agents.console.sse import SseHub, encode
-from laptop_agents.console.view import LATEST, STREAMS, SessionControl, SessionView, clean_json
+from laptop_agents.console.view import (
+    LATEST,
+    STREAMS,
+    ControlRefused,
+    SessionControl,
+    SessionView,
+    clean_json,
+)
 from laptop_agents.domain.errors import UsageError
 from laptop_agents.logs import SCRUBBER, get_logger, scrub_obj
 
@@ -307,6 +314,26 @@ class Dashboard:
                 log.warning("dashboard update failed: %s", exc)
             await asyncio.sleep(opt.min_interval_s)
 
+    async def final_push(self) -> None:
+        """Send every open page what changed since the pump's last update (the
+        session's last status: stopped, with its reason) before the server goes."""
+        if not self.hub.clients:
+            return
+        task, self._pump_task = self._pump_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        try:
+            self.hub.broadcast(await self.snapshot())
+        except Exception as exc:  # the last word is a courtesy: never fail the shutdown for it
+            log.debug("final dashboard update failed: %s", exc)
+            return
+        for _ in range(20):  # let the streams write it (bounded: a client that stopped reading is left)
+            if not any(c.queue for c in self.hub.clients):
+                break
+            await asyncio.sleep(0.01)
+
     async def close(self) -> None:
         self.hub.close()
         task, self._pump_task = self._pump_task, None
@@ -426,6 +453,8 @@ async def stream(request: Request) -> Response:
                     yield await d.snapshot()
                 while client.queue:
                     yield client.queue.popleft()
+            while client.queue:  # closed: what was queued before (the final update) still goes out
+                yield client.queue.popleft()
         finally:
             d.hub.remove(client)
 
@@ -465,6 +494,9 @@ async def _control(request: Request, action: str, call: Callable[[SessionControl
         result = call(d.control)
         if inspect.isawaitable(result):
             await result
+    except ControlRefused as exc:
+        log.warning("dashboard control %s refused: %s", action, exc)
+        return _json({"ok": False, "action": action, "error": str(exc)}, 409)
     except Exception as exc:
         log.error("dashboard control %s failed: %s", action, exc)
         return _json({"ok": False, "action": action, "error": type(exc).__name__}, 500)
@@ -613,6 +645,7 @@ def create_app(
     metrics: Any = None,
     allowed_hosts: frozenset[str] | None = frozenset({"127.0.0.1", "localhost", "::1"}),
     options: DashboardOptions | None = None,
+    health_only: bool = False,
 ) -> Starlette:
     """The dashboard as an ASGI app; ``app.state.dashboard`` is its :class:`Dashboard`.
 
@@ -620,6 +653,8 @@ def create_app(
     the ``Host`` header names answered (None: any; use it only with a token).
     ``metrics`` is a :class:`~laptop_agents.console.metrics.SessionMetrics`
     served at ``/metrics``. ``control=None`` makes a read-only dashboard.
+    ``health_only`` serves ``/health`` and ``/metrics`` and nothing else (the
+    ``--health-port`` of a monitoring system: no pages, no controls).
     """
     if token is not None and len(token) < MIN_TOKEN_LEN:
         check_token(token, "127.0.0.1")  # raises with the one-line reason
@@ -635,9 +670,20 @@ def create_app(
         return Response(body, media_type=ctype)
 
     routes = [
-        Route("/", page, methods=["GET"]),
         Route("/health", health, methods=["GET"]),
         Route("/metrics", metrics_route, methods=["GET"]),
+    ]
+    if not health_only:
+        routes += _page_routes()
+    app = Starlette(routes=routes)
+    app.state.dashboard = d
+    app.add_middleware(_Guard, dashboard=d)
+    return app
+
+
+def _page_routes() -> list[Route]:
+    return [
+        Route("/", page, methods=["GET"]),
         Route("/api/status", api_status, methods=["GET"]),
         Route("/api/runs", api_runs, methods=["GET"]),
         Route("/api/stream", stream, methods=["GET"]),
@@ -648,10 +694,6 @@ def create_app(
         Route("/static/{name}", static, methods=["GET"]),
         Route("/runs/{run_id}/{name}", run_files, methods=["GET"]),
     ]
-    app = Starlette(routes=routes)
-    app.state.dashboard = d
-    app.add_middleware(_Guard, dashboard=d)
-    return app
 
 
 def dashboard_of(app: Starlette) -> Dashboard:
