@@ -88,6 +88,8 @@ COMMANDS: dict[str, Command] = {
                 "laptop_agents.ops.status:cmd_status", "issue 5"),
         Command("stop", "ask the running session to stop (creates <workspace>/kill.txt)",
                 "laptop_agents.ops.commands:cmd_stop", "issue 2"),
+        Command("dashboard", "watch the workspace's session in the web dashboard (read-only; stop = kill switch)",
+                "laptop_agents.ops.dashboard:cmd_dashboard", "issue 13"),
         Command("report", "rebuild report.html and the summary of a run directory",
                 "laptop_agents.report.commands:cmd_report", "issue 7"),
         Command("watchdog", "run a session and restart it when it crashes or hangs",
@@ -200,7 +202,7 @@ class _Options:
 
 # Commands that only read the workspace: a read-only or damaged workspace does
 # not stop them (status is what you run to find out what is wrong).
-READ_ONLY_COMMANDS = frozenset({"status", "config"})
+READ_ONLY_COMMANDS = frozenset({"status", "config", "dashboard"})
 
 
 def _store_true_or_none(group: argparse._ArgumentGroup, *flags: str, dest: str, help: str) -> None:
@@ -374,6 +376,16 @@ def _add_subcommand_options(name: str, p: argparse.ArgumentParser) -> None:
     if name == "stop":
         p.add_argument("--reason", default="user stop", help="recorded in the kill file")
         p.add_argument("--force", action="store_true", help="arm the kill switch even when nothing is running")
+        fl = p.add_mutually_exclusive_group()
+        fl.add_argument("--flatten", dest="flatten", action="store_const", const=True, default=None,
+                        help="close the position on this stop (whatever the session's --no-flatten says)")
+        fl.add_argument("--no-flatten", dest="flatten", action="store_const", const=False,
+                        help="keep the position on this stop (working orders are cancelled)")
+    if name == "dashboard":
+        p.add_argument("--port", type=int, default=None,
+                       help="port (default: system.dashboard_port, else 8765; 0 picks a free one)")
+        p.add_argument("--host", default=None,
+                       help="bind address (default 127.0.0.1; anything else needs LA_DASHBOARD_TOKEN)")
     if name == "watchdog":
         p.add_argument("--restart-delay", dest="restart_delay", type=float, default=10.0, metavar="SEC",
                        help="seconds before a restart (default 10), doubled per quick failure")

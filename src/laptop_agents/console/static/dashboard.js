@@ -98,8 +98,8 @@
     const live = state !== "stopped";
     $("controls").hidden = !S.controls;
     for (const b of document.querySelectorAll("#controls button")) b.disabled = !live;
-    $("btn-pause").hidden = !!st.entries_paused;
-    $("btn-resume").hidden = !st.entries_paused;
+    $("btn-pause").hidden = !!st.entries_paused || st.can_pause === false;
+    $("btn-resume").hidden = !st.entries_paused || st.can_pause === false;
   }
 
   function renderCards() {
