@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 RUN_ARGS ?=
 
-.PHONY: venv run test lint typecheck unit slow bench clean postgres
+.PHONY: venv run smoke test lint typecheck unit slow bench clean postgres chromium
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -17,8 +17,15 @@ $(STAMP): requirements.lock pyproject.toml
 
 venv: $(STAMP)
 
-## The main job: a one-minute paper live-session on the mock source, then its report.
+## The main job: a paper live-session on the mock market -- three simulated hours
+## in 90 seconds (--speed 120), so you see the bot trade -- with the web dashboard
+## on 127.0.0.1 (its URL is printed) and the live panel; it ends by itself with
+## exit 0, the summary and the report.
 run: venv
+	$(BIN)/python -m laptop_agents.run --mode live-session --async --source mock --duration 180 --speed 120 --dashboard $(RUN_ARGS)
+
+## The seed's exact one-minute command: the smoke test (one real-time minute).
+smoke: venv
 	$(BIN)/python -m laptop_agents.run --mode live-session --async --source mock --duration 1 $(RUN_ARGS)
 
 ## The full test suite: lint, types, every test including the slow ones
