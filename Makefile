@@ -31,7 +31,7 @@ smoke: venv
 ## The full test suite: lint, types, every test including the slow ones
 ## (the real one-minute smoke session, a study on a real PostgreSQL server).
 ## Soak tests only with LA_SOAK=1.
-test: venv lint typecheck postgres
+test: venv lint typecheck postgres chromium
 	LA_SLOW=1 $(BIN)/pytest -q -n 2 --dist loadgroup
 
 lint: venv
@@ -44,7 +44,7 @@ typecheck: venv
 unit: venv
 	$(BIN)/pytest -q -n 2 --dist loadgroup
 
-slow: venv postgres
+slow: venv postgres chromium
 	LA_SLOW=1 $(BIN)/pytest -q -n 2 --dist loadgroup -m slow
 
 ## Debian's PostgreSQL server for the optimize storage test: nothing to do when it
@@ -59,6 +59,20 @@ postgres:
 	    && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null \
 	    && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; \
 	} || { echo "make: cannot install PostgreSQL (needs apt-get and root or passwordless sudo): install Debian's postgresql package, then run make test again" >&2; exit 1; }
+
+## Debian's chromium for the dashboard's browser tests (driven by Playwright's
+## python package with executable_path /usr/bin/chromium; `playwright install`
+## is never used): nothing to do when it is installed; else apt-get installs it
+## (as root, or through sudo without a password); else one line and the target fails.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO="sudo -n"; \
+	  echo "installing Debian's chromium package (the dashboard's browser tests need a real browser)"; \
+	  command -v apt-get >/dev/null 2>&1 \
+	    && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null \
+	    && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
+	    && command -v chromium >/dev/null 2>&1; \
+	} || { echo "make: cannot install chromium (needs apt-get and root or passwordless sudo): install Debian's chromium package, then run make test again" >&2; exit 1; }
 
 bench: venv
 	@for f in bench/*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done

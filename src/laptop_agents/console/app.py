@@ -228,6 +228,7 @@ class Dashboard:
         self.hub = SseHub(max_clients=options.max_clients, queue_size=options.queue_size)
         self._poke = asyncio.Event()
         self._pump_task: asyncio.Task[None] | None = None
+        self._stopping = False
         self._runs: list[dict[str, Any]] = []
         self._runs_at = -1e9
         self.pushes = 0
@@ -268,19 +269,41 @@ class Dashboard:
         self._poke.set()
 
     def ensure_pump(self) -> None:
+        if self._stopping:
+            return
         if self._pump_task is None or self._pump_task.done():
             self._pump_task = asyncio.create_task(self._pump(), name="dashboard-pump")
+
+    async def _poked(self, timeout: float) -> None:
+        """Until poked or ``timeout``. ``asyncio.wait``, not ``wait_for``: on
+        Python 3.11 ``wait_for`` can swallow a cancellation that arrives as the
+        event is set, and a pump that survives its cancel never lets the server
+        close."""
+        waiter = asyncio.ensure_future(self._poke.wait())
+        try:
+            await asyncio.wait({waiter}, timeout=timeout)
+        finally:
+            waiter.cancel()
+
+    async def _stop_pump(self) -> None:
+        """Stop the pump for good (its loop also checks the flag: a cancel alone
+        is not enough, see :meth:`_poked`); never waits more than a second."""
+        self._stopping = True
+        task, self._pump_task = self._pump_task, None
+        if task is not None:
+            task.cancel()
+            self._poke.set()
+            await asyncio.wait({task}, timeout=1.0)
 
     async def _pump(self) -> None:
         view, hub, opt = self.view, self.hub, self.opt
         cursors = {s: view.recent(s, LATEST).seq for s in STREAMS}
         last_status = ""
         last_runs = json.dumps(self._runs, sort_keys=True, default=str)
-        while hub.clients and not hub.closed:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._poke.wait(), opt.interval_s)
+        while hub.clients and not hub.closed and not self._stopping:
+            await self._poked(opt.interval_s)
             self._poke.clear()
-            if not hub.clients or hub.closed:
+            if not hub.clients or hub.closed or self._stopping:
                 break
             try:
                 payload: dict[str, Any] = {}
@@ -317,13 +340,9 @@ class Dashboard:
     async def final_push(self) -> None:
         """Send every open page what changed since the pump's last update (the
         session's last status: stopped, with its reason) before the server goes."""
+        await self._stop_pump()
         if not self.hub.clients:
             return
-        task, self._pump_task = self._pump_task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
         try:
             self.hub.broadcast(await self.snapshot())
         except Exception as exc:  # the last word is a courtesy: never fail the shutdown for it
@@ -336,11 +355,7 @@ class Dashboard:
 
     async def close(self) -> None:
         self.hub.close()
-        task, self._pump_task = self._pump_task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await self._stop_pump()
 
 
 # ---------------------------------------------------------------- routes
