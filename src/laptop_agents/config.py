@@ -10,6 +10,7 @@ effective value is kept so ``laptop-agents config show`` can print it.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -337,6 +338,8 @@ def redact_url(url: str) -> str:
     if not sep:
         return "<not a URL>"
     host = rest.split("/", 1)[0].rsplit("@", 1)[-1]
+    if not re.fullmatch(r"[A-Za-z0-9.-]+(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?", host):
+        host = "…"  # a token where the host would be (tgram://BOT_TOKEN/CHAT)
     return f"{scheme}://{host}{'/…' if '/' in rest.strip('/') or '?' in rest else ''}"
 
 
