@@ -43,7 +43,7 @@ def _out() -> Console:
 
 
 def _err(console: Console, message: str) -> None:
-    console.print(scrub(message), markup=False, highlight=False, soft_wrap=True)
+    console.print(scrub(message), markup=False, emoji=False, highlight=False, soft_wrap=True)
 
 
 def _failed(console: Console, exc: Exception, writing: str) -> int:
