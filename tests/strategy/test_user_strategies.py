@@ -94,6 +94,24 @@ def test_the_example_runs_by_path_in_backtest_and_replay_with_identical_results(
     # A parameter the model refuses: one line naming the file, the key and the rule.
     bad = write(folder, "bad.yaml", "fast: 50\nslow: 30\n")
     assert main(["backtest", str(data), *common[:3], str(bad)]) == ExitCode.CONFIG_ERROR
+    # validate takes its parameter names; a paper session on the mock market runs it unchanged.
+    assert main(["validate", str(data), *common, "--grid", "stop_atr=1,2;target_r=1.5", "--splits", "2",
+                 "--jobs", "2", "--run-id", "va"]) == ExitCode.OK  # fmt: skip
+    board = json.loads((workspace / "runs" / "va" / "leaderboard.json").read_text())
+    assert board["strategy"] == str(params) and len(board["folds"]) == 2
+    assert main(["run", "--source", "mock", "--speed", "600", "--warmup-bars", "40", "--duration", "5", *common,
+                 "--run-id", "live"]) == ExitCode.OK  # fmt: skip
+    live = events(workspace / "runs" / "live")
+    assert [e["event"] for e in live if e["kind"] == "session"] == ["start", "stop"]
+    assert not [e for e in live if e["kind"] == "agent_error"]
+
+
+def test_the_docs_show_the_example_file_as_it_is() -> None:
+    doc = (EXAMPLE.parents[2] / "docs" / "strategies.md").read_text(encoding="utf-8")
+    block = doc.split("```python\n", 1)[1].split("```", 1)[0]
+    assert block == EXAMPLE.read_text(encoding="utf-8")
+    readme = (EXAMPLE.parents[2] / "README.md").read_text(encoding="utf-8")
+    assert "docs/strategies.md" in readme
 
 
 def test_a_user_strategy_in_a_mock_session_continues_after_a_restart_and_another_one_is_refused(
