@@ -6,15 +6,29 @@ this file; it is the old behaviour by definition."""
 # ruff: noqa
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from laptop_agents.domain.contracts import AccountView, Intent, StrategyOutput
 from laptop_agents.domain.models import Candle, Event, FundingRate, Instrument, OrderType, Side
-from laptop_agents.strategy.agents import JournalCoach, new_event, new_intent
+from laptop_agents.domain.fast import fast_init
+from laptop_agents.strategy.agents import JournalCoach, new_intent
 from laptop_agents.strategy.indicators import SMA
 from laptop_agents.strategy.params import SmaCrossParams
 from laptop_agents.strategy.sizing import floor_to_step, position_size, round_to_tick
-from laptop_agents.strategy.base import agent_error, id_prefix
+
+new_event = fast_init(Event)
+
+
+def id_prefix(name: str) -> str:  # as it was in strategy/supervisor.py
+    stem = re.sub(r"\.(json|ya?ml)$", "", name.replace("\\", "/").rsplit("/", 1)[-1], flags=re.IGNORECASE)
+    clean = re.sub(r"[^A-Za-z0-9]", "", stem)[:12]
+    return clean or "strat"
+
+
+def agent_error(ts: int, agent: str, exc: BaseException) -> Event:  # as it was in strategy/supervisor.py
+    text = f"{type(exc).__name__}: {exc}"
+    return new_event(ts, "agent_error", {"agent": agent, "error": text[:300]})
 
 _STATE_TAG = "sma_cross/1"  # names the snapshot_state layout
 

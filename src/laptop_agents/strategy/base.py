@@ -20,9 +20,9 @@ they are written once:
   the netting reversal, the ``entries_blocked`` rule, decision and journal
   events and client ids come from the base.
 
-Every event a strategy produces is made by one of three functions below
-(:func:`decision_event`, :func:`agent_error`, and the journal coach's lines),
-so the record type of events can change in one place.
+Every event a strategy produces is made by one of the three makers in
+:mod:`~laptop_agents.strategy.emit` (decision, journal line, agent error),
+so the record type of events changes in one place.
 
 Determinism is the contract: ``decide`` sees the candle, the account view and
 the strategy's own state, nothing else; the base never reads the clock, does
@@ -43,7 +43,8 @@ from pydantic import BaseModel, ConfigDict
 
 from laptop_agents.domain.contracts import AccountView, StrategyOutput
 from laptop_agents.domain.models import CancelIntent, Candle, Event, FundingRate, Instrument, OrderType, Side
-from laptop_agents.strategy.agents import JournalCoach, new_event, new_intent
+from laptop_agents.strategy.agents import JournalCoach, new_intent
+from laptop_agents.strategy.emit import agent_error, decision_event
 from laptop_agents.strategy.sizing import BELOW_MIN_QTY, floor_to_step, position_size, round_to_tick
 
 __all__ = [
@@ -58,29 +59,11 @@ __all__ = [
     "id_prefix",
 ]
 
-_MAX_ERROR_TEXT = 300
 DEFAULT_RISK_PCT = 1.0
 
 # What an entry helper did (see BaseStrategy.enter).
 Outcome = Literal["entered", "blocked", "closed", "refused"]
 CANDLE_FIELDS = ("open", "high", "low", "close", "volume")
-
-
-# -- the three event makers ------------------------------------------------------
-
-
-def agent_error(ts: int, agent: str, exc: BaseException) -> Event:
-    """The event for an exception in strategy code: the session goes on."""
-    text = f"{type(exc).__name__}: {exc}"
-    return new_event(ts, "agent_error", {"agent": agent, "error": text[:_MAX_ERROR_TEXT]})
-
-
-def decision_event(ts: int, data: dict[str, Any]) -> Event:
-    """A decision (enter, exit, cancel, block) with its context."""
-    return new_event(ts, "decision", data)
-
-
-# Journal lines are made by JournalCoach (strategy/agents.py), the third maker.
 
 
 def id_prefix(name: str) -> str:

@@ -53,10 +53,10 @@ from laptop_agents.strategy.agents import (
     RiskGate,
     Setup,
     SetupSignal,
-    new_event,
     new_intent,
 )
-from laptop_agents.strategy.base import StrategyCore, agent_error, id_prefix
+from laptop_agents.strategy.base import StrategyCore, id_prefix
+from laptop_agents.strategy.emit import agent_error, decision_event
 from laptop_agents.strategy.params import SupervisorParams
 
 __all__ = ["COOLDOWN_REASONS", "STATE_BLOCKS", "Supervisor", "agent_error", "id_prefix"]
@@ -171,7 +171,7 @@ class Supervisor(StrategyCore):
             if cancel is not None:
                 cid, reason = cancel
                 intents.append(CancelIntent(cid, reason))
-                events.append(new_event(ts, "decision", {"action": "cancel", "reason": reason, "client_id": cid}))
+                events.append(decision_event(ts, {"action": "cancel", "reason": reason, "client_id": cid}))
                 cancelled = True
 
         if failed or cancelled or account.position_qty != 0.0 or working:
@@ -285,7 +285,7 @@ class Supervisor(StrategyCore):
         data["rr"] = round(rr, 4)
         data["size_mult"] = mult
         data["client_id"] = cid
-        events.append(new_event(ts, "decision", data))
+        events.append(decision_event(ts, data))
         try:
             events.append(self.journal_coach.plan_created(
                     ts, cid, setup.name, setup.side, setup.order_type, setup.entry, setup.stop, setup.target, qty, bar
@@ -345,7 +345,7 @@ class Supervisor(StrategyCore):
             data["rr"] = round(rr, 4)
         if qty:
             data["qty"] = qty
-        events.append(new_event(ts, "decision", data))
+        events.append(decision_event(ts, data))
 
     # -- state ---------------------------------------------------------------
 
