@@ -252,6 +252,18 @@ def test_a_state_of_another_layout_or_version_is_refused() -> None:
         make().restore_state("Scripted/1")  # type: ignore[arg-type]
 
 
+def test_a_state_an_indicator_cannot_load_is_a_value_error_and_changes_nothing() -> None:
+    s = make()
+    for c in candles(10):
+        s.warmup(c)
+    state = list(s.snapshot_state())
+    state[3] = 42  # the RollingMax state: not a tuple
+    before = structure(s)
+    with pytest.raises(ValueError, match=r"does not load \(TypeError: .*differently shaped configuration"):
+        s.restore_state(tuple(state))
+    assert structure(s) == before
+
+
 class Plain(BaseStrategy[P]):
     Params = P
 

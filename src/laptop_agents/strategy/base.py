@@ -158,9 +158,12 @@ class StrategyCore:
         before = self._dump_state()
         try:
             self._load_state(state[1:])
-        except BaseException:
+        except BaseException as exc:
             self._load_state(before)
-            raise
+            if isinstance(exc, ValueError) or not isinstance(exc, Exception):
+                raise
+            # A custom indicator's load() may fail another way: still "does not fit".
+            raise _not_fitting(f"the stored {self.state_tag} state does not load ({type(exc).__name__}: {exc})") from None
 
 
 # -- the user-facing base ------------------------------------------------------------
