@@ -98,7 +98,7 @@ def test_the_example_runs_by_path_in_backtest_and_replay_with_identical_results(
     assert main(["validate", str(data), *common, "--grid", "stop_atr=1,2;target_r=1.5", "--splits", "2",
                  "--jobs", "2", "--run-id", "va"]) == ExitCode.OK  # fmt: skip
     board = json.loads((workspace / "runs" / "va" / "leaderboard.json").read_text())
-    assert board["strategy"] == str(params) and len(board["folds"]) == 2
+    assert board["strategy"] == "pullback.py:EmaPullback" and len(board["folds"]) == 2
     assert main(["run", "--source", "mock", "--speed", "600", "--warmup-bars", "40", "--duration", "5", *common,
                  "--run-id", "live"]) == ExitCode.OK  # fmt: skip
     live = events(workspace / "runs" / "live")
