@@ -55,11 +55,9 @@ from laptop_agents.strategy.agents import (
     SetupSignal,
     new_intent,
 )
-from laptop_agents.strategy.base import StrategyCore, id_prefix
+from laptop_agents.strategy.base import StrategyCore
 from laptop_agents.strategy.emit import agent_error, decision_event
 from laptop_agents.strategy.params import SupervisorParams
-
-__all__ = ["COOLDOWN_REASONS", "STATE_BLOCKS", "Supervisor", "agent_error", "id_prefix"]
 
 # Block reasons after which the sentinel's cooldown starts (a judgement on the
 # setup); halts and circuit-breaker blocks are the account's state instead.
