@@ -450,10 +450,19 @@ class BaseStrategy(StrategyCore, Generic[P]):
         closed instead; ``"refused"`` when no valid size exists (the reason is
         in a decision event; an opposite position is still closed).
         """
-        candle, account, out = self._now()
+        candle, account = self._candle, self._account
+        if candle is None or account is None:
+            raise RuntimeError("order helpers can only be called inside decide()")
+        d = 1 if direction > 0 else -1
+        pos = account.position_qty
+        close_qty = abs(pos) if pos * d < 0.0 else 0.0
+        if close_qty == 0.0 and self._block_reported and account.entries_blocked:
+            return "blocked"  # reported already, nothing to close: nothing to say or do (a tripped breaker's day)
+        out = self._out
+        if out is None:
+            out = self._out = StrategyOutput([], [])
         ts = candle.ts
         inst = self.instrument
-        d = 1 if direction > 0 else -1
         side = Side.BUY if d > 0 else Side.SELL
         entry = candle.close if limit is None else limit
         tick = inst.tick_size
@@ -471,14 +480,10 @@ class BaseStrategy(StrategyCore, Generic[P]):
         else:
             target_px = None
         setup = setup or self.kind
-        pos = account.position_qty
-        close_qty = abs(pos) if pos * d < 0.0 else 0.0
         cid = self.client_id(ts, len(out.intents))
         base: dict[str, Any] = {"setup": setup, "side": side.value, "type": "MARKET" if limit is None else "LIMIT",
                                 "entry": entry, **self.context()}  # fmt: skip
         if account.entries_blocked:
-            if close_qty == 0.0 and self._block_reported:
-                return "blocked"
             self._block_reported = True
             out.events.append(decision_event(ts, dict(base, action="block", reason="entries_blocked")))
             if close_qty > 0.0:
