@@ -215,7 +215,7 @@ def test_bad_parameters_from_a_file_and_unknown_cli_options(tmp_path: Path, work
         ("every: 0\n", [], "bad value every=0: must be >= 1"),
         ("evry: 2\n", [], "unknown key 'evry'; allowed keys here: every, stop_bps, symbols"),
         ("symbols: {BTCUSDT: {every: -1}}\n", [], "bad value symbols.BTCUSDT.every=-1"),
-        ("every: 2\n", ["--tp-r", "2"], "unknown parameter 'tp_r_mult' for strategy 'FlipParams'"),
+        ("every: 2\n", ["--tp-r", "2"], "unknown parameter 'tp_r_mult' for strategy 'flipper.py:Flipper'"),
     ]
     for text, extra, message in cases:
         params = write(tmp_path, "p.yaml", text)

@@ -25,10 +25,11 @@ from laptop_agents.strategy.params import (
 FOOTER = """\
 Choose one with --strategy NAME, or write a strategy file (JSON/YAML) with
 these keys and pass --strategy-file FILE; an unknown key or a value outside
-its range is an error. Your own strategy class: --strategy FILE.py:ClassName
-(its parameters from --strategy-file; see docs/strategies.md). Per-symbol overrides go under `symbols: {BTCUSD: {...}}`.
+its range is an error. Per-symbol overrides go under `symbols: {BTCUSD: {...}}`.
 --stop-bps and --tp-r override the file; `validate --grid` takes these names
-(flat, e.g. tp_r_mult, or dotted, e.g. sweep.tp_r_mult)."""
+(flat, e.g. tp_r_mult, or dotted, e.g. sweep.tp_r_mult).
+Your own strategy class: --strategy FILE.py:ClassName, its parameters from
+--strategy-file (see docs/strategies.md)."""
 
 
 def _table(rows: list[ParamInfo]) -> list[str]:

@@ -120,7 +120,7 @@ def load_strategy_params(
         cli["stop_bps"] = config.stop_bps
         if isinstance(params, SmaCrossParams):
             cli["attach_stop"] = True
-    return apply_overrides(params, cli, "command-line strategy options")
+    return apply_overrides(params, cli, "command-line strategy options", label=plugin.name if plugin else None)
 
 
 def _risk_value(params: object, key: str) -> float | None:
@@ -152,7 +152,7 @@ def build_strategy(config: AppConfig, *, overrides: Mapping[str, float] | None =
     plugin = resolve_strategy(config.strategy)
     params = load_strategy_params(config.strategy, symbol, plugin)
     if overrides:
-        params = apply_overrides(params, overrides, "strategy overrides")
+        params = apply_overrides(params, overrides, "strategy overrides", label=plugin.name if plugin else None)
     instrument = instrument_for(symbol)
     name = _label(config.strategy, plugin)
     rp = config.risk.risk_pct if config.risk.risk_pct is not None else _risk_value(params, "risk_pct")

@@ -211,6 +211,17 @@ def _arity(update: Callable[..., Any]) -> int | None:
     return sum(1 for p in params if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
 
 
+def _tuple_getter(names: tuple[str, ...]) -> Callable[[Any], tuple[Any, ...]]:
+    """``obj -> (obj.a, obj.b, ...)`` for ``names`` (attrgetter returns a bare
+    value for one name)."""
+    if len(names) > 1:
+        return operator.attrgetter(*names)
+    if names:
+        get = operator.attrgetter(names[0])
+        return lambda obj: (get(obj),)
+    return lambda obj: ()
+
+
 P = TypeVar("P", bound=BaseModel)
 
 
@@ -235,8 +246,8 @@ class BaseStrategy(StrategyCore, Generic[P]):
     sends nothing.
     """
 
-    __slots__ = ("_account", "_block_reported", "_candle", "_close_feeds", "_field_names", "_indicator_list",
-                 "_other_feeds", "_out")  # fmt: skip
+    __slots__ = ("_account", "_block_reported", "_candle", "_close_feeds", "_dumpers", "_field_names",
+                 "_get_fields", "_indicator_list", "_other_feeds", "_out")  # fmt: skip
 
     Params: ClassVar[type[BaseModel]]
     kind: ClassVar[str] = ""
@@ -288,6 +299,9 @@ class BaseStrategy(StrategyCore, Generic[P]):
             else:
                 other_feeds.append((ind.update, operator.attrgetter(*fields), len(fields) > 1))
         self._indicator_list = tuple(named)
+        # The state is taken after every persisted candle: its getters are made once.
+        self._dumpers = tuple(ind.dump for _, ind in named)
+        self._get_fields = _tuple_getter(self._field_names)
         self._close_feeds = tuple(close_feeds)
         self._other_feeds = tuple(other_feeds)
 
@@ -550,12 +564,18 @@ class BaseStrategy(StrategyCore, Generic[P]):
 
     # -- state -------------------------------------------------------------------
 
+    def snapshot_state(self) -> tuple[Any, ...]:
+        """``(state_tag, *indicator dumps, *state fields, block reported, bar,
+        journal plans)``: plain data (see :meth:`StrategyCore.snapshot_state`)."""
+        out: list[Any] = [self.state_tag]
+        for dump in self._dumpers:
+            out.append(dump())
+        out.extend(self._get_fields(self))
+        out += (self._block_reported, self._bar, self.journal_coach.dump())
+        return tuple(out)
+
     def _dump_state(self) -> tuple[Any, ...]:
-        return (
-            *[ind.dump() for _, ind in self._indicator_list],
-            *[getattr(self, f) for f in self._field_names],
-            self._block_reported, self._bar, self.journal_coach.dump(),
-        )  # fmt: skip
+        return self.snapshot_state()[1:]
 
     def _load_state(self, values: tuple[Any, ...] | list[Any]) -> None:
         inds, names = self._indicator_list, self._field_names

@@ -400,7 +400,9 @@ def _leaf_paths(tree: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> list[t
 PM = TypeVar("PM", bound=BaseModel)
 
 
-def apply_overrides(params: PM, overrides: Mapping[str, Any], where: str = "parameter overrides") -> PM:
+def apply_overrides(
+    params: PM, overrides: Mapping[str, Any], where: str = "parameter overrides", *, label: str | None = None
+) -> PM:
     """Return ``params`` with overrides applied and re-validated.
 
     A flat name (``tp_r_mult``) sets that key in every section that has it; a
@@ -411,7 +413,8 @@ def apply_overrides(params: PM, overrides: Mapping[str, Any], where: str = "para
         return params
     model = type(params)
     builtin = model in _MODELS.values()  # their 'strategy' key names the model; it is not a parameter
-    label = getattr(params, "strategy", "") if builtin else model.__name__
+    if label is None:
+        label = getattr(params, "strategy", "") if builtin else model.__name__
     tree = params.model_dump()
     leaves = [p for p in _leaf_paths(tree) if not (builtin and p[0] == "strategy")]
     for name, value in overrides.items():
