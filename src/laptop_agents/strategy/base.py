@@ -422,13 +422,27 @@ class BaseStrategy(StrategyCore, Generic[P]):
         """The deterministic client id of this strategy's ``seq``-th order at ``ts``."""
         return f"{self.id_prefix}-{ts}-{seq}"
 
-    def buy(self, **order: Any) -> Outcome:
+    def buy(
+        self, *, stop: float | None = None, stop_bps: float | None = None, target: float | None = None,
+        target_r: float | None = None, qty: float | None = None, limit: float | None = None,
+        attach_stop: bool = True, trailing: bool = False, size_mult: float = 1.0, reason: str = "signal",
+        setup: str | None = None,
+    ) -> Outcome:  # fmt: skip
         """Go long: :meth:`enter` with direction +1."""
-        return self.enter(1, **order)
+        return self.enter(1, stop=stop, stop_bps=stop_bps, target=target, target_r=target_r, qty=qty, limit=limit,
+                          attach_stop=attach_stop, trailing=trailing, size_mult=size_mult, reason=reason,
+                          setup=setup)  # fmt: skip
 
-    def sell(self, **order: Any) -> Outcome:
+    def sell(
+        self, *, stop: float | None = None, stop_bps: float | None = None, target: float | None = None,
+        target_r: float | None = None, qty: float | None = None, limit: float | None = None,
+        attach_stop: bool = True, trailing: bool = False, size_mult: float = 1.0, reason: str = "signal",
+        setup: str | None = None,
+    ) -> Outcome:  # fmt: skip
         """Go short: :meth:`enter` with direction -1."""
-        return self.enter(-1, **order)
+        return self.enter(-1, stop=stop, stop_bps=stop_bps, target=target, target_r=target_r, qty=qty, limit=limit,
+                          attach_stop=attach_stop, trailing=trailing, size_mult=size_mult, reason=reason,
+                          setup=setup)  # fmt: skip
 
     def enter(
         self,
