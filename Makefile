@@ -28,7 +28,7 @@ test: venv lint typecheck postgres
 	LA_SLOW=1 $(BIN)/pytest -q -n 2 --dist loadgroup
 
 lint: venv
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench examples
 
 typecheck: venv
 	$(BIN)/mypy

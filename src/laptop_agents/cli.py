@@ -235,7 +235,8 @@ def add_trading_options(p: argparse.ArgumentParser, only: Collection[str] | None
 
     st = _Options(p.add_argument_group("strategy and risk"), only)
     st.add("--strategy", dest="strategy", default=None, metavar="NAME",
-           help=f"default, tight or sma_cross, or a strategy file path (seed flag); {STRATEGIES_HINT}")
+           help="default, tight or sma_cross, a strategy file path (seed flag), your own strategy class as "
+                f"FILE.py:ClassName (trusted code, see docs/strategies.md) or an installed one; {STRATEGIES_HINT}")
     st.add("--strategy-file", dest="strategy_file", default=None, metavar="FILE",
            help="strategy parameter file (JSON/YAML) with the parameters `laptop-agents strategies` lists")
     st.add("--risk-pct", dest="risk_pct", type=float, default=None, metavar="PCT",
@@ -352,7 +353,8 @@ def _add_subcommand_options(name: str, p: argparse.ArgumentParser) -> None:
         add_trading_options(p, TRADING_OPTIONS[name])
     if name == "strategies":
         p.add_argument("strategy_name", nargs="?", default=None, metavar="NAME|FILE",
-                       help="one preset or strategy file (default: every built-in strategy)")
+                       help="one preset, strategy file or FILE.py:ClassName (default: every built-in and "
+                            "installed strategy)")
     if name == "stop":
         p.add_argument("--reason", default="user stop", help="recorded in the kill file")
         p.add_argument("--force", action="store_true", help="arm the kill switch even when nothing is running")

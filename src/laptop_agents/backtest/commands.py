@@ -43,7 +43,7 @@ def _out() -> Console:
 
 
 def _err(console: Console, message: str) -> None:
-    console.print(scrub(message), markup=False, highlight=False, soft_wrap=True)
+    console.print(scrub(message), markup=False, emoji=False, highlight=False, soft_wrap=True)
 
 
 def _failed(console: Console, exc: Exception, writing: str) -> int:
@@ -139,10 +139,6 @@ def new_run_id(ctx: CommandContext, prefix: str, strategy: str) -> str:
         run_id, k = f"{base}-{k}", k + 1
 
 
-def _strategy_label(config: AppConfig) -> str:
-    return str(config.strategy.file) if config.strategy.file is not None else config.strategy.name
-
-
 def cmd_backtest(ctx: CommandContext) -> int:
     """Backtest a candle file (or the mock market) with the live Engine; write runs/<run_id>/."""
     from laptop_agents.backtest.runner import run_backtest
@@ -152,11 +148,11 @@ def cmd_backtest(ctx: CommandContext) -> int:
     out = _out()
     err = Console(stderr=True)
     try:
-        build_strategy(ctx.config)  # a bad strategy file fails before any data is read
+        label = build_strategy(ctx.config).name  # a bad strategy fails before any data is read
         config, candles, funding, data_report, desc, file = load_data(ctx, ctx.config, err)
         if not candles:
             raise _Fail(ExitCode.BAD_INPUT, "no candles to backtest")
-        run_id = new_run_id(ctx, "backtest", _strategy_label(config))
+        run_id = new_run_id(ctx, "backtest", label)
         run_dir = ctx.workspace.run_dir(run_id)
         err.print(scrub(desc), markup=False, highlight=False, style="dim", soft_wrap=True)
         fields: dict[str, Any] = {"run_id": run_id, "source": desc}
@@ -201,7 +197,7 @@ def cmd_validate(ctx: CommandContext) -> int:
             grid = parse_grid(getattr(args, "grid", None))
         except GridError as exc:
             raise _Fail(ExitCode.CONFIG_ERROR, f"bad --grid: {exc}") from None
-        build_strategy(ctx.config)  # a bad strategy file fails before any data is read
+        label = build_strategy(ctx.config).name  # a bad strategy fails before any data is read
         config, candles, _funding, data_report, desc, file = load_data(ctx, ctx.config, err)
         for combo in grid:  # refuse a bad parameter name or value before any work starts
             build_strategy(config, overrides=combo)
@@ -210,7 +206,7 @@ def cmd_validate(ctx: CommandContext) -> int:
             raise _Fail(ExitCode.CONFIG_ERROR, f"bad --jobs {jobs}: must be >= 1")
         splits = getattr(args, "splits", None) or 4
         train_frac = getattr(args, "train_frac", None) or 0.7
-        run_id = new_run_id(ctx, "validate", _strategy_label(config))
+        run_id = new_run_id(ctx, "validate", label)
         run_dir = ctx.workspace.run_dir(run_id)
         spec = DataSpec(file=str(file.resolve()) if file else None, strict=bool(getattr(args, "strict", False)),
                         interval=config.trading.interval if file else None, **time_options(ctx))
@@ -221,7 +217,7 @@ def cmd_validate(ctx: CommandContext) -> int:
                                jobs=jobs, constant_funding=getattr(args, "funding_rate", None))
         except GridError as exc:
             raise _Fail(ExitCode.CONFIG_ERROR, str(exc)) from None
-        doc = {"run_id": run_id, "mode": "validate", "strategy": _strategy_label(config),
+        doc = {"run_id": run_id, "mode": "validate", "strategy": label,
                "symbol": config.trading.symbol, "interval": config.trading.interval, "source": desc,
                "grid": getattr(args, "grid", None) or "", "data_report": data_report, **doc}
         csv_path, json_path = write_leaderboard(doc, run_dir)
