@@ -18,9 +18,10 @@ import re
 import sys
 import threading
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from laptop_agents.domain.isotime import ms_to_iso
 
 _SECRET_NAME = re.compile(r"(KEY|SECRET|TOKEN|PASSWORD|PASSPHRASE|SIGN|CREDENTIAL)", re.IGNORECASE)
 _PATTERNS = (
@@ -88,7 +89,7 @@ class JsonLineFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "time": ms_to_iso(int(record.created * 1000), "milliseconds"),
             "level": record.levelname,
             "component": record.name,
             "message": record.getMessage(),

@@ -26,6 +26,7 @@ from rich.table import Table
 from laptop_agents.config import AppConfig
 from laptop_agents.context import CommandContext
 from laptop_agents.domain.errors import LaptopAgentsError
+from laptop_agents.domain.isotime import ms_to_iso
 from laptop_agents.domain.models import Candle, FundingRate
 from laptop_agents.exit_codes import ExitCode
 from laptop_agents.logs import scrub
@@ -258,7 +259,6 @@ def leaderboard_table(doc: dict[str, Any], top: int = 15) -> Table:
 
 
 def picks_table(doc: dict[str, Any]) -> Table:
-    from laptop_agents.sources.candle_files import iso
 
     t = Table(title="picked on train, scored on test", title_justify="left")
     for col in ("fold", "test window", "params", "train Sharpe", "test Sharpe", "test ret %", "test trades"):
@@ -266,7 +266,7 @@ def picks_table(doc: dict[str, Any]) -> Table:
                      no_wrap=col in ("params", "test window"))
     for p in doc["picks"]:
         a, b = p["test_range"]
-        t.add_row(str(p["fold"]), f"{iso(a)[:16]} → {iso(b)[:16]}", _params(p["params"]), _f(p["train"]["sharpe"]),
+        t.add_row(str(p["fold"]), f"{ms_to_iso(a)[:16]} → {ms_to_iso(b)[:16]}", _params(p["params"]), _f(p["train"]["sharpe"]),
                   _f(p["test"]["sharpe"]), _f(p["test"]["return_pct"]), str(p["test"]["trades"]))
     return t
 

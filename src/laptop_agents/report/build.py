@@ -22,6 +22,7 @@ import pyarrow.csv as pacsv
 
 from laptop_agents.backtest.metrics import compute_metrics, drawdowns
 from laptop_agents.domain.errors import LaptopAgentsError
+from laptop_agents.domain.isotime import ms_to_iso
 from laptop_agents.domain.timeframes import SUPPORTED_INTERVALS, interval_ms
 from laptop_agents.fileio import write_bytes_atomic, write_text_atomic
 from laptop_agents.logs import scrub, scrub_obj
@@ -175,8 +176,6 @@ _DERIVED = ("metrics", "candles", "first_ts", "last_ts", "first_time", "last_tim
 
 def summarize(data: RunData) -> dict[str, Any]:
     """The summary.json document of a loaded run."""
-    from laptop_agents.sources.candle_files import iso
-
     eq = data.equity
     start = data.fields.get("starting_equity")
     if start is None:
@@ -201,8 +200,8 @@ def summarize(data: RunData) -> dict[str, Any]:
         "candles": int(ts.size),
         "first_ts": first,
         "last_ts": last,
-        "first_time": iso(first) if first is not None else None,
-        "last_time": iso(last) if last is not None else None,
+        "first_time": ms_to_iso(first) if first is not None else None,
+        "last_time": ms_to_iso(last) if last is not None else None,
         "metrics": metrics,
         "decision_counts": data.decision_counts,
         "files": sorted(p.name for p in data.run_dir.iterdir() if p.is_file() and not p.name.endswith(".tmp")),
@@ -210,15 +209,11 @@ def summarize(data: RunData) -> dict[str, Any]:
     return summary
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    """Durable replace; on failure (disk full) no ``*.tmp`` is left in the run directory."""
-    write_text_atomic(path, text, fsync=True)
-
-
 def shared_plotly(run_dir: Path) -> str | None:
     """The workspace's copy of plotly.js for a run in ``<workspace>/runs/<run_id>``, written
     once (atomically; again if damaged), as a URL relative to the run directory; None when
-    the run directory is not in a ``runs/`` folder (no shared place: the report embeds it)."""
+    the run directory is not in a ``runs/`` folder (no shared place: the report embeds it).
+    Not fsynced: every report checks its size and writes it again when damaged."""
     from laptop_agents.report.html import ASSETS_DIR, plotly_bundle
 
     run_dir = run_dir.absolute()
@@ -233,7 +228,7 @@ def shared_plotly(run_dir: Path) -> str | None:
         fresh = False
     if not fresh:
         assets.mkdir(parents=True, exist_ok=True)
-        write_bytes_atomic(target, bundle.data, fsync=True)
+        write_bytes_atomic(target, bundle.data)
     return f"../../{ASSETS_DIR}/{bundle.asset_name}"
 
 
@@ -247,6 +242,11 @@ def build_report(
     :mod:`laptop_agents.report.html`). Returns the path of report.html (of
     summary.json when ``html`` is false). Raises :class:`ReportError` when
     ``run_dir`` is not a run directory.
+
+    Both files are replaced atomically (a failed write leaves the old file and
+    no ``*.tmp``) but not fsynced: they are derived, ``laptop-agents report``
+    rebuilds them, and the files they are built from are not fsynced either,
+    so a flush here would buy nothing after a power cut.
     """
     data = load_run(run_dir, summary_fields)
     summary = summarize(data)
@@ -255,7 +255,7 @@ def build_report(
     summary_path = data.run_dir / SUMMARY_JSON
     if SUMMARY_JSON not in summary["files"]:
         summary["files"] = sorted([*summary["files"], SUMMARY_JSON])
-    _atomic_write(summary_path, scrub(json.dumps(scrub_obj(_jsonable(summary)), indent=2, allow_nan=False)) + "\n")
+    write_text_atomic(summary_path, scrub(json.dumps(scrub_obj(_jsonable(summary)), indent=2, allow_nan=False)) + "\n")
     if not html:
         return summary_path
     from laptop_agents.report.html import render_report
@@ -264,7 +264,7 @@ def build_report(
     src = shared_plotly(data.run_dir) if plotly == "shared" else None
     mode = "inline" if plotly == "shared" and src is None else plotly
     report_path = data.run_dir / REPORT_HTML
-    _atomic_write(report_path, render_report(data, summary, dd_pct, plotly=mode, plotly_src=src))
+    write_text_atomic(report_path, render_report(data, summary, dd_pct, plotly=mode, plotly_src=src))
     return report_path
 
 

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
+from laptop_agents.domain.isotime import ms_to_iso
 from laptop_agents.logs import scrub
 
 if TYPE_CHECKING:
@@ -135,10 +136,8 @@ def _detail(v: Any) -> str:
 
 
 def _iso(ts: Any) -> str:
-    from laptop_agents.sources.candle_files import iso
-
     try:
-        return iso(int(ts))
+        return ms_to_iso(int(ts))
     except (TypeError, ValueError):
         return ""
 

@@ -14,7 +14,6 @@ the websocket and HTTP stacks.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from laptop_agents.config import AppConfig
 from laptop_agents.domain.contracts import MarketSource
 from laptop_agents.domain.errors import InputDataError
 from laptop_agents.domain.timeframes import interval_ms
+from laptop_agents.wallclock import now_ms
 
 RECORDING_SUFFIXES = (".jsonl", ".ndjson")
 
@@ -70,9 +70,6 @@ class SessionSource:
                     close()
 
 
-def _wall_ms() -> int:
-    return int(time.time() * 1000)
-
 
 def store_check_clock(config: AppConfig) -> tuple[Callable[[], int], str] | None:
     """The market "now" a workspace's state is checked against before a live
@@ -82,7 +79,7 @@ def store_check_clock(config: AppConfig) -> tuple[Callable[[], int], str] | None
     store's last candle by design (a fast session restarted continues), so it
     can never be behind it. Replays run on fresh in-memory state."""
     if config.trading.source == "bitunix":
-        return _wall_ms, "wall clock"
+        return now_ms, "wall clock"
     return None
 
 
@@ -120,7 +117,7 @@ def build_source(
             recorder = Recorder(run_dir / "market.jsonl")
         source = BitunixSource(trading, recorder=recorder)
         return SessionSource(
-            source, _wall_ms, 1.0, live=True, recorder=recorder,
+            source, now_ms, 1.0, live=True, recorder=recorder,
             description=f"bitunix {trading.bitunix_ws_url}" + (" (recording)" if recorder else ""),
             late_after_ms=2 * interval_ms(trading.interval),
         )
