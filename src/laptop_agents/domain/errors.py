@@ -24,7 +24,7 @@ The tree (module in brackets)::
     │   ├── MockFaultsError                 [sources.mock]
     │   └── FaultSpecError                  [testing.fake_exchange.faults]
     ├── InputDataError                      exit 9: a data file cannot be used
-    │   ├── CandleFileError                 [sources.candle_layouts]
+    │   ├── CandleFileError                 [sources.candle_files]
     │   ├── RecordingError                  [sources.recording]
     │   ├── SourceConfigError               [sources.factory]
     │   └── JournalError                    [store.journal]
