@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from laptop_agents.backtest.metrics import compute_metrics
+from laptop_agents.report.metrics import compute_metrics
 from laptop_agents.cli import main
 from laptop_agents.domain.contracts import StepResult
 from laptop_agents.domain.models import Candle, Event

@@ -39,7 +39,7 @@ The tree (module in brackets)::
     │   └── StoreMismatchError              exit 14
     │       └── StoreAheadError
     ├── AlreadyRunningError                 [ops.lock]  exit 7
-    ├── ReportError                         [report.build]
+    ├── ReportError                         [report.run_data]
     ├── ExchangeError                       [exchange.errors]  (its own tree is in that module)
     └── FakeExchangeError, OrderRefused     [testing.fake_exchange]
 """

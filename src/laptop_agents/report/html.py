@@ -32,15 +32,13 @@ import html
 import json
 import math
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from laptop_agents.domain.isotime import ms_to_iso
 from laptop_agents.logs import scrub
-
-if TYPE_CHECKING:
-    from laptop_agents.report.build import RunData
+from laptop_agents.report.run_data import RunData
 
 PLOTLY_MODES: tuple[str, ...] = ("shared", "inline", "cdn")
 ASSETS_DIR = "assets"
