@@ -19,19 +19,18 @@ import asyncio
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from laptop_agents.context import CommandContext
 from laptop_agents.domain.errors import UsageError
 from laptop_agents.domain.isotime import iso_to_ms, ms_to_iso
 from laptop_agents.domain.models import Candle
 from laptop_agents.domain.timeframes import interval_ms
+from laptop_agents.exchange.errors import ExchangeError
+from laptop_agents.exchange.rest import BitunixRestClient, closed_candles_of
 from laptop_agents.exit_codes import ExitCode
 from laptop_agents.logs import scrub
+from laptop_agents.sources.candle_files import CandleFileError, load_candles, write_candles
 from laptop_agents.wallclock import now_ms
-
-if TYPE_CHECKING:
-    from laptop_agents.exchange.rest import BitunixRestClient
 
 PAGE_BARS = 200
 CHECKPOINT_PAGES = 20
@@ -66,8 +65,6 @@ async def fetch_range(
     """Closed candles with open time in ``[start_ms, end_ms]``, oldest first,
     fetched in forward 200-interval windows. ``on_checkpoint`` receives the
     candles so far every ``checkpoint_pages`` pages."""
-    from laptop_agents.exchange.rest import closed_candles_of
-
     iv = interval_ms(interval)
     start = -(-start_ms // iv) * iv  # the first open time at or after start_ms
     got: dict[int, Candle] = {}
@@ -88,10 +85,6 @@ async def fetch_range(
 
 def cmd_fetch_candles(ctx: CommandContext) -> int:
     """Download candles to ``--out`` (.parquet or .csv), resuming after its last candle."""
-    from laptop_agents.exchange.errors import ExchangeError
-    from laptop_agents.exchange.rest import BitunixRestClient
-    from laptop_agents.sources.candle_files import CandleFileError, load_candles, write_candles
-
     args = ctx.args
     trading = ctx.config.trading
     symbol, interval = trading.symbol, trading.interval

@@ -21,7 +21,10 @@ once and keeps it.
 
 from __future__ import annotations
 
+import csv
+import io
 import itertools
+import json
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -31,9 +34,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from laptop_agents.backtest.runner import mock_candles, mock_funding, run_backtest
 from laptop_agents.config import AppConfig
 from laptop_agents.domain.errors import UsageError
 from laptop_agents.domain.models import Candle, FundingRate
+from laptop_agents.fileio import write_text_atomic
+from laptop_agents.logs import scrub
+from laptop_agents.sources.candle_files import load_candles
 
 MAX_COMBINATIONS = 1000
 
@@ -124,13 +131,9 @@ class DataSpec:
 def _load(spec: DataSpec, config_json: str) -> tuple[list[Candle], list[FundingRate]]:
     """The candles of ``spec``, once per worker process (the cache key includes the config for the mock)."""
     if spec.file is not None:
-        from laptop_agents.sources.candle_files import load_candles
-
         loaded = load_candles(spec.file, strict=spec.strict, interval=spec.interval,
                               time_column=spec.time_column, time_unit=spec.time_unit)
         return loaded.candles, loaded.funding
-    from laptop_agents.backtest.runner import mock_candles, mock_funding
-
     config = AppConfig.model_validate_json(config_json)
     candles = mock_candles(config)
     return candles, mock_funding(config, candles)
@@ -148,8 +151,6 @@ def _window_funding(funding: Sequence[FundingRate], candles: Sequence[Candle], s
 
 def _task(args: tuple[DataSpec, AppConfig, Fold, int, dict[str, Any], float | None]) -> dict[str, Any]:
     """One grid combination on one fold: train score and test score."""
-    from laptop_agents.backtest.runner import run_backtest
-
     spec, config, fold, combo_index, overrides, constant_funding = args
     candles, funding = _load(spec, config.model_dump_json())
     a, b = fold.train
@@ -259,24 +260,21 @@ def _mean(values: Sequence[Any]) -> float | None:
 
 
 def write_leaderboard(doc: Mapping[str, Any], out_dir: Path) -> tuple[Path, Path]:
-    """leaderboard.csv (one row per combination) and leaderboard.json (everything)."""
-    import csv
-    import json
-
-    from laptop_agents.logs import scrub
-
+    """leaderboard.csv (one row per combination) and leaderboard.json (everything),
+    each replaced atomically; not fsynced: a validation is re-run, never resumed."""
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path = out_dir / "leaderboard.json"
-    json_path.write_text(scrub(json.dumps(_finite(doc), indent=2)) + "\n", encoding="utf-8")
+    write_text_atomic(json_path, scrub(json.dumps(_finite(doc), indent=2)) + "\n")
     csv_path = out_dir / "leaderboard.csv"
     rows = doc["leaderboard"]
     keys = [k for k in rows[0] if k != "params"] if rows else []
     names = sorted({n for r in rows for n in r["params"]})
-    with open(csv_path, "w", encoding="utf-8", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["rank", *names, *keys])
-        for rank, r in enumerate(rows, 1):
-            w.writerow([rank, *(r["params"].get(n, "") for n in names), *("" if r[k] is None else r[k] for k in keys)])
+    buf = io.StringIO(newline="")
+    w = csv.writer(buf)
+    w.writerow(["rank", *names, *keys])
+    for rank, r in enumerate(rows, 1):
+        w.writerow([rank, *(r["params"].get(n, "") for n in names), *("" if r[k] is None else r[k] for k in keys)])
+    write_text_atomic(csv_path, buf.getvalue())
     return csv_path, json_path
 
 

@@ -60,6 +60,7 @@ class PlotlyBundle(NamedTuple):
 @lru_cache(maxsize=1)
 def plotly_bundle() -> PlotlyBundle:
     """Read once per process; the hash is of the exact bytes the CDN serves for this version."""
+    # lazy: plotly takes ~0.14 s to import and only a report being written needs it
     from plotly.offline import get_plotlyjs, get_plotlyjs_version
 
     data = get_plotlyjs().encode("utf-8")
