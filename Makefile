@@ -29,6 +29,7 @@ test: venv lint typecheck postgres
 
 lint: venv
 	$(BIN)/ruff check src tests bench examples
+	$(BIN)/lint-imports --no-cache
 
 typecheck: venv
 	$(BIN)/mypy

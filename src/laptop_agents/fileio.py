@@ -18,8 +18,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from laptop_agents.logs import scrub_obj
-
 # errno values that mean "this file system will not take the write": the
 # documented I/O exit code, and no restart (a watchdog would loop forever).
 WRITE_PROBLEM_ERRNOS = frozenset(
@@ -157,5 +155,6 @@ def remove_quietly(path: Path) -> None:
 
 def write_json_atomic(path: Path, payload: Mapping[str, Any]) -> None:
     """Replace ``path`` with ``payload`` as one JSON line (readers see old or new,
-    never half). Secrets the log scrubber knows never reach the file."""
-    write_text_atomic(path, json.dumps(scrub_obj(payload), default=str, sort_keys=True) + "\n")
+    never half). The caller scrubs secrets (``logs.scrub_obj``): this module sits
+    below the logging one."""
+    write_text_atomic(path, json.dumps(payload, default=str, sort_keys=True) + "\n")

@@ -25,6 +25,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from laptop_agents.domain.isotime import ms_to_iso
+from laptop_agents.fileio import problem
 
 _SECRET_NAME = re.compile(r"(KEY|SECRET|TOKEN|PASSWORD|PASSPHRASE|SIGN|CREDENTIAL)", re.IGNORECASE)
 _PATTERNS = (
@@ -170,9 +171,6 @@ class JsonFileHandler(logging.handlers.RotatingFileHandler):
         if self._failing or getattr(record, "console", True) is False:
             return  # said already (or the caller printed its own line about this very problem)
         self._failing = True
-        # Here, not at the top: fileio imports this module (its JSON writer scrubs secrets).
-        from laptop_agents.fileio import problem
-
         exc = sys.exc_info()[1]
         why = problem(exc) if exc is not None else "unknown error"
         self._say(f"cannot write the log file {self.baseFilename}: {why}; log lines are lost until it can be written again")

@@ -17,7 +17,7 @@ import pytest
 
 from laptop_agents.config import AppConfig, load_config
 from laptop_agents.exit_codes import ExitCode
-from laptop_agents.ops.lock import WorkspaceLock
+from laptop_agents.lock import WorkspaceLock
 from laptop_agents.session.preflight import CheckResult, print_results, run_preflight
 from laptop_agents.workspace import Workspace
 from tests.session.helpers import PROJECT_ROOT, session_env

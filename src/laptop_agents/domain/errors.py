@@ -40,7 +40,7 @@ The tree (module in brackets)::
     │   ├── StoreWriteError                 exit 10
     │   └── StoreMismatchError              exit 14
     │       └── StoreAheadError
-    ├── AlreadyRunningError                 [ops.lock]  exit 7
+    ├── AlreadyRunningError                 [lock]      exit 7
     ├── ReportError                         [report.run_data]
     ├── SessionFatal                        [session.state]  ends a session; exit code by its stop reason
     ├── ExchangeError                       [exchange.errors]  (its own tree is in that module)

@@ -20,7 +20,7 @@ from laptop_agents.context import CommandContext
 from laptop_agents.domain.isotime import ms_to_iso
 from laptop_agents.exit_codes import ExitCode
 from laptop_agents.heartbeat import read_heartbeat
-from laptop_agents.ops.lock import WorkspaceLock
+from laptop_agents.lock import WorkspaceLock
 from laptop_agents.workspace import Workspace
 
 # A heartbeat older than this many intervals is reported as stale.

@@ -127,7 +127,7 @@ def check_disk_space(ws: Workspace, min_free_mb: float = MIN_FREE_MB) -> CheckRe
 
 def check_single_instance(ws: Workspace) -> CheckResult:
     """Reads the lock holder without taking the lock, so preflight never blocks a starting session."""
-    from laptop_agents.ops.lock import WorkspaceLock
+    from laptop_agents.lock import WorkspaceLock
 
     holder = WorkspaceLock(ws.lock).holder()
     if holder is None:
