@@ -35,7 +35,8 @@ test: venv lint typecheck postgres chromium
 	LA_SLOW=1 $(BIN)/pytest -q -n 2 --dist loadgroup
 
 lint: venv
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench examples
+	$(BIN)/lint-imports --no-cache
 
 typecheck: venv
 	$(BIN)/mypy

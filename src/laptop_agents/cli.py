@@ -22,7 +22,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
-from laptop_agents import __version__
+from laptop_agents import __version__, interrupts
 from laptop_agents.domain.errors import UsageError
 from laptop_agents.exit_codes import ExitCode
 
@@ -61,8 +61,7 @@ class OneLineParser(argparse.ArgumentParser):
 class Command:
     name: str
     help: str
-    handler: str  # "module:function" returning an int exit code
-    issue: str  # where the feature is tracked, for the "not built yet" message
+    handler: str  # "module:function" returning an int exit code, imported when the command runs
     uses_config: bool = True
     needs_lock_free: bool = False
 
@@ -71,37 +70,37 @@ COMMANDS: dict[str, Command] = {
     c.name: c
     for c in (
         Command("run", "run a live session (paper by default) on mock, bitunix or replay data",
-                "laptop_agents.session.commands:cmd_run", "issue 5"),
+                "laptop_agents.session.commands:cmd_run"),
         Command("backtest", "backtest a candle file (CSV/Parquet) with the live engine",
-                "laptop_agents.backtest.commands:cmd_backtest", "issue 7"),
+                "laptop_agents.backtest.commands:cmd_backtest"),
         Command("replay", "replay a recorded session or a candle file through the live runner",
-                "laptop_agents.session.commands:cmd_replay", "issue 6"),
+                "laptop_agents.session.commands:cmd_replay"),
         Command("validate", "walk-forward validation over a parameter grid",
-                "laptop_agents.backtest.commands:cmd_validate", "issue 7"),
+                "laptop_agents.backtest.commands:cmd_validate"),
         Command("optimize", "search strategy parameters on walk-forward backtests (Optuna; one laptop or many machines)",
-                "laptop_agents.backtest.research.commands:cmd_optimize", "issue 14"),
+                "laptop_agents.backtest.research.commands:cmd_optimize"),
         Command("preflight", "check config, workspace, exchange, keys, clock, disk and lock; PASS/FAIL each",
-                "laptop_agents.session.preflight:cmd_preflight", "issue 5"),
+                "laptop_agents.session.preflight:cmd_preflight"),
         Command("selftest", "check the installation: imports, config, workspace, a tiny deterministic run",
-                "laptop_agents.ops.selftest:cmd_selftest", "issue 2"),
+                "laptop_agents.ops.selftest:cmd_selftest"),
         Command("status", "show the state of the session in the workspace (heartbeat, lock, last run)",
-                "laptop_agents.ops.status:cmd_status", "issue 5"),
+                "laptop_agents.ops.status:cmd_status"),
         Command("stop", "ask the running session to stop (creates <workspace>/kill.txt)",
-                "laptop_agents.ops.commands:cmd_stop", "issue 2"),
+                "laptop_agents.ops.commands:cmd_stop"),
         Command("dashboard", "watch the workspace's session in the web dashboard (read-only; stop = kill switch)",
-                "laptop_agents.ops.dashboard:cmd_dashboard", "issue 13"),
+                "laptop_agents.ops.dashboard:cmd_dashboard"),
         Command("report", "rebuild report.html and the summary of a run directory",
-                "laptop_agents.report.commands:cmd_report", "issue 7"),
+                "laptop_agents.report.commands:cmd_report"),
         Command("watchdog", "run a session and restart it when it crashes or hangs",
-                "laptop_agents.ops.watchdog:cmd_watchdog", "issue 5"),
+                "laptop_agents.ops.watchdog:cmd_watchdog"),
         Command("config", "show the effective configuration and where each value comes from",
-                "laptop_agents.ops.commands:cmd_config", "issue 2"),
+                "laptop_agents.ops.commands:cmd_config"),
         Command("fake-exchange", "serve a fake Bitunix exchange on 127.0.0.1 (REST + websocket) with faults",
-                "laptop_agents.testing.fake_exchange.commands:cmd_fake_exchange", "issue 6"),
+                "laptop_agents.testing.fake_exchange.commands:cmd_fake_exchange"),
         Command("fetch-candles", "download candle history from Bitunix REST to a Parquet/CSV file",
-                "laptop_agents.backtest.fetch:cmd_fetch_candles", "issue 7"),
+                "laptop_agents.backtest.fetch:cmd_fetch_candles"),
         Command("strategies", "list the built-in strategies and their parameters (value, allowed range, meaning)",
-                "laptop_agents.ops.strategies:cmd_strategies", "issue 10"),
+                "laptop_agents.ops.strategies:cmd_strategies"),
     )
 }
 
@@ -242,7 +241,8 @@ def add_trading_options(p: argparse.ArgumentParser, only: Collection[str] | None
 
     st = _Options(p.add_argument_group("strategy and risk"), only)
     st.add("--strategy", dest="strategy", default=None, metavar="NAME",
-           help=f"default, tight or sma_cross, or a strategy file path (seed flag); {STRATEGIES_HINT}")
+           help="default, tight or sma_cross, a strategy file path (seed flag), your own strategy class as "
+                f"FILE.py:ClassName (trusted code, see docs/strategies.md) or an installed one; {STRATEGIES_HINT}")
     st.add("--strategy-file", dest="strategy_file", default=None, metavar="FILE",
            help="strategy parameter file (JSON/YAML) with the parameters `laptop-agents strategies` lists")
     st.add("--risk-pct", dest="risk_pct", type=float, default=None, metavar="PCT",
@@ -372,7 +372,8 @@ def _add_subcommand_options(name: str, p: argparse.ArgumentParser) -> None:
         add_trading_options(p, TRADING_OPTIONS[name])
     if name == "strategies":
         p.add_argument("strategy_name", nargs="?", default=None, metavar="NAME|FILE",
-                       help="one preset or strategy file (default: every built-in strategy)")
+                       help="one preset, strategy file or FILE.py:ClassName (default: every built-in and "
+                            "installed strategy)")
     if name == "stop":
         p.add_argument("--reason", default="user stop", help="recorded in the kill file")
         p.add_argument("--force", action="store_true", help="arm the kill switch even when nothing is running")
@@ -476,21 +477,16 @@ def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return {key: getattr(args, dest) for dest, key in CONFIG_FLAGS.items() if getattr(args, dest, None) is not None}
 
 
-def _load_handler(cmd: Command) -> Callable[..., int] | None:
+def _load_handler(cmd: Command) -> Callable[..., int]:
+    """The command's handler, imported only now: ``--help`` and a bad flag never pay for it."""
     module_name, _, func = cmd.handler.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name and (module_name == exc.name or module_name.startswith(exc.name + ".")):
-            return None
-        raise
-    handler = getattr(module, func, None)
-    return handler if callable(handler) else None
+    handler: Callable[..., int] = getattr(importlib.import_module(module_name), func)
+    return handler
 
 
 def dispatch(command: str, args: argparse.Namespace) -> int:
     """Resolve workspace and config, set up logging, run the handler."""
-    from laptop_agents import interrupts
+    # Loaded only when a command runs (pydantic, logging setup): `--help` stays fast.
     from laptop_agents.config import ConfigError, load_config
     from laptop_agents.context import CommandContext
     from laptop_agents.fileio import io_error_line
@@ -498,7 +494,7 @@ def dispatch(command: str, args: argparse.Namespace) -> int:
     from laptop_agents.workspace import Workspace
 
     cmd = COMMANDS[command]
-    # Config first: a bad value is reported even for a command not built yet.
+    # Config first: a bad value is reported before anything is loaded or written.
     try:
         loaded = load_config(getattr(args, "profile", "paper") or "paper", config_overrides(args))
     except ConfigError as exc:
@@ -506,9 +502,6 @@ def dispatch(command: str, args: argparse.Namespace) -> int:
         return ExitCode.CONFIG_ERROR
 
     handler = _load_handler(cmd)
-    if handler is None:
-        print(f"laptop-agents {command}: not built yet ({cmd.issue}); nothing was done", file=sys.stderr)
-        return ExitCode.NOT_IMPLEMENTED
 
     workspace = Workspace.resolve(getattr(args, "workspace", None))
     writes = command not in READ_ONLY_COMMANDS
@@ -535,13 +528,11 @@ def _run_guarded(fn: Callable[[], int]) -> int:
     a usage error (2), Ctrl-C (0, before the command's own handlers), a
     file-system problem (10: full, read-only, a directory where a file should
     be -- a restart cannot fix it) or, for anything else, a crash (1)."""
-    from laptop_agents import interrupts
-
     previous = interrupts.install()
     try:
         return fn()
     except CliError as exc:
-        from laptop_agents.logs import scrub
+        from laptop_agents.logs import scrub  # only on a usage error: not paid by `--help`
 
         print(scrub(str(exc)), file=sys.stderr)
         return ExitCode.CONFIG_ERROR
@@ -558,6 +549,7 @@ def _run_guarded(fn: Callable[[], int]) -> int:
 
 
 def _last_resort(exc: Exception) -> int:
+    # Only after a crash: the normal path (and `--help`) never pays for these.
     import logging
     import traceback
 

@@ -8,8 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+from laptop_agents.lock import WorkspaceLock
 from laptop_agents.ops.killswitch import request_stop
-from laptop_agents.ops.lock import WorkspaceLock
 from laptop_agents.ops.status import collect_status, last_run_dir
 from laptop_agents.workspace import Workspace
 

@@ -22,8 +22,8 @@ import pytest
 
 from laptop_agents.config import load_config
 from laptop_agents.exit_codes import ExitCode
+from laptop_agents.lock import WorkspaceLock
 from laptop_agents.ops.killswitch import request_stop
-from laptop_agents.ops.lock import WorkspaceLock
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals (SIGKILL/SIGSTOP)")
 

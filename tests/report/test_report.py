@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from laptop_agents.backtest.metrics import compute_metrics
 from laptop_agents.cli import main
 from laptop_agents.domain.contracts import StepResult
 from laptop_agents.domain.models import Candle, Event
@@ -19,6 +18,7 @@ from laptop_agents.logs import SCRUBBER
 from laptop_agents.report import RunWriter, build_report
 from laptop_agents.report import html as report_html
 from laptop_agents.report.console import print_summary
+from laptop_agents.report.metrics import compute_metrics
 
 T0 = 1_704_067_200_000  # 2024-01-01T00:00Z
 M1 = 60_000

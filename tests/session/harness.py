@@ -134,7 +134,7 @@ def _install_pause(phase: str) -> None:
 
         config_mod.load_config = load_config  # type: ignore[assignment]
     elif phase == "lock":
-        from laptop_agents.ops.lock import WorkspaceLock
+        from laptop_agents.lock import WorkspaceLock
 
         acquire = WorkspaceLock.acquire
 

@@ -16,6 +16,7 @@ broker charges no funding and the default strategy's funding gate sees
 from __future__ import annotations
 
 import gc
+import json
 import math
 import sys
 import time
@@ -26,10 +27,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from laptop_agents.backtest.metrics import compute_metrics
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
 from laptop_agents.config import AppConfig
 from laptop_agents.domain.models import Candle, Event, FundingRate
 from laptop_agents.domain.timeframes import interval_ms
+from laptop_agents.engine import build_engine
+from laptop_agents.report.files import EVENTS_JSONL, SUMMARY_JSON
+from laptop_agents.report.metrics import compute_metrics
+from laptop_agents.report.writer import RunWriter
+from laptop_agents.sources.synthetic import SyntheticMarket
+from laptop_agents.store.journal import EventJournal
+from laptop_agents.strategy import build_strategy
 
 MOCK_ORIGIN_TS = 1_704_067_200_000  # 2024-01-01T00:00:00Z: a fixed origin makes mock backtests reproducible
 _JOURNAL_BATCH = 4096
@@ -63,8 +73,6 @@ class BacktestResult:
 def mock_candles(config: AppConfig, *, minutes: float | None = None) -> list[Candle]:
     """The mock market's candles for ``trading.duration_min`` minutes (or
     ``minutes``) from :data:`MOCK_ORIGIN_TS`, seeded by ``trading.seed``."""
-    from laptop_agents.sources.synthetic import SyntheticMarket
-
     step = interval_ms(config.trading.interval)
     total_ms = (config.trading.duration_min if minutes is None else minutes) * 60_000
     n = max(1, int(total_ms // step))
@@ -74,8 +82,6 @@ def mock_candles(config: AppConfig, *, minutes: float | None = None) -> list[Can
 
 def mock_funding(config: AppConfig, candles: Sequence[Candle]) -> list[FundingRate]:
     """The mock market's funding rate at the start and at each 8-hour period change."""
-    from laptop_agents.sources.synthetic import SyntheticMarket
-
     if not candles:
         return []
     market = SyntheticMarket(config.trading.seed, MOCK_ORIGIN_TS, interval_ms(config.trading.interval))
@@ -114,9 +120,6 @@ def _progress(total: int, enabled: bool | None) -> Any:
         enabled = sys.stderr.isatty() and total >= 20_000
     if not enabled:
         return None
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
     prog = Progress(
         TextColumn("backtest"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
         TimeRemainingColumn(), console=Console(stderr=True), transient=True,
@@ -146,9 +149,6 @@ def run_backtest(
     With ``run_dir`` the run's files (events.jsonl, candles/equity/trades.csv,
     summary.json and, with ``html``, report.html) are written there.
     """
-    from laptop_agents.engine import build_engine
-    from laptop_agents.strategy import build_strategy
-
     strategy = build_strategy(config, overrides=overrides)
     engine = build_engine(config, strategy)
     step_ms = interval_ms(config.trading.interval)
@@ -156,9 +156,6 @@ def run_backtest(
     writer = None
     jrnl = None
     if run_dir is not None:
-        from laptop_agents.report.writer import EVENTS_JSONL, RunWriter
-        from laptop_agents.store.journal import EventJournal
-
         writer = RunWriter(run_dir, plotly=config.system.report_plotly)
         if journal:
             jrnl = EventJournal(Path(run_dir) / EVENTS_JSONL)
@@ -279,9 +276,5 @@ def run_backtest(
         }
         fields.update(summary_fields or {})
         result_obj.report = writer.finish(fields, html=html)
-        import json
-
-        from laptop_agents.report.writer import SUMMARY_JSON
-
         result_obj.summary = json.loads((Path(run_dir) / SUMMARY_JSON).read_text(encoding="utf-8"))  # type: ignore[arg-type]
     return result_obj

@@ -27,7 +27,7 @@ The tree (module in brackets)::
     │   ├── MockFaultsError                 [sources.mock]
     │   └── FaultSpecError                  [testing.fake_exchange.faults]
     ├── InputDataError                      exit 9: a data file cannot be used
-    │   ├── CandleFileError                 [sources.candle_layouts]
+    │   ├── CandleFileError                 [sources.candle_files]
     │   ├── RecordingError                  [sources.recording]
     │   ├── SourceConfigError               [sources.factory]
     │   └── JournalError                    [store.journal]
@@ -41,8 +41,8 @@ The tree (module in brackets)::
     │   ├── StoreWriteError                 exit 10
     │   └── StoreMismatchError              exit 14
     │       └── StoreAheadError
-    ├── AlreadyRunningError                 [ops.lock]  exit 7
-    ├── ReportError                         [report.build]
+    ├── AlreadyRunningError                 [lock]      exit 7
+    ├── ReportError                         [report.run_data]
     ├── SessionFatal                        [session.state]  ends a session; exit code by its stop reason
     ├── ExchangeError                       [exchange.errors]  (its own tree is in that module)
     └── FakeExchangeError, OrderRefused     [testing.fake_exchange]

@@ -11,8 +11,8 @@ from laptop_agents.config import effective_rows
 from laptop_agents.context import CommandContext
 from laptop_agents.exit_codes import ExitCode
 from laptop_agents.fileio import io_error_line
+from laptop_agents.lock import WorkspaceLock
 from laptop_agents.ops.killswitch import request_stop
-from laptop_agents.ops.lock import WorkspaceLock
 
 
 def _running(ctx: CommandContext) -> list[str]:

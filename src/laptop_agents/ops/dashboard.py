@@ -32,9 +32,9 @@ from laptop_agents.console.view import ControlRefused, LiveFeed, Recent, Stream
 from laptop_agents.context import CommandContext
 from laptop_agents.exit_codes import ExitCode
 from laptop_agents.heartbeat import Heartbeat, read_heartbeat
+from laptop_agents.lock import WorkspaceLock
 from laptop_agents.logs import get_logger, scrub
 from laptop_agents.ops.killswitch import request_stop
-from laptop_agents.ops.lock import WorkspaceLock
 from laptop_agents.ops.status import STALE_INTERVALS, last_run_dir
 from laptop_agents.workspace import Workspace
 

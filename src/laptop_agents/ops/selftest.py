@@ -19,7 +19,7 @@ from pathlib import Path
 from laptop_agents.context import CommandContext
 from laptop_agents.exit_codes import ExitCode
 from laptop_agents.fileio import remove_quietly
-from laptop_agents.logs import scrub
+from laptop_agents.logs import SCRUBBER, scrub
 
 LAYERS = (
     "laptop_agents.domain",
@@ -62,8 +62,6 @@ def _check_workspace(ctx: CommandContext) -> str:
 
 
 def _check_scrubbing(ctx: CommandContext) -> str:
-    from laptop_agents.logs import SCRUBBER
-
     secret = "selftest-secret-0123456789"
     SCRUBBER.register(secret)
     if secret in scrub(f"error with {secret} inside"):
@@ -72,6 +70,7 @@ def _check_scrubbing(ctx: CommandContext) -> str:
 
 
 def _deterministic_run(ctx: CommandContext, store_path: str) -> tuple[list[str], dict[str, object]]:
+    # Imported here, after the "imports" check: a broken layer is a FAIL line there, not a crash of selftest.
     from laptop_agents.engine import build_engine
     from laptop_agents.sources.synthetic import SyntheticMarket
     from laptop_agents.store.state import StateStore

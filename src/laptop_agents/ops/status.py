@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +17,10 @@ from rich.console import Console
 from rich.table import Table
 
 from laptop_agents.context import CommandContext
+from laptop_agents.domain.isotime import ms_to_iso
 from laptop_agents.exit_codes import ExitCode
 from laptop_agents.heartbeat import read_heartbeat
-from laptop_agents.ops.lock import WorkspaceLock
+from laptop_agents.lock import WorkspaceLock
 from laptop_agents.workspace import Workspace
 
 # A heartbeat older than this many intervals is reported as stale.
@@ -30,7 +30,7 @@ SUMMARY_SKIP = frozenset({"files", "run_dir"})
 
 def _iso_ms(ts_ms: Any) -> str | None:
     if isinstance(ts_ms, int | float) and not isinstance(ts_ms, bool):
-        return datetime.fromtimestamp(ts_ms / 1000.0, UTC).isoformat(timespec="seconds")
+        return ms_to_iso(int(ts_ms), "seconds")
     return None
 
 

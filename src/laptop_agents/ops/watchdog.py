@@ -48,7 +48,7 @@ from typing import Any
 from laptop_agents.context import CommandContext
 from laptop_agents.exit_codes import ExitCode
 from laptop_agents.heartbeat import Heartbeat, read_heartbeat
-from laptop_agents.ops.lock import AlreadyRunningError, WorkspaceLock
+from laptop_agents.lock import AlreadyRunningError, WorkspaceLock
 from laptop_agents.ops.process import Child, Ended, install_stop_handlers
 from laptop_agents.ops.restart_policy import (
     ChildEnd,

@@ -25,25 +25,14 @@ import pyarrow.csv as pacsv
 from laptop_agents.domain.contracts import StepResult
 from laptop_agents.domain.models import Candle, Event
 from laptop_agents.logs import scrub
-
-CANDLES_CSV = "candles.csv"
-EQUITY_CSV = "equity.csv"
-TRADES_CSV = "trades.csv"
-SUMMARY_JSON = "summary.json"
-REPORT_HTML = "report.html"
-EVENTS_JSONL = "events.jsonl"
-
-CANDLE_SCHEMA = pa.schema([
-    ("ts", pa.int64()), ("open", pa.float64()), ("high", pa.float64()), ("low", pa.float64()),
-    ("close", pa.float64()), ("volume", pa.float64()),
-])
-EQUITY_SCHEMA = pa.schema([
-    ("ts", pa.int64()), ("close", pa.float64()), ("equity", pa.float64()), ("position_qty", pa.float64()),
-    ("fees_paid", pa.float64()), ("funding_paid", pa.float64()),
-])
-TRADE_COLUMNS = (
-    "n", "side", "qty", "entry_ts", "entry_price", "exit_ts", "exit_price", "stop", "target",
-    "pnl", "fees", "funding", "net_pnl", "exit_reason",
+from laptop_agents.report.build import build_report
+from laptop_agents.report.files import (
+    CANDLE_SCHEMA,
+    CANDLES_CSV,
+    EQUITY_CSV,
+    EQUITY_SCHEMA,
+    TRADE_COLUMNS,
+    TRADES_CSV,
 )
 
 
@@ -317,8 +306,6 @@ class RunWriter:
         """Close the files and build summary.json (and report.html unless ``html``
         is false) from them. Returns the report's path (summary.json's without html)."""
         self.close()
-        from laptop_agents.report.build import build_report
-
         return build_report(self.run_dir, summary_fields, html=html, plotly=self.plotly)
 
     def __enter__(self) -> RunWriter:

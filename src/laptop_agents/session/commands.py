@@ -30,8 +30,8 @@ from laptop_agents.context import CommandContext
 from laptop_agents.engine import Engine
 from laptop_agents.exit_codes import ExitCode
 from laptop_agents.fileio import io_error_line
+from laptop_agents.lock import AlreadyRunningError, WorkspaceLock
 from laptop_agents.logs import get_logger, scrub
-from laptop_agents.ops.lock import AlreadyRunningError, WorkspaceLock
 from laptop_agents.report import RunWriter
 from laptop_agents.report.console import print_summary
 from laptop_agents.session.parts import ConsoleOptions, RunnerOptions, SessionParts

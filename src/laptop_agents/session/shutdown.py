@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Generic
 from laptop_agents.config import AppConfig
 from laptop_agents.domain.contracts import StepResult
 from laptop_agents.fileio import write_json_atomic
+from laptop_agents.logs import scrub_obj
 from laptop_agents.session.clock import SessionClock
 from laptop_agents.session.loop import TASK_GRACE_S
 from laptop_agents.session.parts import E, RunnerOptions, SessionOutcome, SessionParts
@@ -51,7 +52,7 @@ def write_summary_fallback(run_dir: Path, fields: dict[str, Any]) -> None:
     """summary.json without the report machinery (no writer, or the report failed)."""
     with contextlib.suppress(OSError):
         run_dir.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(run_dir / "summary.json", fields)
+        write_json_atomic(run_dir / "summary.json", scrub_obj(fields))
 
 
 class Shutdown(Generic[E]):

@@ -26,10 +26,7 @@ from laptop_agents.exchange.ratelimit import RateLimitBudget
 from laptop_agents.exchange.rest import BitunixRestClient, RestOptions
 from laptop_agents.exchange.ws import BitunixWsClient, WsOptions
 from laptop_agents.sources.recording import Recorder, RecordingTransport
-
-
-def _wall_ms() -> int:
-    return int(time.time() * 1000)
+from laptop_agents.wallclock import now_ms
 
 
 @dataclass(frozen=True)
@@ -56,7 +53,7 @@ class BitunixSource:
         trading: TradingConfig,
         *,
         recorder: Recorder | None = None,
-        clock: Callable[[], int] = _wall_ms,
+        clock: Callable[[], int] = now_ms,
         options: BitunixSourceOptions | None = None,
         rng: random.Random | None = None,
     ) -> None:

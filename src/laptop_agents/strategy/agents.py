@@ -26,6 +26,7 @@ from typing import Any
 
 from laptop_agents.domain.fast import fast_init
 from laptop_agents.domain.models import Event, Instrument, OrderIntent
+from laptop_agents.strategy.emit import journal_event
 from laptop_agents.strategy.indicators import (
     ATR,
     CVD,
@@ -45,9 +46,9 @@ from laptop_agents.strategy.params import (
 )
 from laptop_agents.strategy.sizing import leverage, notional_usd, position_size, round_away, round_to_tick
 
-# Events and intents are built on the per-candle path: without the frozen
-# dataclass __init__, with OrderIntent's own validation (laptop_agents.domain.fast).
-new_event = fast_init(Event)
+# Intents are built on the per-candle path: without the frozen dataclass
+# __init__, with OrderIntent's own validation (laptop_agents.domain.fast).
+# Events come from laptop_agents.strategy.emit.
 new_intent = fast_init(OrderIntent)
 
 UP, DOWN, CHOP = 1, -1, 0
@@ -646,10 +647,6 @@ def _plan_load(values: tuple[Any, ...] | None) -> dict[str, Any] | None:
     return None if values is None else dict(zip(_PLAN_KEYS, values, strict=False))
 
 
-def _journal(ts: int, text: str, tags: list[str], plan_id: str | None) -> Event:
-    return new_event(ts, "journal", {"text": text, "tags": tags, "plan_id": plan_id})
-
-
 class JournalCoach:
     """Journal lines for a plan's life: created, filled, exited, cancelled,
     expired, rejected; exit lines carry coaching tags.
@@ -709,7 +706,7 @@ class JournalCoach:
             text += f", stop {stop}"
         if target is not None:
             text += f", target {target}"
-        return _journal(ts, text, ["plan_created", setup], plan_id)
+        return journal_event(ts, text, ["plan_created", setup], plan_id)
 
     def on_event(self, event: Event, bar: int) -> list[Event]:
         kind = event.kind
@@ -732,7 +729,7 @@ class JournalCoach:
             else:
                 word, reason = "cancelled", str(data.get("reason", ""))
             text = f"plan {plan['setup']} {word}" + (f" ({reason})" if reason and reason != word else "")
-            return [_journal(event.ts, text, [word, plan["setup"]], plan["plan_id"])]
+            return [journal_event(event.ts, text, [word, plan["setup"]], plan["plan_id"])]
         return []
 
     def _on_fill(self, event: Event, bar: int) -> list[Event]:
@@ -748,7 +745,7 @@ class JournalCoach:
         self.pending = None
         qty, price = event.data.get("qty"), event.data.get("price")
         text = f"plan {plan['setup']} filled {qty} @ {price}"
-        return [_journal(event.ts, text, ["filled", plan["setup"]], plan["plan_id"])]
+        return [journal_event(event.ts, text, ["filled", plan["setup"]], plan["plan_id"])]
 
     def _on_closed(self, event: Event, bar: int) -> list[Event]:
         data = event.data
@@ -776,4 +773,4 @@ class JournalCoach:
             if exit_reason in ("target", "trailing_stop") and net > 0:
                 tags.append("followed_plan_profit")
             text += f", {round(r, 2)} R after {bars} bars" if dist > 0 else f" after {bars} bars"
-        return [_journal(event.ts, text, tags, plan_id)]
+        return [journal_event(event.ts, text, tags, plan_id)]
