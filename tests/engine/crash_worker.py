@@ -59,7 +59,7 @@ def run_loop(
         store.commit(engine, result)
         journal.write(result.events)
     journal.close()
-    status = engine.status()
+    status = engine.status().to_dict()
     store.close()
     return status
 

@@ -57,8 +57,10 @@ from laptop_agents.config import AppConfig
 from laptop_agents.context import CommandContext
 from laptop_agents.domain.contracts import SourceError, StepResult
 from laptop_agents.domain.errors import LaptopAgentsError
-from laptop_agents.domain.models import Candle, Event, FundingRate, Tick
+from laptop_agents.domain.events import AgentError, Event, FillEvent, SessionEvent, TradeClosed
+from laptop_agents.domain.models import Candle, FundingRate, Tick
 from laptop_agents.domain.timeframes import interval_ms
+from laptop_agents.engine.status import EngineStatus
 from laptop_agents.exit_codes import ExitCode
 from laptop_agents.fileio import io_error_line
 from laptop_agents.fileio import problem as io_problem
@@ -94,7 +96,7 @@ class EngineLike(Protocol):
     def on_tick(self, tick: Tick) -> None: ...
     def on_funding(self, funding: FundingRate) -> None: ...
     def shutdown(self, ts: int, *, flatten: bool, reason: str) -> StepResult: ...
-    def status(self) -> dict[str, Any]: ...
+    def status(self) -> EngineStatus: ...
 
 
 class StoreLike(Protocol):
@@ -275,7 +277,7 @@ class AsyncRunner:
     # ------------------------------------------------------------ state views
     def _engine_status(self) -> dict[str, Any]:
         try:
-            return self.parts.engine.status()
+            return self.parts.engine.status().to_dict()  # the heartbeat's, /health's and the summary's JSON
         except Exception as exc:  # a broken engine must not break the heartbeat
             return {"status_error": type(exc).__name__}
 
@@ -405,13 +407,12 @@ class AsyncRunner:
             raise
         if result.fills:
             self._log_trades(result)
-        n_agent = sum(1 for e in result.events if e.kind == "agent_error")
-        if n_agent:
-            for e in result.events:
-                if e.kind == "agent_error":
-                    self.log.warning("agent error isolated: %s: %s", e.data.get("agent"), e.data.get("error"),
-                                     extra={"fields": {"ts": e.ts, **e.data}})
-            self._spend("agent_error", n_agent)
+        errors = [e for e in result.events if isinstance(e, AgentError)]
+        if errors:
+            for e in errors:
+                self.log.warning("agent error isolated: %s: %s", e.agent, e.error,
+                                 extra={"fields": {"ts": e.ts, "agent": e.agent, "error": e.error}})
+            self._spend("agent_error", len(errors))
 
     def _log_trades(self, result: StepResult) -> None:
         """One INFO line per position change, for a user watching the console:
@@ -422,10 +423,8 @@ class AsyncRunner:
         money = 8 if first.get("currency") == "BTC" else 2
         qty = self._log_qty
         for ev in result.events:
-            d = ev.data
-            if ev.kind == "fill":
-                size = float(d.get("qty") or 0.0)
-                new = qty + (size if str(d.get("side", "")).upper() == "BUY" else -size)
+            if isinstance(ev, FillEvent):
+                new = qty + (ev.qty if ev.side == "BUY" else -ev.qty)
                 if abs(new) <= 1e-12:
                     new = 0.0
                 if new != 0.0:
@@ -435,23 +434,21 @@ class AsyncRunner:
                     else:
                         verb = "position added" if abs(new) > abs(qty) else "position reduced"
                         what = f"{_side(new)} {abs(qty):g} -> {abs(new):g} {symbol}"
-                    self.log.info("%s: %s @ %s (fee %.*f, %s)", verb, what, _price(d.get("price")), money,
-                                  float(d.get("fee") or 0.0), d.get("reason") or "fill",
-                                  extra={"fields": {"event": "fill", "ts": ev.ts, **d, "position_qty": new}})
+                    self.log.info("%s: %s @ %s (fee %.*f, %s)", verb, what, _price(ev.price), money,
+                                  ev.fee, ev.reason or "fill",
+                                  extra={"fields": {"event": "fill", **_log_fields(ev), "position_qty": new}})
                 qty = new
-            elif ev.kind == "trade_closed":
+            elif isinstance(ev, TradeClosed):
                 self.log.info(
                     "trade closed: %s %s %s, %s -> %s, PnL %.*f, fees %.*f, funding %.*f, net PnL %.*f (%s)",
-                    d.get("side"), _qty(d.get("qty")), symbol, _price(d.get("entry_price")),
-                    _price(d.get("exit_price")), money, float(d.get("pnl") or 0.0), money,
-                    float(d.get("fees") or 0.0), money, float(d.get("funding") or 0.0), money,
-                    float(d.get("net_pnl") or 0.0), d.get("exit_reason"),
-                    extra={"fields": {"event": "trade_closed", "ts": ev.ts, **d}})
+                    ev.side, _qty(ev.qty), symbol, _price(ev.entry_price), _price(ev.exit_price), money, ev.pnl,
+                    money, ev.fees, money, ev.funding, money, ev.net_pnl, ev.exit_reason,
+                    extra={"fields": {"event": "trade_closed", **_log_fields(ev)}})
         self._log_qty = float(result.position_qty)
 
     def _session_event(self, kind: str, **data: Any) -> None:
         try:
-            self.parts.journal.write([Event(self._event_ts(), "session", {"event": kind, **data})])
+            self.parts.journal.write([SessionEvent(self._event_ts(), kind, data)])
         except Exception as exc:
             self.log.warning("could not journal the session %s event: %s", kind, exc)
 
@@ -965,6 +962,13 @@ def _side(qty: float) -> str:
     return "long" if qty > 0 else "short"
 
 
+def _log_fields(ev: Event) -> dict[str, Any]:
+    """An event's JSON fields (without its kind) for a structured log line."""
+    fields = ev.to_dict()
+    del fields["kind"]
+    return fields
+
+
 def _qty(value: Any) -> str:
     try:
         return f"{float(value):g}"
@@ -1135,8 +1139,7 @@ def _session(
         try:
             journal = EventJournal(run_dir / "events.jsonl")
             books = engine.status()  # the account continues from the store: so do its fee and funding totals
-            writer = RunWriter(run_dir, fees_paid=float(books.get("fees_paid") or 0.0),
-                               funding_paid=float(books.get("funding_paid") or 0.0),
+            writer = RunWriter(run_dir, fees_paid=books.fees_paid, funding_paid=books.funding_paid,
                                plotly=ctx.config.system.report_plotly)
         except OSError as exc:
             store.close()

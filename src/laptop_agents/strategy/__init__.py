@@ -6,7 +6,6 @@ Public entry points (the rest of the product calls only these):
 - :func:`build_strategy` — a ready ``Strategy`` for an :class:`AppConfig`.
 - :func:`load_strategy_params` — the validated parameters (symbol overrides and
   CLI flags applied).
-- :func:`starting_equity` — the starting equity the broker should use.
 - :func:`strategy_names` — the built-in presets.
 - :class:`StrategyConfigError` — one-line error for any bad strategy input.
 
@@ -14,7 +13,8 @@ Precedence of parameters, highest first: ``build_strategy(overrides=...)``
 (a validate grid) > CLI ``--stop-bps`` / ``--tp-r`` > the file's
 ``symbols.<SYMBOL>`` section > the file's base values. ``risk_pct`` and the
 starting equity come from ``config.risk`` when set there (``--risk-pct``,
-``--equity``), else from the file's ``risk`` section.
+``--equity``), else from the file's ``risk`` section (the broker's starting
+equity: :func:`laptop_agents.engine.starting_equity`).
 """
 
 from __future__ import annotations
@@ -49,7 +49,6 @@ __all__ = [
     "SupervisorParams",
     "build_strategy",
     "load_strategy_params",
-    "starting_equity",
     "strategy_names",
 ]
 
@@ -86,15 +85,6 @@ def load_strategy_params(config: StrategyConfig, symbol: str) -> StrategyParams:
 
 def _risk_pct(config: AppConfig, params: StrategyParams) -> float:
     return config.risk.risk_pct if config.risk.risk_pct is not None else params.risk.risk_pct
-
-
-def starting_equity(config: AppConfig) -> float:
-    """``risk.starting_equity`` when configured, else the strategy file's
-    ``risk.equity`` (after the symbol's overrides); in the quote currency (USD
-    or USDT) for both contract kinds, as the paper broker expects."""
-    if config.risk.starting_equity is not None:
-        return float(config.risk.starting_equity)
-    return float(load_strategy_params(config.strategy, config.trading.symbol).risk.equity)
 
 
 def build_strategy(config: AppConfig, *, overrides: Mapping[str, float] | None = None) -> Strategy:

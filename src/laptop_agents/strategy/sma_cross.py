@@ -27,12 +27,13 @@ from __future__ import annotations
 from typing import Any
 
 from laptop_agents.domain.contracts import AccountView, Intent, StrategyOutput
-from laptop_agents.domain.models import Candle, Event, FundingRate, Instrument, OrderType, Side
-from laptop_agents.strategy.agents import JournalCoach, new_event, new_intent
+from laptop_agents.domain.events import AgentError, Event
+from laptop_agents.domain.models import Candle, FundingRate, Instrument, OrderType, Side
+from laptop_agents.strategy.agents import JournalCoach, new_decision, new_intent
 from laptop_agents.strategy.indicators import SMA
 from laptop_agents.strategy.params import SmaCrossParams
 from laptop_agents.strategy.sizing import floor_to_step, position_size, round_to_tick
-from laptop_agents.strategy.supervisor import agent_error, id_prefix
+from laptop_agents.strategy.supervisor import id_prefix
 
 _STATE_TAG = "sma_cross/1"  # names the snapshot_state layout
 
@@ -103,7 +104,7 @@ class SmaCross:
         try:
             self._advance(candle.close)
         except Exception as exc:
-            return StrategyOutput([], [agent_error(candle.ts, "sma_cross", exc)])
+            return StrategyOutput([], [AgentError.from_exception(candle.ts, "sma_cross", exc)])
         d = self.direction
         if d == 0 or account.working_orders:
             return StrategyOutput([], [])
@@ -128,9 +129,9 @@ class SmaCross:
         dist = price * p.stop_bps / 10_000.0
         stop = round_to_tick(price - d * dist, inst.tick_size)
         target = round_to_tick(price + d * abs(price - stop) * p.tp_r_mult, inst.tick_size) if p.tp_r_mult else None
+        side_name = side.value
         base: dict[str, Any] = {
             "setup": "sma_cross",
-            "side": side.value,
             "type": "MARKET",
             "entry": price,
             "fast": self.fast.value,
@@ -140,13 +141,13 @@ class SmaCross:
             if close_qty == 0.0 and self._block_reported:
                 return StrategyOutput(intents, events)
             self._block_reported = True
-            events.append(new_event(ts, "decision", dict(base, action="block", reason="entries_blocked")))
+            events.append(new_decision(ts, "block", "entries_blocked", side_name, context=base))
             if close_qty > 0.0:
                 qty = floor_to_step(close_qty, inst.qty_step) or close_qty
                 intents.append(
                     new_intent(cid, side, OrderType.MARKET, qty, reduce_only=True, reason="sma_cross_exit")
                 )
-                events.append(new_event(ts, "decision", dict(base, action="exit", reason="cross", qty=qty, client_id=cid)))
+                events.append(new_decision(ts, "exit", "cross", side_name, qty, cid, base))
                 self._last_entry_dir = 0
             return StrategyOutput(intents, events)
         size, reason = position_size(
@@ -160,15 +161,13 @@ class SmaCross:
             max_leverage=self.max_leverage,
         )
         if reason:
-            events.append(new_event(ts, "decision", dict(base, action="block", reason=reason)))
+            events.append(new_decision(ts, "block", reason, side_name, context=base))
             if close_qty > 0.0:
                 # Cannot size the new leg: still honour the cross by closing.
                 intents.append(
                     new_intent(cid, side, OrderType.MARKET, close_qty, reduce_only=True, reason="sma_cross_exit")
                 )
-                events.append(
-                    new_event(ts, "decision", dict(base, action="exit", reason="cross", qty=close_qty, client_id=cid))
-                )
+                events.append(new_decision(ts, "exit", "cross", side_name, close_qty, cid, base))
             self._last_entry_dir = d
             return StrategyOutput(intents, events)
         self._block_reported = False
@@ -185,13 +184,12 @@ class SmaCross:
             )
         )
         self._last_entry_dir = d
-        data = dict(base, action="enter", reason="cross" if close_qty else "initial", qty=qty, size=size,
-                    client_id=cid)
+        context = dict(base, size=size)
         if p.attach_stop:
-            data["stop"] = stop
+            context["stop"] = stop
         if target is not None:
-            data["target"] = target
-        events.append(new_event(ts, "decision", data))
+            context["target"] = target
+        events.append(new_decision(ts, "enter", "cross" if close_qty else "initial", side_name, qty, cid, context))
         events.append(
             self.journal_coach.plan_created(
                 ts, cid, "sma_cross", d, "MARKET", price, stop if p.attach_stop else None, target, qty, self._bar
@@ -203,7 +201,7 @@ class SmaCross:
         try:
             return self.journal_coach.on_event(event, self._bar)
         except Exception as exc:
-            return [agent_error(event.ts, "journal_coach", exc)]
+            return [AgentError.from_exception(event.ts, "journal_coach", exc)]
 
     def snapshot_state(self) -> tuple[Any, ...]:
         """The running state as plain tuples (see ``Supervisor.snapshot_state``

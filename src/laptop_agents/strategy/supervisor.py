@@ -30,10 +30,10 @@ import re
 from typing import Any
 
 from laptop_agents.domain.contracts import AccountView, Intent, StrategyOutput
+from laptop_agents.domain.events import AgentError, Event, OrderEvent
 from laptop_agents.domain.models import (
     CancelIntent,
     Candle,
-    Event,
     FundingRate,
     Instrument,
     OrderType,
@@ -54,7 +54,7 @@ from laptop_agents.strategy.agents import (
     RiskGate,
     Setup,
     SetupSignal,
-    new_event,
+    new_decision,
     new_intent,
 )
 from laptop_agents.strategy.params import SupervisorParams
@@ -81,8 +81,6 @@ COOLDOWN_REASONS = frozenset(
 # setup: reported once when the state is first met, then silent until it ends.
 STATE_BLOCKS = frozenset({"entries_blocked", "funding_halt", "funding_no_trade"})
 
-_MAX_ERROR_TEXT = 300
-
 # First element of a snapshot_state tuple: names the layout, so a state of
 # another strategy class or layout version is refused instead of mis-read.
 _STATE_TAG = "supervisor/1"
@@ -93,11 +91,6 @@ def id_prefix(name: str) -> str:
     stem = re.sub(r"\.(json|ya?ml)$", "", name.replace("\\", "/").rsplit("/", 1)[-1], flags=re.IGNORECASE)
     clean = re.sub(r"[^A-Za-z0-9]", "", stem)[:12]
     return clean or "strat"
-
-
-def agent_error(ts: int, agent: str, exc: BaseException) -> Event:
-    text = f"{type(exc).__name__}: {exc}"
-    return new_event(ts, "agent_error", {"agent": agent, "error": text[:_MAX_ERROR_TEXT]})
 
 
 class Supervisor:
@@ -187,13 +180,13 @@ class Supervisor:
             try:
                 cancel = self.pending_trigger.check(bar, working, self.derivatives_flows.gate == GATE_HALT)
             except Exception as exc:
-                events.append(agent_error(ts, PendingTrigger.name, exc))
+                events.append(AgentError.from_exception(ts, PendingTrigger.name, exc))
                 failed = True
                 cancel = None
             if cancel is not None:
                 cid, reason = cancel
                 intents.append(CancelIntent(cid, reason))
-                events.append(new_event(ts, "decision", {"action": "cancel", "reason": reason, "client_id": cid}))
+                events.append(new_decision(ts, "cancel", reason, client_id=cid))
                 cancelled = True
 
         if failed or cancelled or account.position_qty != 0.0 or working:
@@ -206,16 +199,15 @@ class Supervisor:
         """Journal lines for our plans; a broker rejection of our entry starts
         the cooldown (so a refused order is not re-sent every candle)."""
         try:
-            kind = event.kind
-            if kind == "order" and event.data.get("status") in ("rejected", "duplicate"):
-                cid = event.data.get("client_id")
-                if isinstance(cid, str) and cid.startswith(self.id_prefix + "-"):
+            if isinstance(event, OrderEvent) and event.status in ("rejected", "duplicate"):
+                cid = event.client_id
+                if cid.startswith(self.id_prefix + "-"):
                     self.pending_trigger.forget(cid)
-                    if event.data.get("status") == "rejected":
+                    if event.status == "rejected":
                         self.execution_risk_sentinel.start_cooldown(self._bar)
             return self.journal_coach.on_event(event, self._bar)
         except Exception as exc:
-            return [agent_error(event.ts, JournalCoach.name, exc)]
+            return [AgentError.from_exception(event.ts, JournalCoach.name, exc)]
 
     # -- phases -------------------------------------------------------------
 
@@ -226,19 +218,19 @@ class Supervisor:
         try:
             self.market_intake.update(h, lo, cl)
         except Exception as exc:
-            errors.append(agent_error(c.ts, MarketIntake.name, exc))
+            errors.append(AgentError.from_exception(c.ts, MarketIntake.name, exc))
         try:
             self.derivatives_flows.update()
         except Exception as exc:
-            errors.append(agent_error(c.ts, DerivativesFlows.name, exc))
+            errors.append(AgentError.from_exception(c.ts, DerivativesFlows.name, exc))
         try:
             self.cvd_divergence.update(h, lo, cl, v)
         except Exception as exc:
-            errors.append(agent_error(c.ts, CvdDivergence.name, exc))
+            errors.append(AgentError.from_exception(c.ts, CvdDivergence.name, exc))
         try:
             self.setup_signal.update(h, lo, cl, v)
         except Exception as exc:
-            errors.append(agent_error(c.ts, SetupSignal.name, exc))
+            errors.append(AgentError.from_exception(c.ts, SetupSignal.name, exc))
         return errors
 
     def _decide(
@@ -249,7 +241,7 @@ class Supervisor:
         try:
             setup = sig.find(c.high, c.low, c.close, c.volume, self.market_intake, self.cvd_divergence.signal)
         except Exception as exc:
-            events.append(agent_error(ts, SetupSignal.name, exc))
+            events.append(AgentError.from_exception(ts, SetupSignal.name, exc))
             return
         if setup is None:
             blocked = sig.blocked_setup
@@ -264,7 +256,7 @@ class Supervisor:
         try:
             qty, reason, mult = sentinel.assess(setup, flows.gate, account.equity, bar)
         except Exception as exc:
-            events.append(agent_error(ts, ExecutionRiskSentinel.name, exc))
+            events.append(AgentError.from_exception(ts, ExecutionRiskSentinel.name, exc))
             return
         if reason:
             if reason in COOLDOWN_REASONS:
@@ -275,7 +267,7 @@ class Supervisor:
         try:
             reason, rr = self.risk_gate.check(setup, qty, account.equity, account.entries_blocked, flows.gate)
         except Exception as exc:
-            events.append(agent_error(ts, RiskGate.name, exc))
+            events.append(AgentError.from_exception(ts, RiskGate.name, exc))
             return
         if reason:
             if reason in COOLDOWN_REASONS:
@@ -300,20 +292,16 @@ class Supervisor:
         if limit:
             self.pending_trigger.track(cid, bar)
         self._last_block = None
-        data = self._context(setup)
-        data["action"] = "enter"
-        data["reason"] = setup.name
-        data["qty"] = qty
-        data["rr"] = round(rr, 4)
-        data["size_mult"] = mult
-        data["client_id"] = cid
-        events.append(new_event(ts, "decision", data))
+        context = self._context(setup)
+        context["rr"] = round(rr, 4)
+        context["size_mult"] = mult
+        events.append(new_decision(ts, "enter", setup.name, setup.side_name, qty, cid, context))
         try:
             events.append(self.journal_coach.plan_created(
                     ts, cid, setup.name, setup.side, setup.order_type, setup.entry, setup.stop, setup.target, qty, bar
                 ))
         except Exception as exc:
-            events.append(agent_error(ts, JournalCoach.name, exc))
+            events.append(AgentError.from_exception(ts, JournalCoach.name, exc))
 
     # -- helpers ------------------------------------------------------------
 
@@ -324,9 +312,11 @@ class Supervisor:
         return gate == GATE_HALT if reason == "funding_halt" else gate == GATE_NO_TRADE
 
     def _context(self, setup: Setup) -> dict[str, Any]:
+        """A decision's context: the setup (its side aside: a typed field) and the market."""
         mi = self.market_intake
         flows = self.derivatives_flows
         d = setup.as_dict()
+        del d["side"]
         d["trend"] = TREND_NAMES[mi.trend]
         d["regime"] = mi.regime
         d["atr"] = mi.atr.value
@@ -360,14 +350,10 @@ class Supervisor:
             if reason == "cooldown" and last[1:] == key[1:]:
                 return
         self._last_block = key
-        data = self._context(setup)
-        data["action"] = "block"
-        data["reason"] = reason
+        context = self._context(setup)
         if rr is not None and rr > 0.0:
-            data["rr"] = round(rr, 4)
-        if qty:
-            data["qty"] = qty
-        events.append(new_event(ts, "decision", data))
+            context["rr"] = round(rr, 4)
+        events.append(new_decision(ts, "block", reason, setup.side_name, qty or None, None, context))
 
     # -- state ---------------------------------------------------------------
 
