@@ -113,6 +113,8 @@ def test_engine_state_and_from_state_continue_identically() -> None:
     e = build_engine(AppConfig(), ChurnStrategy(5))
     for c in candles[:777]:
         e.on_candle(c)
+    assert len(e.broker.state()) == len(BrokerState._fields)  # built with tuple.__new__ on the hot path
+    assert e.broker.state()._asdict()["fill_count"] == e.broker.fill_count
     state = decode_state(encode_state(e.state()), e.state().broker.orders)
     again = Engine.from_state(AppConfig(), ChurnStrategy(0), state, e.broker.processed_ids)
     assert again.state() == e.state() and again.status() == e.status()

@@ -57,8 +57,11 @@ if TYPE_CHECKING:  # the broker depends on domain only; config sections are read
     from laptop_agents.config import BrokerConfig, RiskConfig
 
 
-# Built once per candle: without the frozen dataclass __init__ (see laptop_agents.domain.fast).
+# Built once per candle: without the frozen dataclass __init__ (see
+# laptop_agents.domain.fast), and the state without the named tuple's
+# argument parsing (tuple.__new__ with every field, in field order).
 new_account_view = fast_init(AccountView)
+_new_state = tuple.__new__
 
 
 class PaperBroker:
@@ -182,8 +185,12 @@ class PaperBroker:
         else:
             eq_quote = eq
         breaker = self.breaker
+        start = ledger.start_balance
+        # RiskLimits.daily_loss_hit, inlined: this runs every candle.
         blocked = breaker.active or (
-            mark is not None and self.limits.daily_loss_hit(ledger.start_balance, breaker.day_start_equity, eq)
+            mark is not None
+            and start is not None
+            and breaker.day_start_equity - eq >= self.limits.max_daily_loss * start
         )
         orders = self.orders
         return new_account_view(
@@ -465,13 +472,13 @@ class PaperBroker:
         """The durable state (processed ids aside: see :mod:`laptop_agents.broker.state`)."""
         ledger, breaker = self.ledger, self.breaker
         orders = self.orders
-        return BrokerState(
+        return _new_state(BrokerState, (
             ledger.start_balance, ledger.balance, ledger.realized_pnl, ledger.fees_paid, ledger.funding_paid,
             ledger.trades_closed, ledger.fill_count, ledger.position, self.funding_rate, self.mark,
             self.mark_ts, self.volume, self.next_funding_ts, breaker.next_day_ts, breaker.day_start_equity,
             breaker.active, breaker.reason, breaker.until, breaker.consecutive_losses,
             tuple(self.limits.order_times), tuple(orders.values()) if orders else (),
-        )  # fmt: skip
+        ))  # fmt: skip
 
     def load_state(self, state: BrokerState, processed_ids: set[str] | frozenset[str] | None = None) -> None:
         """Continue from ``state`` (and the processed client ids, when given)."""
