@@ -74,7 +74,10 @@ class Ledger:
 
     def equity(self, price: float | None) -> float:
         """Balance plus unrealized PnL at ``price`` (settlement currency)."""
-        return self.balance + self.unrealized(price)
+        pos = self.position  # unrealized(), inlined: the breaker asks every candle a position is open
+        if pos is None or price is None:
+            return self.balance + 0.0
+        return self.balance + self.pnl(pos.qty, pos.entry_price, price)
 
     def equity_quote(self, mark: float | None) -> float:
         """Equity in quote currency (USD/USDT): what sizing and leverage use.

@@ -360,8 +360,11 @@ class PaperBroker:
         if ts >= self.next_funding_ts:  # type: ignore[operator]
             self._funding(c)
         ledger = self.ledger
-        if ledger.position is not None:
-            self._exits(c)
+        pos = ledger.position
+        if pos is not None:
+            hit = self.model.bar_exit(pos, c)
+            if hit is not None:
+                self._exit(c.ts, pos, hit)
         if self.orders:
             self.expire(ts)
             if self.orders:
@@ -392,17 +395,11 @@ class PaperBroker:
             boundary += FUNDING_PERIOD_MS
         self.next_funding_ts = boundary
 
-    def _exits(self, c: Candle) -> None:
-        """Stop or target of the position held coming into this candle (see
-        :meth:`FillModel.bar_exit`)."""
-        ledger = self.ledger
-        pos = ledger.position
-        assert pos is not None
-        hit = self.model.bar_exit(pos, c)
-        if hit is not None:
-            px, liquidity, reason = hit
-            side = Side.SELL if pos.qty > 0 else Side.BUY
-            self._execute(c.ts, ledger.exit_id(reason), side, abs(pos.qty), px, liquidity, reason)
+    def _exit(self, ts: int, pos: Position, hit: tuple[float, str, str]) -> None:
+        """Close the position at a stop or target the bar reached (see :meth:`FillModel.bar_exit`)."""
+        px, liquidity, reason = hit
+        side = Side.SELL if pos.qty > 0 else Side.BUY
+        self._execute(ts, self.ledger.exit_id(reason), side, abs(pos.qty), px, liquidity, reason)
 
     def _fill_working(self, c: Candle) -> None:
         model = self.model
@@ -458,9 +455,10 @@ class PaperBroker:
         """Trip on the day's drawdown or a run of losing trades; entries stay
         blocked until the next UTC day (event time), and working entry orders
         are cancelled."""
-        if self.breaker.active or self.mark is None:
+        mark = self.mark
+        if self.breaker.active or mark is None:
             return
-        trip = self.breaker.check(ts, self.equity())
+        trip = self.breaker.check(ts, self.ledger.equity(mark))
         if trip is None:
             return
         self.events.append(trip)
