@@ -16,6 +16,7 @@ from laptop_agents.domain.models import FundingRate, OrderType, Side
 from laptop_agents.engine import Engine, EngineState, EngineStateError, build_engine
 from laptop_agents.engine.state import (
     STATE_VERSION,
+    StateEncoder,
     decode_state,
     decode_v1,
     encode_state,
@@ -60,6 +61,16 @@ def test_the_encoding_is_stable() -> None:
     )  # fmt: skip
     assert ORDER.to_row() == ("w-1", "SELL", "LIMIT", 0.25, 0.0, 105.0, None, None, False, True, "tp", T0, T0 + 60)
     assert WorkingOrder.from_row(ORDER.to_row()) == ORDER
+
+
+def test_the_reusable_encoder_writes_the_same_bytes_every_time() -> None:
+    enc = StateEncoder()
+    other = STATE._replace(last_candle_ts=T0 + 1, strategy=("x/1",))
+    assert enc.encode(STATE) == encode_state(STATE)
+    assert enc.encode(other) == encode_state(other)
+    with pytest.raises(EngineStateError):
+        enc.encode(STATE._replace(strategy=("x/1", Side.BUY)))
+    assert enc.encode(STATE) == encode_state(STATE)  # a refused state leaves nothing behind
 
 
 class Color(Enum):

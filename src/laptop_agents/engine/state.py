@@ -81,6 +81,31 @@ def plain_dumps(value: Any) -> bytes:
     return buf.getvalue()
 
 
+class StateEncoder:
+    """:func:`encode_state` for a caller that encodes every candle (the state
+    store): one pickler and buffer, reused. Building a pickler costs about as
+    much as pickling a small state, so this saves a microsecond a candle.
+    Not thread-safe: one per store, used by the thread that commits."""
+
+    __slots__ = ("_buf", "_pickler")
+
+    def __init__(self) -> None:
+        self._buf = io.BytesIO()
+        self._pickler = _PlainPickler(self._buf, _PROTOCOL)
+
+    def encode(self, state: EngineState) -> bytes:
+        """The same bytes as :func:`encode_state`."""
+        buf = self._buf
+        buf.seek(0)
+        buf.truncate()
+        self._pickler.clear_memo()
+        try:
+            self._pickler.dump(state_to_plain(state))
+        except TypeError as exc:
+            raise EngineStateError(f"the strategy's snapshot_state() holds a value that {exc}") from None
+        return buf.getvalue()
+
+
 def plain_loads(blob: bytes) -> Any:
     """The inverse of :func:`plain_dumps`; refuses any blob that names a class."""
     return _PlainUnpickler(io.BytesIO(blob)).load()

@@ -53,7 +53,7 @@ from laptop_agents.engine import (
     StoredState,
     load_engine,
 )
-from laptop_agents.engine.state import decode_state, decode_v1, encode_state
+from laptop_agents.engine.state import StateEncoder, decode_state, decode_v1, encode_state
 from laptop_agents.exit_codes import ExitCode
 from laptop_agents.fileio import problem
 
@@ -219,6 +219,7 @@ class StateStore:
             raise ValueError(f"synchronous must be NORMAL or FULL, got {synchronous!r}")
         self.path = str(path)
         self.memory = self.path == ":memory:"
+        self._encoder = StateEncoder()
         if not self.memory:
             p = Path(self.path)
             wal = Path(self.path + "-wal")
@@ -340,7 +341,7 @@ class StateStore:
         payload = engine.persist_payload()
         identity = payload.identity
         state = payload.state
-        blob = encode_state(state)
+        blob = self._encoder.encode(state)
         conn = self.conn
         trade_events = [ev for ev in result.events if type(ev) is TradeClosed] if result.events else ()
         if (
