@@ -278,14 +278,10 @@ class Setup:
         self.level = level
         self.target_kind = target_kind
 
-    @property
-    def side_name(self) -> str:
-        return "BUY" if self.side > 0 else "SELL"
-
     def as_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
             "setup": self.name,
-            "side": self.side_name,
+            "side": "BUY" if self.side > 0 else "SELL",
             "type": self.order_type,
             "entry": self.entry,
             "stop": self.stop,

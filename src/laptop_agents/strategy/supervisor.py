@@ -292,10 +292,10 @@ class Supervisor:
         if limit:
             self.pending_trigger.track(cid, bar)
         self._last_block = None
-        context = self._context(setup)
+        side_name, context = self._context(setup)
         context["rr"] = round(rr, 4)
         context["size_mult"] = mult
-        events.append(new_decision(ts, "enter", setup.name, setup.side_name, qty, cid, context))
+        events.append(new_decision(ts, "enter", setup.name, side_name, qty, cid, context))
         try:
             events.append(self.journal_coach.plan_created(
                     ts, cid, setup.name, setup.side, setup.order_type, setup.entry, setup.stop, setup.target, qty, bar
@@ -311,19 +311,20 @@ class Supervisor:
         gate = self.derivatives_flows.gate
         return gate == GATE_HALT if reason == "funding_halt" else gate == GATE_NO_TRADE
 
-    def _context(self, setup: Setup) -> dict[str, Any]:
-        """A decision's context: the setup (its side aside: a typed field) and the market."""
+    def _context(self, setup: Setup) -> tuple[str, dict[str, Any]]:
+        """A decision's side (a typed field of the event) and its context: the
+        rest of the setup and the market."""
         mi = self.market_intake
         flows = self.derivatives_flows
         d = setup.as_dict()
-        del d["side"]
+        side = d.pop("side")
         d["trend"] = TREND_NAMES[mi.trend]
         d["regime"] = mi.regime
         d["atr"] = mi.atr.value
         d["funding_gate"] = flows.gate
         d["funding_rate"] = flows.rate
         d["cvd_divergence"] = DIVERGENCE_NAMES[self.cvd_divergence.signal]
-        return d
+        return side, d
 
     def _block(
         self,
@@ -350,10 +351,10 @@ class Supervisor:
             if reason == "cooldown" and last[1:] == key[1:]:
                 return
         self._last_block = key
-        context = self._context(setup)
+        side_name, context = self._context(setup)
         if rr is not None and rr > 0.0:
             context["rr"] = round(rr, 4)
-        events.append(new_decision(ts, "block", reason, setup.side_name, qty or None, None, context))
+        events.append(new_decision(ts, "block", reason, side_name, qty or None, None, context))
 
     # -- state ---------------------------------------------------------------
 
