@@ -88,7 +88,7 @@ def test_dashboard_metrics_and_alerts_ride_a_real_mock_session(tmp_path: Path) -
     engine_fields = ("symbol", "currency", "last_price", "realized_pnl", "unrealized", "start_balance", "fees_paid",
                      "trades_closed", "entries_blocked")
     view = CompositeView(runner.health_snapshot, feed,
-                         extra=lambda: {k: engine.status().get(k) for k in engine_fields} | {"entries_paused": False})
+                         extra=lambda: {k: getattr(engine.status(), k) for k in engine_fields} | {"entries_paused": False})
     metrics = SessionMetrics(view)
     parts.writer = FeedingWriter(RunWriter(run_dir), feed, metrics, lambda: holder["server"].poke())
     sent: list[Alert] = []

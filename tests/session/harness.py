@@ -21,13 +21,14 @@ import sys
 from typing import Any
 
 from laptop_agents.domain.contracts import AccountView, StrategyOutput
-from laptop_agents.domain.models import Candle, Event, FundingRate, OrderIntent, OrderType, Side
+from laptop_agents.domain.events import Event
+from laptop_agents.domain.models import Candle, FundingRate, OrderIntent, OrderType, Side
 
 HARNESS_ENV = "LA_TEST_HARNESS"
 
 
 class ScriptedStrategy:
-    """Deterministic, picklable, no indicators: just enough to create state."""
+    """Deterministic, no indicators: just enough to create state (its id sequence)."""
 
     def __init__(self, plan: str) -> None:
         self.name = f"scripted-{plan}"
@@ -42,6 +43,14 @@ class ScriptedStrategy:
 
     def on_broker_event(self, event: Event) -> list[Event]:
         return []
+
+    def snapshot_state(self) -> tuple[Any, ...]:
+        return ("scripted/1", self.seq)
+
+    def restore_state(self, state: tuple[Any, ...]) -> None:
+        if not isinstance(state, tuple) or len(state) != 2 or state[0] != "scripted/1":
+            raise ValueError("not a scripted strategy state")
+        self.seq = state[1]
 
     def _id(self, candle: Candle, tag: str) -> str:
         self.seq += 1
