@@ -143,15 +143,15 @@ def _install_pause(phase: str) -> None:
 
         WorkspaceLock.acquire = acquire_then_pause  # type: ignore[method-assign]
     elif phase == "store":
-        import laptop_agents.store as store_pkg
+        import laptop_agents.engine.recovery as recovery
 
-        open_engine = store_pkg.open_engine
+        open_engine = recovery.open_engine
 
         def open_engine_paused(*a: Any, **kw: Any) -> Any:
             _pause(phase, 60)
             return open_engine(*a, **kw)
 
-        store_pkg.open_engine = open_engine_paused  # type: ignore[assignment]
+        recovery.open_engine = open_engine_paused  # type: ignore[assignment]
     elif phase == "source":
         import laptop_agents.sources.factory as factory
 

@@ -12,14 +12,13 @@ from laptop_agents.config import AppConfig
 from laptop_agents.domain.contracts import AccountView
 from laptop_agents.domain.events import OrderEvent, OrderExpired
 from laptop_agents.domain.models import Candle, OrderIntent, OrderType, Side
-from laptop_agents.engine import build_engine
+from laptop_agents.engine import build_engine, open_engine
 from laptop_agents.sources.synthetic import SyntheticMarket
 from laptop_agents.store import (
     StateStore,
     StoreCorruptError,
     StoreMismatchError,
     StoreWriteError,
-    open_engine,
 )
 from laptop_agents.store.state import SCHEMA_VERSION
 from tests.broker.helpers import DAY, MIN, T0, flat
