@@ -125,7 +125,7 @@ def _store_status(ws: Path) -> dict[str, Any]:
     with StateStore(ws / "state.db") as store:
         engine = store.load_engine(config, build_strategy(config))
         assert engine is not None
-        return engine.status()
+        return engine.status().to_dict()
 
 
 def _has_exposure(hb: dict[str, Any]) -> bool:

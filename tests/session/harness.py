@@ -23,13 +23,14 @@ import sys
 from typing import Any
 
 from laptop_agents.domain.contracts import AccountView, StrategyOutput
-from laptop_agents.domain.models import Candle, Event, FundingRate, OrderIntent, OrderType, Side
+from laptop_agents.domain.events import Decision, Event
+from laptop_agents.domain.models import Candle, FundingRate, OrderIntent, OrderType, Side
 
 HARNESS_ENV = "LA_TEST_HARNESS"
 
 
 class ScriptedStrategy:
-    """Deterministic, picklable, no indicators: just enough to create state."""
+    """Deterministic, no indicators: just enough to create state (its id sequence)."""
 
     def __init__(self, plan: str) -> None:
         self.name = f"scripted-{plan}"
@@ -44,6 +45,14 @@ class ScriptedStrategy:
 
     def on_broker_event(self, event: Event) -> list[Event]:
         return []
+
+    def snapshot_state(self) -> tuple[Any, ...]:
+        return ("scripted/1", self.seq)
+
+    def restore_state(self, state: tuple[Any, ...]) -> None:
+        if not isinstance(state, tuple) or len(state) != 2 or state[0] != "scripted/1":
+            raise ValueError("not a scripted strategy state")
+        self.seq = state[1]
 
     def _id(self, candle: Candle, tag: str) -> str:
         self.seq += 1
@@ -68,8 +77,7 @@ class ScriptedStrategy:
             else:
                 out.intents.append(OrderIntent(self._id(candle, "c"), Side.SELL, OrderType.MARKET, 0.01,
                                                reduce_only=True, reason="scripted exit"))
-            out.events.append(Event(candle.ts, "decision", {"action": "enter" if account.position_qty == 0 else "exit",
-                                                           "reason": "scripted"}))
+            out.events.append(Decision(candle.ts, "enter" if account.position_qty == 0 else "exit", "scripted"))
         elif self.plan == "lose":
             if account.position_qty == 0 and not account.working_orders:
                 out.intents.append(OrderIntent(self._id(candle, "x"), Side.BUY, OrderType.MARKET, 0.05,
@@ -146,15 +154,15 @@ def _install_pause(phase: str) -> None:
 
         WorkspaceLock.acquire = acquire_then_pause  # type: ignore[method-assign]
     elif phase == "store":
-        import laptop_agents.store as store_pkg
+        import laptop_agents.engine.recovery as recovery
 
-        open_engine = store_pkg.open_engine
+        open_engine = recovery.open_engine
 
         def open_engine_paused(*a: Any, **kw: Any) -> Any:
             _pause(phase, 60)
             return open_engine(*a, **kw)
 
-        store_pkg.open_engine = open_engine_paused  # type: ignore[assignment]
+        recovery.open_engine = open_engine_paused  # type: ignore[assignment]
     elif phase == "source":
         import laptop_agents.sources.factory as factory
 

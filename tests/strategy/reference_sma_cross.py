@@ -10,14 +10,14 @@ import re
 from typing import Any
 
 from laptop_agents.domain.contracts import AccountView, Intent, StrategyOutput
-from laptop_agents.domain.models import Candle, Event, FundingRate, Instrument, OrderType, Side
-from laptop_agents.domain.fast import fast_init
+from laptop_agents.domain.events import AgentError, Event
+from laptop_agents.domain.models import Candle, FundingRate, Instrument, OrderType, Side
+from laptop_agents.strategy.emit import decision_event
 from laptop_agents.strategy.agents import JournalCoach, new_intent
 from laptop_agents.strategy.indicators import SMA
 from laptop_agents.strategy.params import SmaCrossParams
 from laptop_agents.strategy.sizing import floor_to_step, position_size, round_to_tick
 
-new_event = fast_init(Event)
 
 
 def id_prefix(name: str) -> str:  # as it was in strategy/supervisor.py
@@ -28,7 +28,7 @@ def id_prefix(name: str) -> str:  # as it was in strategy/supervisor.py
 
 def agent_error(ts: int, agent: str, exc: BaseException) -> Event:  # as it was in strategy/supervisor.py
     text = f"{type(exc).__name__}: {exc}"
-    return new_event(ts, "agent_error", {"agent": agent, "error": text[:300]})
+    return AgentError(ts, agent, text[:300])
 
 _STATE_TAG = "sma_cross/1"  # names the snapshot_state layout
 
@@ -136,13 +136,13 @@ class ReferenceSmaCross:
             if close_qty == 0.0 and self._block_reported:
                 return StrategyOutput(intents, events)
             self._block_reported = True
-            events.append(new_event(ts, "decision", dict(base, action="block", reason="entries_blocked")))
+            events.append(decision_event(ts, dict(base, action="block", reason="entries_blocked")))
             if close_qty > 0.0:
                 qty = floor_to_step(close_qty, inst.qty_step) or close_qty
                 intents.append(
                     new_intent(cid, side, OrderType.MARKET, qty, reduce_only=True, reason="sma_cross_exit")
                 )
-                events.append(new_event(ts, "decision", dict(base, action="exit", reason="cross", qty=qty, client_id=cid)))
+                events.append(decision_event(ts, dict(base, action="exit", reason="cross", qty=qty, client_id=cid)))
                 self._last_entry_dir = 0
             return StrategyOutput(intents, events)
         size, reason = position_size(
@@ -156,14 +156,14 @@ class ReferenceSmaCross:
             max_leverage=self.max_leverage,
         )
         if reason:
-            events.append(new_event(ts, "decision", dict(base, action="block", reason=reason)))
+            events.append(decision_event(ts, dict(base, action="block", reason=reason)))
             if close_qty > 0.0:
                 # Cannot size the new leg: still honour the cross by closing.
                 intents.append(
                     new_intent(cid, side, OrderType.MARKET, close_qty, reduce_only=True, reason="sma_cross_exit")
                 )
                 events.append(
-                    new_event(ts, "decision", dict(base, action="exit", reason="cross", qty=close_qty, client_id=cid))
+                    decision_event(ts, dict(base, action="exit", reason="cross", qty=close_qty, client_id=cid))
                 )
             self._last_entry_dir = d
             return StrategyOutput(intents, events)
@@ -187,7 +187,7 @@ class ReferenceSmaCross:
             data["stop"] = stop
         if target is not None:
             data["target"] = target
-        events.append(new_event(ts, "decision", data))
+        events.append(decision_event(ts, data))
         events.append(
             self.journal_coach.plan_created(
                 ts, cid, "sma_cross", d, "MARKET", price, stop if p.attach_stop else None, target, qty, self._bar

@@ -12,7 +12,8 @@ import pytest
 from pydantic import Field
 
 from laptop_agents.domain.contracts import AccountView, StrategyOutput
-from laptop_agents.domain.models import CancelIntent, Candle, Event, OrderIntent, OrderType, Side
+from laptop_agents.domain.events import FillEvent
+from laptop_agents.domain.models import CancelIntent, Candle, OrderIntent, OrderType, Side
 from laptop_agents.domain.symbols import instrument_for
 from laptop_agents.sources.synthetic import SyntheticMarket
 from laptop_agents.strategy.base import BaseStrategy, Parameters, feed, id_prefix
@@ -91,12 +92,12 @@ def test_buy_sizes_by_the_stop_rounds_prices_and_journals_the_plan() -> None:
         f"Scripted-{c.ts}-0", Side.BUY, OrderType.MARKET, size, stop, round(c.close + 2 * (c.close - stop), 1),
         "Scripted")  # fmt: skip
     dec, journal = out.events
-    assert dec.kind == "decision" and dec.data["action"] == "enter" and dec.data["reason"] == "why"
-    assert set(dec.data) >= {"setup", "entry", "ema", "atr", "hi", "qty", "size", "client_id", "stop", "target"}
-    assert journal.kind == "journal" and journal.data["plan_id"] == it.client_id
+    assert dec.kind == "decision" and dec.to_dict()["action"] == "enter" and dec.to_dict()["reason"] == "why"
+    assert set(dec.to_dict()) >= {"setup", "entry", "ema", "atr", "hi", "qty", "size", "client_id", "stop", "target"}
+    assert journal.kind == "journal" and journal.to_dict()["plan_id"] == it.client_id
     # The journal follows the plan: its fill gives a journal line.
-    fill = Event(c.ts, "fill", {"client_id": it.client_id, "qty": it.qty, "price": c.close})
-    assert [e.data["tags"] for e in s.on_broker_event(fill)] == [["filled", "Scripted"]]
+    fill = FillEvent(c.ts, it.client_id, Side.BUY, it.qty, c.close, 0.0, "taker", "entry")
+    assert [e.to_dict()["tags"] for e in s.on_broker_event(fill)] == [["filled", "Scripted"]]
 
 
 def test_sell_reverses_a_long_with_one_netting_order_and_explicit_qty_limit_and_two_orders() -> None:
@@ -125,7 +126,7 @@ def test_close_and_cancel() -> None:
     close, cancel = out.intents
     assert isinstance(close, OrderIntent) and close.reduce_only and close.side is Side.BUY and close.qty == 0.25
     assert cancel == CancelIntent("x-1-0", "stale")
-    assert [(e.data["action"], e.data["reason"]) for e in out.events] == [("exit", "done"), ("cancel", "stale")]
+    assert [(e.to_dict()["action"], e.to_dict()["reason"]) for e in out.events] == [("exit", "done"), ("cancel", "stale")]
     assert not make(lambda s, c, a: s.close()).on_candle(c, flat()).intents  # flat: nothing to close
 
 
@@ -136,7 +137,7 @@ def test_entries_blocked_is_reported_once_until_an_entry_goes_through() -> None:
     outs = [s.on_candle(c, blocked) for c in candles(4)]
     assert results == ["blocked"] * 4
     assert [len(o.events) for o in outs] == [1, 0, 0, 0] and not any(o.intents for o in outs)
-    assert outs[0].events[0].data["reason"] == "entries_blocked"
+    assert outs[0].events[0].to_dict()["reason"] == "entries_blocked"
     # A short position while blocked: the buy only closes it (reduce-only).
     short = AccountView(ts=0, equity=10_000.0, position_qty=-0.3, entries_blocked=True)
     out = s.on_candle(candles(5)[4], short)
@@ -151,7 +152,7 @@ def test_a_size_that_cannot_be_made_is_refused_and_still_closes_the_opposite_pos
     s = make(lambda s, c, a: results.append(s.buy(stop_bps=100.0)))
     out = s.on_candle(candles(1)[0], AccountView(ts=0, equity=0.01, position_qty=-0.3))
     assert results == ["refused"]
-    assert [(e.data["action"], e.data["reason"]) for e in out.events] == [("block", "size_below_min_qty"),
+    assert [(e.to_dict()["action"], e.to_dict()["reason"]) for e in out.events] == [("block", "size_below_min_qty"),
                                                                           ("exit", "signal")]  # fmt: skip
     assert [(i.qty, i.reduce_only) for i in out.intents] == [(0.3, True)]  # type: ignore[union-attr]
 
@@ -164,7 +165,7 @@ def test_an_exception_in_decide_observe_or_an_indicator_is_an_agent_error_and_se
     s = make(boom)
     out = s.on_candle(candles(1)[0], flat())
     assert out.intents == [] and [e.kind for e in out.events] == ["agent_error"]
-    assert out.events[0].data == {"agent": "Scripted", "error": "ZeroDivisionError: bad math"}
+    assert (out.events[0].agent, out.events[0].error) == ("Scripted", "ZeroDivisionError: bad math")
     s.script = None
     assert s.on_candle(candles(2)[1], flat()) == StrategyOutput([], [])  # the next candle is normal
 
@@ -173,7 +174,7 @@ def test_an_exception_in_decide_observe_or_an_indicator_is_an_agent_error_and_se
             raise KeyError("k")
 
     out = BadObserve(P(), LIN).on_candle(candles(1)[0], flat())
-    assert [e.data["error"] for e in out.events] == ["KeyError: 'k'"]
+    assert [e.to_dict()["error"] for e in out.events] == ["KeyError: 'k'"]
 
 
 def test_order_helpers_outside_decide_are_refused() -> None:
@@ -181,7 +182,7 @@ def test_order_helpers_outside_decide_are_refused() -> None:
     with pytest.raises(RuntimeError, match="inside decide"):
         s.buy(stop_bps=100.0)
     out = make(lambda s, c, a: s.buy()).on_candle(candles(1)[0], flat())
-    assert "needs stop, stop_bps or qty" in out.events[0].data["error"]
+    assert "needs stop, stop_bps or qty" in out.events[0].to_dict()["error"]
 
 
 def _long_run(s: Scripted, cs: list[Candle], acct: TinyAccount) -> list[str]:

@@ -130,8 +130,8 @@ def clean_json(obj: Any) -> Any:
 
 
 def event_dict(event: Any) -> dict[str, Any]:
-    """A flat ``{"ts", "kind", **data}`` dict from an Event, a typed event with
-    ``to_dict()``, or a dict already in that shape."""
+    """A flat ``{"ts", "kind", ...fields}`` dict from a typed event (its
+    ``to_dict()``, the JSON edge) or a dict already in that shape."""
     if isinstance(event, Mapping):
         d = dict(event)
     else:
@@ -139,8 +139,7 @@ def event_dict(event: Any) -> dict[str, Any]:
         if callable(to_dict):
             d = dict(to_dict())
         else:
-            d = {"ts": getattr(event, "ts", None), "kind": getattr(event, "kind", None),
-                 **dict(getattr(event, "data", None) or {})}
+            d = {"ts": getattr(event, "ts", None), "kind": getattr(event, "kind", None)}
     if "data" in d and isinstance(d["data"], Mapping) and "kind" in d:
         d = {**{k: v for k, v in d.items() if k != "data"}, **d["data"]}
     return d

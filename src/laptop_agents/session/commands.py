@@ -28,6 +28,7 @@ from laptop_agents import interrupts
 from laptop_agents.config import SECRET_ENV_NAMES, AppConfig
 from laptop_agents.context import CommandContext
 from laptop_agents.engine import Engine
+from laptop_agents.engine.recovery import open_engine
 from laptop_agents.exit_codes import ExitCode
 from laptop_agents.fileio import io_error_line
 from laptop_agents.lock import AlreadyRunningError, WorkspaceLock
@@ -52,7 +53,6 @@ from laptop_agents.store import (
     StoreMismatchError,
     StoreWriteError,
     check_store_clock,
-    open_engine,
 )
 from laptop_agents.store.journal import EventJournal
 from laptop_agents.strategy import build_strategy

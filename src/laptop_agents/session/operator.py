@@ -41,7 +41,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from laptop_agents.config import AppConfig
 from laptop_agents.console.view import CompositeView, FeedLogHandler, LiveFeed
 from laptop_agents.domain.contracts import StepResult
-from laptop_agents.domain.models import Candle, Event
+from laptop_agents.domain.events import Event
+from laptop_agents.domain.models import Candle
 from laptop_agents.session.parts import RunnerOptions, SessionParts
 from laptop_agents.session.state import SessionState
 from laptop_agents.session.views import status_dict

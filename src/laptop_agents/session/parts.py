@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
 from laptop_agents.domain.contracts import StepResult
-from laptop_agents.domain.models import Candle, Event, FundingRate, Tick
+from laptop_agents.domain.events import Event
+from laptop_agents.domain.models import Candle, FundingRate, Tick
 from laptop_agents.session.views import HasStatus
 from laptop_agents.sources.factory import SessionSource
 from laptop_agents.stop_reasons import StopReason

@@ -22,7 +22,8 @@ from collections.abc import Callable, Sequence
 from typing import Any, Generic, Protocol, TypeVar
 
 from laptop_agents.domain.contracts import StepResult
-from laptop_agents.domain.models import Candle, Event
+from laptop_agents.domain.events import AgentError, Event, SessionEvent
+from laptop_agents.domain.models import Candle
 from laptop_agents.fileio import problem as io_problem
 from laptop_agents.session.clock import SessionClock
 from laptop_agents.session.parts import E, SessionParts
@@ -210,13 +211,11 @@ class CandleStep(Generic[E]):
             raise
         if result.fills:
             self.trade_log.on_step(result)
-        n_agent = sum(1 for e in result.events if e.kind == "agent_error")
-        if n_agent:
-            for e in result.events:
-                if e.kind == "agent_error":
-                    self.log.warning("agent error isolated: %s: %s", e.data.get("agent"), e.data.get("error"),
-                                     extra={"fields": {"ts": e.ts, **e.data}})
-            self.state.spend("agent_error", n_agent)
+        errors = [e for e in result.events if isinstance(e, AgentError)]
+        if errors:
+            for e in errors:
+                self.log.warning("agent error isolated: %s: %s", e.agent, e.error, extra={"fields": e.to_dict()})
+            self.state.spend("agent_error", len(errors))
         if self.listener is not None:
             self.listener.on_step(result, candle, latency_ns)
 
@@ -224,7 +223,7 @@ class CandleStep(Generic[E]):
         """The ``session`` start/stop event, stamped in market time after the last candle."""
         try:
             ts = self.clock.event_ts(self.parts.engine.last_candle_ts, self.interval_ms)
-            event = Event(ts, "session", {"event": kind, **data})
+            event = SessionEvent(ts, kind, data)
             self.parts.journal.write([event])
         except Exception as exc:
             self.log.warning("could not journal the session %s event: %s", kind, exc)

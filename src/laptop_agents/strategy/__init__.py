@@ -8,7 +8,6 @@ Public entry points (the rest of the product calls only these):
 - :func:`build_strategy` — a ready ``Strategy`` for an :class:`AppConfig`.
 - :func:`load_strategy_params` — the validated parameters (symbol overrides and
   CLI flags applied).
-- :func:`starting_equity` — the starting equity the broker should use.
 - :func:`strategy_names` — the built-in presets.
 - :class:`BaseStrategy` — what a user's strategy derives from.
 - :class:`StrategyConfigError` — one-line error for any bad strategy input.
@@ -21,7 +20,8 @@ Precedence of parameters, highest first: ``build_strategy(overrides=...)``
 (a validate grid) > CLI ``--stop-bps`` / ``--tp-r`` > the file's
 ``symbols.<SYMBOL>`` section > the file's base values. ``risk_pct`` and the
 starting equity come from ``config.risk`` when set there (``--risk-pct``,
-``--equity``), else from the file's ``risk`` section.
+``--equity``), else from the file's ``risk`` section (the broker's starting
+equity: :func:`laptop_agents.engine.starting_equity`).
 """
 
 from __future__ import annotations
@@ -65,7 +65,6 @@ __all__ = [
     "build_strategy",
     "load_strategy_params",
     "resolve_strategy",
-    "starting_equity",
     "strategy_names",
 ]
 
@@ -126,16 +125,6 @@ def load_strategy_params(
 def _risk_value(params: object, key: str) -> float | None:
     value = getattr(getattr(params, "risk", None), key, None)
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
-def starting_equity(config: AppConfig) -> float:
-    """``risk.starting_equity`` when configured, else the strategy file's
-    ``risk.equity`` (after the symbol's overrides), else 10 000; in the quote
-    currency (USD or USDT) for both contract kinds, as the paper broker expects."""
-    if config.risk.starting_equity is not None:
-        return float(config.risk.starting_equity)
-    equity = _risk_value(load_strategy_params(config.strategy, config.trading.symbol), "equity")
-    return equity if equity is not None and equity > 0 else 10_000.0
 
 
 def build_strategy(config: AppConfig, *, overrides: Mapping[str, float] | None = None) -> Strategy:

@@ -42,7 +42,8 @@ from typing import Any, ClassVar, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict
 
 from laptop_agents.domain.contracts import AccountView, StrategyOutput
-from laptop_agents.domain.models import CancelIntent, Candle, Event, FundingRate, Instrument, OrderType, Side
+from laptop_agents.domain.events import Event
+from laptop_agents.domain.models import CancelIntent, Candle, FundingRate, Instrument, OrderType, Side
 from laptop_agents.strategy.agents import JournalCoach, new_intent
 from laptop_agents.strategy.emit import agent_error, decision_event
 from laptop_agents.strategy.sizing import BELOW_MIN_QTY, floor_to_step, position_size, round_to_tick

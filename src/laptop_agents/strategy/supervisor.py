@@ -29,10 +29,10 @@ from __future__ import annotations
 from typing import Any
 
 from laptop_agents.domain.contracts import AccountView, Intent, StrategyOutput
+from laptop_agents.domain.events import Event, OrderEvent
 from laptop_agents.domain.models import (
     CancelIntent,
     Candle,
-    Event,
     FundingRate,
     Instrument,
     OrderType,
@@ -182,12 +182,11 @@ class Supervisor(StrategyCore):
         """Journal lines for our plans; a broker rejection of our entry starts
         the cooldown (so a refused order is not re-sent every candle)."""
         try:
-            kind = event.kind
-            if kind == "order" and event.data.get("status") in ("rejected", "duplicate"):
-                cid = event.data.get("client_id")
-                if isinstance(cid, str) and cid.startswith(self.id_prefix + "-"):
+            if isinstance(event, OrderEvent) and event.status in ("rejected", "duplicate"):
+                cid = event.client_id
+                if cid.startswith(self.id_prefix + "-"):
                     self.pending_trigger.forget(cid)
-                    if event.data.get("status") == "rejected":
+                    if event.status == "rejected":
                         self.execution_risk_sentinel.start_cooldown(self._bar)
             return self.journal_coach.on_event(event, self._bar)
         except Exception as exc:
