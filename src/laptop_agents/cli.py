@@ -87,6 +87,8 @@ COMMANDS: dict[str, Command] = {
                 "laptop_agents.ops.status:cmd_status"),
         Command("stop", "ask the running session to stop (creates <workspace>/kill.txt)",
                 "laptop_agents.ops.commands:cmd_stop"),
+        Command("dashboard", "watch the workspace's session in the web dashboard (read-only; stop = kill switch)",
+                "laptop_agents.ops.dashboard:cmd_dashboard"),
         Command("report", "rebuild report.html and the summary of a run directory",
                 "laptop_agents.report.commands:cmd_report"),
         Command("watchdog", "run a session and restart it when it crashes or hangs",
@@ -130,6 +132,11 @@ CONFIG_FLAGS: dict[str, str] = {
     "stale_timeout": "system.stale_timeout_s",
     "health_port": "system.health_port",
     "dashboard": "system.dashboard",
+    "dashboard_port": "system.dashboard_port",
+    "dashboard_host": "system.dashboard_host",
+    "notify": "system.notify_urls",
+    "daily_summary_hour": "system.daily_summary_hour_utc",
+    "live_view": "system.live_view",
     "run_async": "system.run_async",
     "log_level": "system.log_level",
     "max_errors": "system.max_errors_per_session",
@@ -160,8 +167,8 @@ TRADING_OPTIONS: dict[str, frozenset[str] | None] = {
     "backtest": _OFFLINE | {"duration", "seed"},  # duration and seed: the mock market without a file
     "validate": _OFFLINE | {"duration", "seed"},
     "optimize": _OFFLINE | {"duration", "seed"},
-    "replay": _OFFLINE | {"replay_file", "replay_realtime", "health_port", "dashboard", "stale_timeout",
-                          "max_errors", "max_md_errors"},
+    "replay": _OFFLINE | {"replay_file", "replay_realtime", "health_port", "dashboard", "dashboard_port",
+                          "dashboard_host", "stale_timeout", "max_errors", "max_md_errors"},
 }
 DATA_OPTIONS: dict[str, frozenset[str] | None] = {
     "backtest": None,
@@ -194,7 +201,7 @@ class _Options:
 
 # Commands that only read the workspace: a read-only or damaged workspace does
 # not stop them (status is what you run to find out what is wrong).
-READ_ONLY_COMMANDS = frozenset({"status", "config"})
+READ_ONLY_COMMANDS = frozenset({"status", "config", "dashboard"})
 
 
 def _store_true_or_none(group: argparse._ArgumentGroup, *flags: str, dest: str, help: str) -> None:
@@ -263,9 +270,22 @@ def add_trading_options(p: argparse.ArgumentParser, only: Collection[str] | None
     se.flag("--enable-live", dest="enable_live",
             help="the explicit switch live execution needs (with --execution-mode live and API keys)")
     se.flag("--preflight", dest="preflight", help="run the preflight checks before starting (seed flag)")
-    se.flag("--dashboard", dest="dashboard", help="serve the health endpoint and a status page (seed flag)")
+    se.flag("--dashboard", dest="dashboard",
+            help="serve the live web dashboard (with /health and /metrics) on 127.0.0.1 (seed flag)")
+    se.add("--dashboard-port", dest="dashboard_port", type=int, default=None, metavar="PORT",
+           help="dashboard port (default 8765, or a free one when taken; 0 picks a free port)")
+    se.add("--dashboard-host", dest="dashboard_host", default=None, metavar="HOST",
+           help="dashboard bind address (default 127.0.0.1; anything else needs LA_DASHBOARD_TOKEN)")
     se.add("--health-port", dest="health_port", type=int, default=None, metavar="PORT",
-           help="serve /health on 127.0.0.1:PORT (off by default; 0 picks a free port)")
+           help="serve /health and /metrics (no pages, no controls) on 127.0.0.1:PORT (off by default; "
+                "0 picks a free port)")
+    se.add("--notify", dest="notify", action="append", default=None, metavar="URL",
+           help="send alerts to this apprise URL (repeatable; tgram://, discord://, ntfy://, json://...; "
+                "URLs with a token are better in $LA_NOTIFY_URLS)")
+    se.add("--daily-summary-hour", dest="daily_summary_hour", type=int, default=None, metavar="H",
+           help="send a daily summary alert at H:00 UTC (0-23; needs --notify)")
+    se.add("--no-live-view", dest="live_view", action="store_const", const=False, default=None,
+           help="no live panel on the terminal (and no periodic status lines elsewhere)")
     se.add("--max-errors", dest="max_errors", type=int, default=None, metavar="N",
            help="error budget (default max(20, 2 x duration minutes))")
     se.add("--max-md-errors", dest="max_md_errors", type=int, default=None, metavar="N",
@@ -357,6 +377,16 @@ def _add_subcommand_options(name: str, p: argparse.ArgumentParser) -> None:
     if name == "stop":
         p.add_argument("--reason", default="user stop", help="recorded in the kill file")
         p.add_argument("--force", action="store_true", help="arm the kill switch even when nothing is running")
+        fl = p.add_mutually_exclusive_group()
+        fl.add_argument("--flatten", dest="flatten", action="store_const", const=True, default=None,
+                        help="close the position on this stop (whatever the session's --no-flatten says)")
+        fl.add_argument("--no-flatten", dest="flatten", action="store_const", const=False,
+                        help="keep the position on this stop (working orders are cancelled)")
+    if name == "dashboard":
+        p.add_argument("--port", type=int, default=None,
+                       help="port (default: system.dashboard_port, else 8765; 0 picks a free one)")
+        p.add_argument("--host", default=None,
+                       help="bind address (default 127.0.0.1; anything else needs LA_DASHBOARD_TOKEN)")
     if name == "watchdog":
         p.add_argument("--restart-delay", dest="restart_delay", type=float, default=10.0, metavar="SEC",
                        help="seconds before a restart (default 10), doubled per quick failure")

@@ -371,3 +371,39 @@ def test_account_view_and_step_equity_match_the_broker_accessors(symbol: str) ->
         r = e.on_candle(c)
         assert r.equity.hex() == e.broker.equity().hex() and r.position_qty == e.broker.position_qty
     assert seen["blocked"] > 0 and seen["position"] > 100
+
+
+def test_paused_entries_are_refused_like_the_breaker_while_exits_keep_working() -> None:
+    """The operator's pause: the strategy sees entries_blocked, a new entry is
+    refused with reason "paused", a resting entry reaching its price is
+    cancelled, and a reduction still fills; resume lets entries in again. The
+    switch is not engine state: a snapshot neither carries nor clears it."""
+    plan: dict[int, list[OrderIntent]] = {
+        T0: [OrderIntent("long1", Side.BUY, OrderType.MARKET, 1.0),
+             OrderIntent("rest", Side.BUY, OrderType.LIMIT, 1.0, price=95.0)],
+        T0 + 2 * MIN: [OrderIntent("add", Side.BUY, OrderType.MARKET, 1.0),
+                       OrderIntent("cut", Side.SELL, OrderType.MARKET, 0.5)],
+        T0 + 4 * MIN: [OrderIntent("again", Side.BUY, OrderType.MARKET, 1.0)],
+    }
+    s = ScriptedStrategy(lambda c, a: plan.get(c.ts, []))
+    e = build_engine(cfg(), s)
+    e.on_candle(flat(0, 100.0))
+    assert e.broker.position_qty == pytest.approx(1.0) and not e.entries_paused
+    e.set_entries_paused(True)
+    assert e.entries_paused and e.status().entries_blocked == "paused"
+    r = e.on_candle(Candle(T0 + MIN, 100.0, 100.0, 90.0, 94.0, 10.0))  # trades through the resting limit
+    assert [(ev.client_id, ev.reason) for ev in r.events if isinstance(ev, OrderCancelled)] == [
+        ("rest", "paused")]
+    assert s.views[-1].entries_blocked
+    r = e.on_candle(flat(2, 100.0))
+    orders = {ev.client_id: ev for ev in r.events if isinstance(ev, OrderEvent)}
+    assert orders["add"].status == "rejected" and orders["add"].reason == "paused"
+    assert orders["cut"].status == "accepted" and "cut" in {f.client_id for f in r.fills}
+    assert e.broker.position_qty == pytest.approx(0.5)
+    snap = Engine.restore(e.snapshot(), cfg(), ScriptedStrategy(lambda c, a: []))
+    assert not snap.entries_paused  # the shell owns the switch (persisted in the workspace)
+    e.set_entries_paused(False)
+    e.on_candle(flat(3, 100.0))
+    assert not s.views[-1].entries_blocked and e.status().entries_blocked is None
+    e.on_candle(flat(4, 100.0))
+    assert e.broker.position_qty == pytest.approx(1.5)

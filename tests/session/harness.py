@@ -6,6 +6,8 @@
   working, so a kill-switch / signal test has something to cancel and flatten;
 - ``scripted:lose``  -- buys with a stop one tick under the close on every flat
   candle, so trades lose (fees + stop) and a circuit breaker trips quickly;
+- ``scripted:roundtrip`` -- buys on every flat candle and sells on the next, so
+  trades open and close every two candles (alerts, the dashboard's charts);
 - ``agent_fail:N``   -- the real default strategy, but its CVD agent raises on
   every N-th update after warm-up: the session must continue;
 - ``pause:PHASE``    -- pause once at a start-up phase (see ``_install_pause``)
@@ -21,7 +23,7 @@ import sys
 from typing import Any
 
 from laptop_agents.domain.contracts import AccountView, StrategyOutput
-from laptop_agents.domain.events import Event
+from laptop_agents.domain.events import Decision, Event
 from laptop_agents.domain.models import Candle, FundingRate, OrderIntent, OrderType, Side
 
 HARNESS_ENV = "LA_TEST_HARNESS"
@@ -58,7 +60,7 @@ class ScriptedStrategy:
 
     def on_candle(self, candle: Candle, account: AccountView) -> StrategyOutput:
         out = StrategyOutput()
-        if account.entries_blocked:
+        if account.entries_blocked and self.plan != "roundtrip":  # roundtrip asks anyway: the broker refuses
             return out
         if self.plan == "hold":
             if account.position_qty == 0 and not account.working_orders:
@@ -67,6 +69,15 @@ class ScriptedStrategy:
             elif account.position_qty != 0 and not account.working_orders:
                 out.intents.append(OrderIntent(self._id(candle, "l"), Side.BUY, OrderType.LIMIT, 0.01,
                                                price=round(candle.close * 0.8, 1), reason="scripted far limit"))
+        elif self.plan == "roundtrip":
+            if account.position_qty == 0:
+                out.intents.append(OrderIntent(self._id(candle, "o"), Side.BUY, OrderType.MARKET, 0.01,
+                                               stop=round(candle.close * 0.9, 1), target=round(candle.close * 1.1, 1),
+                                               reason="scripted entry"))
+            else:
+                out.intents.append(OrderIntent(self._id(candle, "c"), Side.SELL, OrderType.MARKET, 0.01,
+                                               reduce_only=True, reason="scripted exit"))
+            out.events.append(Decision(candle.ts, "enter" if account.position_qty == 0 else "exit", "scripted"))
         elif self.plan == "lose":
             if account.position_qty == 0 and not account.working_orders:
                 out.intents.append(OrderIntent(self._id(candle, "x"), Side.BUY, OrderType.MARKET, 0.05,

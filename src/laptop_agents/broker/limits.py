@@ -1,6 +1,7 @@
 """Hard limits and the circuit breaker: what may open risk, and when not.
 
-Entries (opening, adding, reversing) pass the hard limits and the breaker;
+Entries (opening, adding, reversing) pass the hard limits, the breaker and the
+operator's pause (``PaperBroker.entries_paused``, set by the shell, not state);
 reductions always pass, and a reversal that may not open is clipped to a
 close. All in event time:
 

@@ -91,6 +91,10 @@ class PaperBroker:
         self.orders: dict[str, WorkingOrder] = {}
         self.processed_ids: set[str] = set()
 
+        # --- the operator's switch: set by the shell between steps, never by
+        # the market; not part of state() (the session keeps it in the workspace) ---
+        self.entries_paused = False
+
         # --- transient ---
         self.liquidity_left = math.inf  # what orders placed on this close may still fill
         self.view_equity = 0.0  # equity (settlement currency) of the last account_view
@@ -187,7 +191,7 @@ class PaperBroker:
         breaker = self.breaker
         start = ledger.start_balance
         # RiskLimits.daily_loss_hit, inlined: this runs every candle.
-        blocked = breaker.active or (
+        blocked = self.entries_paused or breaker.active or (
             mark is not None
             and start is not None
             and breaker.day_start_equity - eq >= self.limits.max_daily_loss * start
@@ -199,6 +203,8 @@ class PaperBroker:
 
     def entries_blocked(self) -> str:
         """Why new entries are refused right now ("" when they are allowed)."""
+        if self.entries_paused:
+            return "paused"
         if self.breaker.active:
             return "breaker"
         if self.mark is not None and self.limits.daily_loss_hit(

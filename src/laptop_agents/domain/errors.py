@@ -22,6 +22,7 @@ The tree (module in brackets)::
     │   ├── FetchArgError                   [backtest.fetch]
     │   ├── RunIdError                      [workspace]
     │   ├── DashboardConfigError            [console.app]
+    │   ├── ControlRefused                  [console.view]  a dashboard control the session cannot honour
     │   ├── CredentialsError                [exchange.credentials]
     │   ├── MockFaultsError                 [sources.mock]
     │   └── FaultSpecError                  [testing.fake_exchange.faults]

@@ -226,6 +226,19 @@ class Engine:
             ts=ts, processed=True, events=events, fills=fills, equity=b.equity(), position_qty=b.position_qty
         )
 
+    @property
+    def entries_paused(self) -> bool:
+        return self.broker.entries_paused
+
+    def set_entries_paused(self, paused: bool) -> None:
+        """The operator's pause: no new entries (opening, adding, reversing; a
+        resting entry that reaches its price is cancelled) while exits, stops and
+        targets keep working, exactly like a tripped breaker. An input from the
+        shell between steps, like a funding rate: the core reads no file for it.
+        It is not engine state (not in a snapshot or ``state.db``); the live
+        session keeps it in the workspace so a restart keeps it too."""
+        self.broker.entries_paused = bool(paused)
+
     def expire_orders(self, now_ts: int) -> int:
         """Expire working orders due at ``now_ts`` (used on load); the events go
         out with the next step. Returns how many expired."""

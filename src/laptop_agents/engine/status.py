@@ -73,7 +73,7 @@ class EngineStatus:
     position: PositionStatus
     working_orders: tuple[WorkingOrder, ...]
     breaker: BreakerStatus
-    entries_blocked: str | None  # breaker | daily_loss
+    entries_blocked: str | None  # paused | breaker | daily_loss
     trades_closed: int
     fills: int
 

@@ -93,6 +93,16 @@ def collect_status(ws: Workspace, *, heartbeat_interval_s: float = 5.0, now: flo
             pass  # a hand-made kill file is still a kill file
     out["kill_file"] = kill
 
+    pause: dict[str, Any] = {"paused": ws.pause_file.exists(), "path": str(ws.pause_file)}
+    if pause["paused"]:
+        try:
+            payload = json.loads(ws.pause_file.read_text(encoding="utf-8"))
+            if isinstance(payload, dict):
+                pause.update({k: payload.get(k) for k in ("paused_at", "source", "run_id")})
+        except (OSError, ValueError):
+            pass  # any pause file is a pause
+    out["pause"] = pause
+
     run = last_run_dir(ws)
     out["last_run"] = None
     if run is not None:
@@ -157,6 +167,11 @@ def render_status(status: dict[str, Any], console: Console) -> None:
                                    f"start; remove it to run again")
     else:
         table.add_row("kill file", "none")
+    pause = status.get("pause") or {}
+    if pause.get("paused"):
+        table.add_row("entries", f"PAUSED since {_fmt(pause.get('paused_at'))} (from the {_fmt(pause.get('source'))}): "
+                                 f"no new entries; resume from the dashboard, or delete {pause['path']} while "
+                                 f"nothing runs")
 
     run = status["last_run"]
     if run is None:

@@ -71,3 +71,15 @@ def view_of(status: StatusRecord) -> EngineView:
         currency=status.currency,
         strategy=status.strategy,
     )
+
+
+def status_dict(engine: HasStatus) -> dict[str, Any]:
+    """The engine's status as today's JSON dict, for the console's extra fields:
+    a typed status through its ``to_dict()`` edge, a mapping as it is; ``{}``
+    when the status call fails (the console must render anyway)."""
+    try:
+        status: Any = engine.status()
+        to_dict = getattr(status, "to_dict", None)
+        return dict(to_dict()) if callable(to_dict) else dict(status)
+    except Exception:
+        return {}
