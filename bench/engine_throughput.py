@@ -26,14 +26,15 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import psutil
 
 from laptop_agents.config import AppConfig
 from laptop_agents.domain.contracts import AccountView, Strategy, StrategyOutput
+from laptop_agents.domain.events import Event
 from laptop_agents.domain.models import (
     Candle,
-    Event,
     FundingRate,
     OrderIntent,
     OrderType,
@@ -64,6 +65,12 @@ class NullStrategy:
     def on_broker_event(self, event: Event) -> list[Event]:
         return []
 
+    def snapshot_state(self) -> tuple[Any, ...]:
+        return ("null/1",)
+
+    def restore_state(self, state: tuple[Any, ...]) -> None:
+        pass
+
 
 class ChurnStrategy(NullStrategy):
     """Enters on ~5 % of candles with a bracket: exercises fills, stops, trailing."""
@@ -73,6 +80,13 @@ class ChurnStrategy(NullStrategy):
     def __init__(self) -> None:
         self.rng = random.Random(3)
         self.n = 0
+
+    def snapshot_state(self) -> tuple[Any, ...]:
+        return ("churn/1", self.n, self.rng.getstate())
+
+    def restore_state(self, state: tuple[Any, ...]) -> None:
+        _, self.n, rng = state
+        self.rng.setstate(rng)
 
     def on_candle(self, candle: Candle, account: AccountView) -> StrategyOutput:
         self.n += 1

@@ -36,10 +36,10 @@ import numpy as np
 
 from laptop_agents.config import AppConfig, StrategyConfig
 from laptop_agents.domain.contracts import AccountView, Strategy
+from laptop_agents.domain.events import Decision, Event, FillEvent, TradeClosed
 from laptop_agents.domain.models import (
     CancelIntent,
     Candle,
-    Event,
     FundingRate,
     OrderIntent,
     OrderType,
@@ -103,16 +103,13 @@ class MiniAccount:
             return
         self.pos, self.entry, self.entry_ts = sign * rest, price, ts
         self.stop, self.target = o.stop, o.target
-        events.append(Event(ts, "fill", {"client_id": o.client_id, "side": o.side.value, "qty": o.qty,
-                                         "price": price, "fee": 0.0, "liquidity": "taker", "reason": "entry"}))
+        events.append(FillEvent(ts, o.client_id, o.side, o.qty, price, 0.0, "taker", "entry"))
 
     def _close(self, price: float, ts: int, reason: str) -> Event:
         pnl = (price - self.entry) * self.pos
         self.equity += pnl
-        ev = Event(ts, "trade_closed", {"side": "long" if self.pos > 0 else "short", "qty": abs(self.pos),
-                                        "entry_ts": self.entry_ts, "entry_price": self.entry, "exit_ts": ts,
-                                        "exit_price": price, "pnl": pnl, "fees": 0.0, "funding": 0.0,
-                                        "net_pnl": pnl, "exit_reason": reason})
+        ev = TradeClosed(ts, "long" if self.pos > 0 else "short", abs(self.pos), self.entry_ts, self.entry, ts,
+                         price, pnl, 0.0, 0.0, pnl, reason, "")
         self.pos, self.stop, self.target = 0.0, None, None
         return ev
 
@@ -175,7 +172,7 @@ def record(strategy: Strategy, candles: list[Candle], mode: str) -> tuple[list[S
             acct.apply(out.intents)
         script.append((c, view, broker_events, funding))
         for e in out.events + journal:
-            key = e.kind if e.kind != "decision" else f"decision:{e.data['action']}"
+            key = f"decision:{e.action}" if isinstance(e, Decision) else e.kind
             counts[key] = counts.get(key, 0) + 1
     return script, counts
 

@@ -22,7 +22,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
-from laptop_agents import __version__
+from laptop_agents import __version__, interrupts
 from laptop_agents.domain.errors import UsageError
 from laptop_agents.exit_codes import ExitCode
 
@@ -61,8 +61,7 @@ class OneLineParser(argparse.ArgumentParser):
 class Command:
     name: str
     help: str
-    handler: str  # "module:function" returning an int exit code
-    issue: str  # where the feature is tracked, for the "not built yet" message
+    handler: str  # "module:function" returning an int exit code, imported when the command runs
     uses_config: bool = True
     needs_lock_free: bool = False
 
@@ -71,38 +70,40 @@ COMMANDS: dict[str, Command] = {
     c.name: c
     for c in (
         Command("run", "run a live session (paper by default) on mock, bitunix or replay data",
-                "laptop_agents.session.commands:cmd_run", "issue 5"),
+                "laptop_agents.session.commands:cmd_run"),
         Command("backtest", "backtest a candle file (CSV/Parquet) with the live engine",
-                "laptop_agents.backtest.commands:cmd_backtest", "issue 7"),
+                "laptop_agents.backtest.commands:cmd_backtest"),
         Command("replay", "replay a recorded session or a candle file through the live runner",
-                "laptop_agents.session.commands:cmd_replay", "issue 6"),
+                "laptop_agents.session.commands:cmd_replay"),
         Command("validate", "walk-forward validation over a parameter grid",
-                "laptop_agents.backtest.commands:cmd_validate", "issue 7"),
+                "laptop_agents.backtest.commands:cmd_validate"),
         Command("optimize", "search strategy parameters on walk-forward backtests (Optuna; one laptop or many machines)",
-                "laptop_agents.backtest.research.commands:cmd_optimize", "issue 14"),
+                "laptop_agents.backtest.research.commands:cmd_optimize"),
         Command("preflight", "check config, workspace, exchange, keys, clock, disk and lock; PASS/FAIL each",
-                "laptop_agents.session.preflight:cmd_preflight", "issue 5"),
+                "laptop_agents.session.preflight:cmd_preflight"),
         Command("selftest", "check the installation: imports, config, workspace, a tiny deterministic run",
-                "laptop_agents.ops.selftest:cmd_selftest", "issue 2"),
+                "laptop_agents.ops.selftest:cmd_selftest"),
         Command("status", "show the state of the session in the workspace (heartbeat, lock, last run)",
-                "laptop_agents.ops.status:cmd_status", "issue 5"),
+                "laptop_agents.ops.status:cmd_status"),
         Command("stop", "ask the running session to stop (creates <workspace>/kill.txt)",
-                "laptop_agents.ops.commands:cmd_stop", "issue 2"),
+                "laptop_agents.ops.commands:cmd_stop"),
+        Command("dashboard", "watch the workspace's session in the web dashboard (read-only; stop = kill switch)",
+                "laptop_agents.ops.dashboard:cmd_dashboard"),
         Command("report", "rebuild report.html and the summary of a run directory",
-                "laptop_agents.report.commands:cmd_report", "issue 7"),
+                "laptop_agents.report.commands:cmd_report"),
         Command("watchdog", "run a session and restart it when it crashes or hangs",
-                "laptop_agents.ops.watchdog:cmd_watchdog", "issue 5"),
+                "laptop_agents.ops.watchdog:cmd_watchdog"),
         Command("config", "show the effective configuration and where each value comes from",
-                "laptop_agents.ops.commands:cmd_config", "issue 2"),
+                "laptop_agents.ops.commands:cmd_config"),
         Command("fake-exchange", "serve a fake Bitunix exchange on 127.0.0.1 (REST + websocket) with faults",
-                "laptop_agents.testing.fake_exchange.commands:cmd_fake_exchange", "issue 6"),
+                "laptop_agents.testing.fake_exchange.commands:cmd_fake_exchange"),
         Command("fetch-candles", "download candle history from Bitunix REST to a Parquet/CSV file",
-                "laptop_agents.backtest.fetch:cmd_fetch_candles", "issue 7"),
+                "laptop_agents.backtest.fetch:cmd_fetch_candles"),
         Command("strategies", "list the built-in strategies and their parameters (value, allowed range, meaning)",
-                "laptop_agents.ops.strategies:cmd_strategies", "issue 10"),
+                "laptop_agents.ops.strategies:cmd_strategies"),
         Command("drill", "chaos drill: a paper session under the watchdog against the fake exchange, faults "
                 "played, invariants checked against a fault-free run; --soak for a month",
-                "laptop_agents.testing.drill.commands:cmd_drill", "issue 15"),
+                "laptop_agents.testing.drill.commands:cmd_drill"),
     )
 }
 
@@ -134,6 +135,11 @@ CONFIG_FLAGS: dict[str, str] = {
     "stale_timeout": "system.stale_timeout_s",
     "health_port": "system.health_port",
     "dashboard": "system.dashboard",
+    "dashboard_port": "system.dashboard_port",
+    "dashboard_host": "system.dashboard_host",
+    "notify": "system.notify_urls",
+    "daily_summary_hour": "system.daily_summary_hour_utc",
+    "live_view": "system.live_view",
     "run_async": "system.run_async",
     "log_level": "system.log_level",
     "max_errors": "system.max_errors_per_session",
@@ -164,8 +170,8 @@ TRADING_OPTIONS: dict[str, frozenset[str] | None] = {
     "backtest": _OFFLINE | {"duration", "seed"},  # duration and seed: the mock market without a file
     "validate": _OFFLINE | {"duration", "seed"},
     "optimize": _OFFLINE | {"duration", "seed"},
-    "replay": _OFFLINE | {"replay_file", "replay_realtime", "health_port", "dashboard", "stale_timeout",
-                          "max_errors", "max_md_errors"},
+    "replay": _OFFLINE | {"replay_file", "replay_realtime", "health_port", "dashboard", "dashboard_port",
+                          "dashboard_host", "stale_timeout", "max_errors", "max_md_errors"},
 }
 DATA_OPTIONS: dict[str, frozenset[str] | None] = {
     "backtest": None,
@@ -198,7 +204,7 @@ class _Options:
 
 # Commands that only read the workspace: a read-only or damaged workspace does
 # not stop them (status is what you run to find out what is wrong).
-READ_ONLY_COMMANDS = frozenset({"status", "config"})
+READ_ONLY_COMMANDS = frozenset({"status", "config", "dashboard"})
 
 
 def _store_true_or_none(group: argparse._ArgumentGroup, *flags: str, dest: str, help: str) -> None:
@@ -238,7 +244,8 @@ def add_trading_options(p: argparse.ArgumentParser, only: Collection[str] | None
 
     st = _Options(p.add_argument_group("strategy and risk"), only)
     st.add("--strategy", dest="strategy", default=None, metavar="NAME",
-           help=f"default, tight or sma_cross, or a strategy file path (seed flag); {STRATEGIES_HINT}")
+           help="default, tight or sma_cross, a strategy file path (seed flag), your own strategy class as "
+                f"FILE.py:ClassName (trusted code, see docs/strategies.md) or an installed one; {STRATEGIES_HINT}")
     st.add("--strategy-file", dest="strategy_file", default=None, metavar="FILE",
            help="strategy parameter file (JSON/YAML) with the parameters `laptop-agents strategies` lists")
     st.add("--risk-pct", dest="risk_pct", type=float, default=None, metavar="PCT",
@@ -266,9 +273,22 @@ def add_trading_options(p: argparse.ArgumentParser, only: Collection[str] | None
     se.flag("--enable-live", dest="enable_live",
             help="the explicit switch live execution needs (with --execution-mode live and API keys)")
     se.flag("--preflight", dest="preflight", help="run the preflight checks before starting (seed flag)")
-    se.flag("--dashboard", dest="dashboard", help="serve the health endpoint and a status page (seed flag)")
+    se.flag("--dashboard", dest="dashboard",
+            help="serve the live web dashboard (with /health and /metrics) on 127.0.0.1 (seed flag)")
+    se.add("--dashboard-port", dest="dashboard_port", type=int, default=None, metavar="PORT",
+           help="dashboard port (default 8765, or a free one when taken; 0 picks a free port)")
+    se.add("--dashboard-host", dest="dashboard_host", default=None, metavar="HOST",
+           help="dashboard bind address (default 127.0.0.1; anything else needs LA_DASHBOARD_TOKEN)")
     se.add("--health-port", dest="health_port", type=int, default=None, metavar="PORT",
-           help="serve /health on 127.0.0.1:PORT (off by default; 0 picks a free port)")
+           help="serve /health and /metrics (no pages, no controls) on 127.0.0.1:PORT (off by default; "
+                "0 picks a free port)")
+    se.add("--notify", dest="notify", action="append", default=None, metavar="URL",
+           help="send alerts to this apprise URL (repeatable; tgram://, discord://, ntfy://, json://...; "
+                "URLs with a token are better in $LA_NOTIFY_URLS)")
+    se.add("--daily-summary-hour", dest="daily_summary_hour", type=int, default=None, metavar="H",
+           help="send a daily summary alert at H:00 UTC (0-23; needs --notify)")
+    se.add("--no-live-view", dest="live_view", action="store_const", const=False, default=None,
+           help="no live panel on the terminal (and no periodic status lines elsewhere)")
     se.add("--max-errors", dest="max_errors", type=int, default=None, metavar="N",
            help="error budget (default max(20, 2 x duration minutes))")
     se.add("--max-md-errors", dest="max_md_errors", type=int, default=None, metavar="N",
@@ -355,10 +375,21 @@ def _add_subcommand_options(name: str, p: argparse.ArgumentParser) -> None:
         add_trading_options(p, TRADING_OPTIONS[name])
     if name == "strategies":
         p.add_argument("strategy_name", nargs="?", default=None, metavar="NAME|FILE",
-                       help="one preset or strategy file (default: every built-in strategy)")
+                       help="one preset, strategy file or FILE.py:ClassName (default: every built-in and "
+                            "installed strategy)")
     if name == "stop":
         p.add_argument("--reason", default="user stop", help="recorded in the kill file")
         p.add_argument("--force", action="store_true", help="arm the kill switch even when nothing is running")
+        fl = p.add_mutually_exclusive_group()
+        fl.add_argument("--flatten", dest="flatten", action="store_const", const=True, default=None,
+                        help="close the position on this stop (whatever the session's --no-flatten says)")
+        fl.add_argument("--no-flatten", dest="flatten", action="store_const", const=False,
+                        help="keep the position on this stop (working orders are cancelled)")
+    if name == "dashboard":
+        p.add_argument("--port", type=int, default=None,
+                       help="port (default: system.dashboard_port, else 8765; 0 picks a free one)")
+        p.add_argument("--host", default=None,
+                       help="bind address (default 127.0.0.1; anything else needs LA_DASHBOARD_TOKEN)")
     if name == "watchdog":
         p.add_argument("--restart-delay", dest="restart_delay", type=float, default=10.0, metavar="SEC",
                        help="seconds before a restart (default 10), doubled per quick failure")
@@ -464,21 +495,16 @@ def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return {key: getattr(args, dest) for dest, key in CONFIG_FLAGS.items() if getattr(args, dest, None) is not None}
 
 
-def _load_handler(cmd: Command) -> Callable[..., int] | None:
+def _load_handler(cmd: Command) -> Callable[..., int]:
+    """The command's handler, imported only now: ``--help`` and a bad flag never pay for it."""
     module_name, _, func = cmd.handler.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name and (module_name == exc.name or module_name.startswith(exc.name + ".")):
-            return None
-        raise
-    handler = getattr(module, func, None)
-    return handler if callable(handler) else None
+    handler: Callable[..., int] = getattr(importlib.import_module(module_name), func)
+    return handler
 
 
 def dispatch(command: str, args: argparse.Namespace) -> int:
     """Resolve workspace and config, set up logging, run the handler."""
-    from laptop_agents import interrupts
+    # Loaded only when a command runs (pydantic, logging setup): `--help` stays fast.
     from laptop_agents.config import ConfigError, load_config
     from laptop_agents.context import CommandContext
     from laptop_agents.fileio import io_error_line
@@ -486,7 +512,7 @@ def dispatch(command: str, args: argparse.Namespace) -> int:
     from laptop_agents.workspace import Workspace
 
     cmd = COMMANDS[command]
-    # Config first: a bad value is reported even for a command not built yet.
+    # Config first: a bad value is reported before anything is loaded or written.
     try:
         loaded = load_config(getattr(args, "profile", "paper") or "paper", config_overrides(args))
     except ConfigError as exc:
@@ -494,9 +520,6 @@ def dispatch(command: str, args: argparse.Namespace) -> int:
         return ExitCode.CONFIG_ERROR
 
     handler = _load_handler(cmd)
-    if handler is None:
-        print(f"laptop-agents {command}: not built yet ({cmd.issue}); nothing was done", file=sys.stderr)
-        return ExitCode.NOT_IMPLEMENTED
 
     workspace = Workspace.resolve(getattr(args, "workspace", None))
     writes = command not in READ_ONLY_COMMANDS
@@ -523,13 +546,11 @@ def _run_guarded(fn: Callable[[], int]) -> int:
     a usage error (2), Ctrl-C (0, before the command's own handlers), a
     file-system problem (10: full, read-only, a directory where a file should
     be -- a restart cannot fix it) or, for anything else, a crash (1)."""
-    from laptop_agents import interrupts
-
     previous = interrupts.install()
     try:
         return fn()
     except CliError as exc:
-        from laptop_agents.logs import scrub
+        from laptop_agents.logs import scrub  # only on a usage error: not paid by `--help`
 
         print(scrub(str(exc)), file=sys.stderr)
         return ExitCode.CONFIG_ERROR
@@ -546,6 +567,7 @@ def _run_guarded(fn: Callable[[], int]) -> int:
 
 
 def _last_resort(exc: Exception) -> int:
+    # Only after a crash: the normal path (and `--help`) never pays for these.
     import logging
     import traceback
 

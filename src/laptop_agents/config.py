@@ -10,6 +10,7 @@ effective value is kept so ``laptop-agents config show`` can print it.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -51,6 +52,16 @@ class SystemConfig(_Section):
     heartbeat_interval_s: float = Field(5.0, gt=0, le=60)
     health_port: int | None = Field(None, ge=0, le=65535)
     dashboard: bool = False
+    # None: 8765, or a free port when 8765 is taken (the URL is printed); 0: a free port.
+    dashboard_port: int | None = Field(None, ge=0, le=65535)
+    # Anything but the loopback needs LA_DASHBOARD_TOKEN (refused at start without it).
+    dashboard_host: str = Field("127.0.0.1", min_length=1, max_length=255)
+    # Alert destinations (apprise URLs); more from --notify and $LA_NOTIFY_URLS.
+    # URLs carrying a token belong in the environment, not in a profile file.
+    notify_urls: list[str] = Field(default_factory=list, max_length=20)
+    daily_summary_hour_utc: int | None = Field(None, ge=0, le=23)
+    # The live panel above the log lines on a terminal (plain status lines elsewhere).
+    live_view: bool = True
     run_async: bool = True
     # Where report.html gets plotly.js: "shared" (once per workspace in assets/,
     # CDN fallback), "inline" (self-contained, +4.8 MB per report) or "cdn".
@@ -60,6 +71,29 @@ class SystemConfig(_Section):
     @classmethod
     def _upper(cls, v: Any) -> Any:
         return v.upper() if isinstance(v, str) else v
+
+    @field_validator("dashboard_host")
+    @classmethod
+    def _host(cls, v: str) -> str:
+        h = v.strip()
+        if not h or any(c.isspace() or c in "/?#@" for c in h):
+            raise ValueError("must be a host name or an IP address (127.0.0.1, ::1, 0.0.0.0...)")
+        return h
+
+    @field_validator("notify_urls", mode="before")
+    @classmethod
+    def _urls(cls, v: Any) -> Any:
+        if isinstance(v, str):  # one string from the environment: space- or comma-separated
+            return [u for u in v.replace(",", " ").split() if u]
+        return v
+
+    @field_validator("notify_urls")
+    @classmethod
+    def _url_shape(cls, v: list[str]) -> list[str]:
+        for url in v:
+            if "://" not in url:
+                raise ValueError(f"{redact_url(url)} is not a notification URL (scheme://..., see apprise)")
+        return v
 
 
 class TradingConfig(_Section):
@@ -298,6 +332,17 @@ def load_config(
     return LoadedConfig(config=config, sources=full_sources, profile=profile)
 
 
+def redact_url(url: str) -> str:
+    """``scheme://host/…`` of a URL that may carry a token in its user or path."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return "<not a URL>"
+    host = rest.split("/", 1)[0].rsplit("@", 1)[-1]
+    if not re.fullmatch(r"[A-Za-z0-9.-]+(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?", host):
+        host = "…"  # a token where the host would be (tgram://BOT_TOKEN/CHAT)
+    return f"{scheme}://{host}{'/…' if '/' in rest.strip('/') or '?' in rest else ''}"
+
+
 def secret_present(name: str, environ: Mapping[str, str] | None = None) -> bool:
     """Whether a secret is set in the environment (secrets never live in files)."""
     env = os.environ if environ is None else environ
@@ -310,6 +355,8 @@ def effective_rows(loaded: LoadedConfig, environ: Mapping[str, str] | None = Non
     dumped = loaded.config.model_dump(mode="json")
     for section, values in dumped.items():
         for key, value in values.items():
+            if key == "notify_urls":  # tokens live in these URLs: show where they go, not the token
+                value = [redact_url(str(u)) for u in value]
             rows.append((f"{section}.{key}", "null" if value is None else str(value), loaded.sources[f"{section}.{key}"]))
     env = os.environ if environ is None else environ
     for name in SECRET_ENV_NAMES:

@@ -5,6 +5,8 @@ command-line module and its imports load, so an early Ctrl-C is a clean exit.
 
 from __future__ import annotations
 
+import sys
+
 from laptop_agents import interrupts
 
 interrupts.install()
@@ -17,6 +19,7 @@ if TYPE_CHECKING:
 def main(argv: Sequence[str] | None = None) -> int:
     """``laptop-agents``."""
     try:
+        # only now: the Ctrl-C handler is in place first
         from laptop_agents.cli import main as cli_main
     except KeyboardInterrupt:
         return _interrupted()
@@ -26,6 +29,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def seed_main(argv: Sequence[str] | None = None) -> int:
     """``python -m laptop_agents.run``."""
     try:
+        # only now: the Ctrl-C handler is in place first
         from laptop_agents.cli import seed_main as cli_seed_main
     except KeyboardInterrupt:
         return _interrupted()
@@ -33,7 +37,5 @@ def seed_main(argv: Sequence[str] | None = None) -> int:
 
 
 def _interrupted() -> int:
-    import sys
-
     print("interrupted", file=sys.stderr)
     return 0

@@ -19,7 +19,7 @@ class ExitCode(IntEnum):
     STORE_CORRUPT = 8  # state.db is unreadable; it is kept for inspection
     BAD_INPUT = 9  # bad candle file / replay file / data that cannot be used
     DISK_FULL = 10  # could not write state or output (no space, read-only)
-    NOT_IMPLEMENTED = 11  # the command exists but its feature is not built yet
+    NOT_IMPLEMENTED = 11  # live execution with every gate open: order execution is not wired in yet (issue 12)
     LIVE_NOT_ALLOWED = 12  # live execution requested without every gate open
     RECONCILE_MISMATCH = 13  # live: exchange state differs from local state
     # state.db belongs to another source/symbol/interval/strategy, or its last

@@ -13,11 +13,10 @@ import errno
 import json
 import os
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-
-from laptop_agents.logs import scrub_obj
 
 # errno values that mean "this file system will not take the write": the
 # documented I/O exit code, and no restart (a watchdog would loop forever).
@@ -82,29 +81,68 @@ def temp_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.tmp")
 
 
-def write_bytes_atomic(path: Path, data: bytes, *, fsync: bool = False) -> None:
-    """Replace ``path`` with ``data`` in one step: readers see the old or the new file.
+@contextmanager
+def replacing(path: Path, *, fsync: bool = False) -> Iterator[Path]:
+    """Write to the temporary path this yields; when the block ends without an
+    error, that file replaces ``path`` in one step (readers see the old or the
+    new file, never half of one). For writers that need a path (Arrow's CSV
+    and Parquet writers); :func:`write_bytes_atomic` is the same for bytes.
 
     On any failure (a full disk mid-write, a read-only directory, an
     interrupt) the temporary file is removed before the error propagates, so
     a failed write leaves the directory as it was.
+
+    ``fsync``: the new content and the rename are on the disk before this
+    returns, so a power cut right after it leaves the new file, not an empty
+    one or the old one. It costs a disk flush (milliseconds, far more on a
+    busy or networked disk), so each caller decides: yes where losing the
+    write changes what the bot does next (a stop request) or costs hours to
+    redo (a downloaded candle history); no for files that are rewritten every
+    few seconds or rebuilt from others (heartbeat, summary, report).
     """
     tmp = temp_path(path)
     try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            if fsync:
-                os.fsync(fh.fileno())
+        yield tmp
+        if fsync:
+            _fsync_file(tmp)
         os.replace(tmp, path)
+        if fsync:
+            _fsync_dir(path.parent)
     except BaseException:
         remove_quietly(tmp)
         raise
 
 
+def write_bytes_atomic(path: Path, data: bytes, *, fsync: bool = False) -> None:
+    """Replace ``path`` with ``data`` in one step (see :func:`replacing` for
+    what a failure leaves and when ``fsync`` is worth it)."""
+    with replacing(path, fsync=fsync) as tmp, open(tmp, "wb") as fh:
+        fh.write(data)
+
+
 def write_text_atomic(path: Path, text: str, *, fsync: bool = False) -> None:
     """:func:`write_bytes_atomic` for UTF-8 text."""
     write_bytes_atomic(path, text.encode("utf-8"), fsync=fsync)
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDWR | getattr(os, "O_BINARY", 0))  # Windows flushes only a writable handle
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make a rename durable: the directory entry is data too (POSIX only; on
+    Windows a directory cannot be opened this way and NTFS journals the rename)."""
+    if os.name != "posix":
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def remove_quietly(path: Path) -> None:
@@ -117,5 +155,6 @@ def remove_quietly(path: Path) -> None:
 
 def write_json_atomic(path: Path, payload: Mapping[str, Any]) -> None:
     """Replace ``path`` with ``payload`` as one JSON line (readers see old or new,
-    never half). Secrets the log scrubber knows never reach the file."""
-    write_text_atomic(path, json.dumps(scrub_obj(payload), default=str, sort_keys=True) + "\n")
+    never half). The caller scrubs secrets (``logs.scrub_obj``): this module sits
+    below the logging one."""
+    write_text_atomic(path, json.dumps(payload, default=str, sort_keys=True) + "\n")

@@ -29,6 +29,7 @@ from typing import Any
 import psutil
 
 from laptop_agents.fileio import write_json_atomic
+from laptop_agents.logs import scrub_obj
 
 STATUSES = ("starting", "running", "stopping", "stopped")
 # Statuses that mean the session was ending on its own.
@@ -162,7 +163,7 @@ def read_heartbeat(path: Path) -> Heartbeat | None:
 
 
 def write_heartbeat(path: Path, beat: Heartbeat) -> None:
-    write_json_atomic(path, beat.to_dict())
+    write_json_atomic(path, scrub_obj(beat.to_dict()))
 
 
 def rss_mb() -> float:

@@ -18,9 +18,14 @@ import re
 import sys
 import threading
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from rich.console import Console
+from rich.logging import RichHandler
+
+from laptop_agents.domain.isotime import ms_to_iso
+from laptop_agents.fileio import problem
 
 _SECRET_NAME = re.compile(r"(KEY|SECRET|TOKEN|PASSWORD|PASSPHRASE|SIGN|CREDENTIAL)", re.IGNORECASE)
 _PATTERNS = (
@@ -88,7 +93,7 @@ class JsonLineFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "time": ms_to_iso(int(record.created * 1000), "milliseconds"),
             "level": record.levelname,
             "component": record.name,
             "message": record.getMessage(),
@@ -167,8 +172,6 @@ class JsonFileHandler(logging.handlers.RotatingFileHandler):
             return  # said already (or the caller printed its own line about this very problem)
         self._failing = True
         exc = sys.exc_info()[1]
-        from laptop_agents.fileio import problem
-
         why = problem(exc) if exc is not None else "unknown error"
         self._say(f"cannot write the log file {self.baseFilename}: {why}; log lines are lost until it can be written again")
 
@@ -213,16 +216,8 @@ def setup_logging(
         file_handler.addFilter(ScrubFilter())
         _configured_handlers.append(file_handler)
     if console:
-        console_handler: logging.Handler
-        try:
-            from rich.console import Console
-            from rich.logging import RichHandler
-
-            console_handler = RichHandler(
-                console=Console(stderr=True), show_path=False, rich_tracebacks=False, markup=False
-            )
-        except ImportError:  # pragma: no cover - rich is a pinned dependency
-            console_handler = logging.StreamHandler(sys.stderr)
+        console_handler = RichHandler(console=Console(stderr=True), show_path=False, rich_tracebacks=False,
+                                      markup=False)
         console_handler.setFormatter(_OneLineFormatter())
         console_handler.addFilter(ScrubFilter())
         console_handler.addFilter(_ConsoleFilter())

@@ -98,6 +98,11 @@ class Workspace:
         return self.root / "kill.txt"
 
     @property
+    def pause_file(self) -> Path:
+        """The operator's "no new entries" switch, kept while it is on (see session.controls)."""
+        return self.root / "pause.json"
+
+    @property
     def heartbeat(self) -> Path:
         return self.root / "heartbeat.json"
 

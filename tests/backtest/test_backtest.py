@@ -123,7 +123,7 @@ def test_warmup_candles_are_not_traded_or_counted() -> None:
     full = run_backtest(config, candles, progress=False)
     warm = run_backtest(config, candles, warmup=300, progress=False)
     assert warm.steps == 100 and warm.warmup == 300
-    assert all(t["entry_ts"] >= candles[300].ts for t in warm.trades)
+    assert all(t.entry_ts >= candles[300].ts for t in warm.trades)
     assert full.steps == 400
 
 

@@ -6,7 +6,8 @@ from typing import Any
 
 from laptop_agents.broker.paper import PaperBroker
 from laptop_agents.config import BrokerConfig, RiskConfig
-from laptop_agents.domain.models import Candle, Event, OrderIntent, OrderType, Side
+from laptop_agents.domain.events import Event
+from laptop_agents.domain.models import Candle, OrderIntent, OrderType, Side
 from laptop_agents.domain.symbols import instrument_for
 
 T0 = 1_699_920_000_000  # 2023-11-14 00:00:00 UTC
@@ -51,4 +52,6 @@ def kinds(events: list[Event]) -> list[str]:
 
 
 def of_kind(events: list[Event], kind: str) -> list[dict[str, Any]]:
-    return [e.data for e in events if e.kind == kind]
+    """The JSON fields (``to_dict`` without ts and kind) of the events of ``kind``:
+    the broker tests pin the journal's shape, not only the records'."""
+    return [{k: v for k, v in e.to_dict().items() if k not in ("ts", "kind")} for e in events if e.kind == kind]

@@ -17,10 +17,10 @@ from hypothesis import strategies as st
 
 from laptop_agents.config import AppConfig
 from laptop_agents.domain.contracts import AccountView, StrategyOutput
+from laptop_agents.domain.events import Event, Funding, OrderEvent, TradeClosed
 from laptop_agents.domain.models import (
     CancelIntent,
     Candle,
-    Event,
     FundingRate,
     OrderIntent,
     OrderType,
@@ -223,12 +223,12 @@ def test_ledger_invariants_hold_for_random_sequences(plan: list[Step], inverse: 
                 assert f.client_id not in exit_ids, f"broker exit id {f.client_id} used twice"
                 exit_ids.add(f.client_id)
         for ev in r.events:
-            if ev.kind == "funding":
-                ledger.funding += ev.data["amount"]
-            elif ev.kind == "trade_closed":
-                closed_net += ev.data["net_pnl"]
-            elif ev.kind == "order" and ev.data["status"] == "duplicate":
-                assert ev.data["client_id"] in strategy.submitted
+            if isinstance(ev, Funding):
+                ledger.funding += ev.amount
+            elif isinstance(ev, TradeClosed):
+                closed_net += ev.net_pnl
+            elif isinstance(ev, OrderEvent) and ev.status == "duplicate":
+                assert ev.client_id in strategy.submitted
         # position == signed sum of fills
         assert abs(r.position_qty - ledger.qty) <= 1e-9 * max(1.0, abs(ledger.qty))
         # equity == start + realized - fees - funding + unrealized

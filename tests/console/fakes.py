@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from laptop_agents.console.view import CompositeView, LiveFeed
-from laptop_agents.domain.models import Candle, Event
+from laptop_agents.domain.models import Candle
 
 T0 = 1_760_000_000_000  # event time of the first fake candle (UTC ms)
 MIN = 60_000
@@ -48,7 +48,8 @@ class FakeSession:
 
     def events(self, *events: tuple[str, dict[str, Any]]) -> None:
         ts = T0 + max(self.n - 1, 0) * MIN
-        self.feed.on_events([Event(ts, kind, data) for kind, data in events])
+        # In their JSON form (as events.jsonl holds them): the console reads either.
+        self.feed.on_events([{"ts": ts, "kind": kind, **data} for kind, data in events])
 
 
 class FakeControl:

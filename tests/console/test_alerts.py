@@ -231,6 +231,23 @@ def test_dedup_and_rate_limit() -> None:
     assert "suppressed" not in sent[3].body
 
 
+def test_the_daily_summary_is_never_rate_limited_away() -> None:
+    """Found by the session test: a busy trading hour emptied the bucket, the
+    summary due at that moment was dropped, and the watcher had already moved
+    on to the next day -- a whole day without its summary."""
+    sent: list[Alert] = []
+    n = Notifier(lambda a: sent.append(a) is None, burst=2, per_minute=1.0, clock=Clock())
+    try:
+        for i in range(3):
+            n.send(A.trade_closed(side="long", qty=1, entry_price=1, exit_price=2, net_pnl=1, client_id=f"t{i}"))
+        assert n.stats.rate_limited == 1
+        assert n.send(A.daily_summary(day=date(2026, 1, 2), equity=10_000.0))
+        assert n.flush(5.0)
+    finally:
+        n.close()
+    assert sent[-1].kind is AlertKind.DAILY_SUMMARY
+
+
 def test_notify_urls_sources_and_bad_urls() -> None:
     env = {"LA_NOTIFY_URLS": "json://a.example/x, ntfy://topic  json://a.example/x"}
     assert A.notify_urls(["tgram://1/2"], ["ntfy://topic"], env) == ["tgram://1/2", "ntfy://topic", "json://a.example/x"]

@@ -8,7 +8,8 @@ from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 from laptop_agents.console.metrics import MAX_LABEL_VALUES, LoopLagMonitor, SessionMetrics
-from laptop_agents.domain.models import Event
+from laptop_agents.domain.events import Decision, FillEvent
+from laptop_agents.domain.models import Side
 from tests.console.fakes import FakeSession
 from tests.console.helpers import serving
 
@@ -33,14 +34,14 @@ def test_counters_move_and_gauges_follow_the_view() -> None:
     m.candle(0.0004)
     m.candle()
     m.observe([
-        Event(1, "decision", {"action": "enter", "reason": "sweep"}),
-        Event(1, "decision", {"action": "block", "reason": "no_setup"}),
-        Event(2, "decision", {"action": "block", "reason": "no_setup"}),
-        Event(1, "order", {"status": "accepted"}),
-        Event(1, "order", {"status": "rejected", "reason": "min_qty"}),
-        Event(1, "fill", {"side": "BUY", "liquidity": "taker", "qty": 0.01, "price": 1.0}),
+        Decision(1, "enter", "sweep"),
+        {"ts": 1, "kind": "decision", "action": "block", "reason": "no_setup"},
+        {"ts": 2, "kind": "decision", "action": "block", "reason": "no_setup"},
+        {"ts": 1, "kind": "order", "status": "accepted"},
+        {"ts": 1, "kind": "order", "status": "rejected", "reason": "min_qty"},
+        FillEvent(1, "c", Side.BUY, 0.01, 1.0, 0.0, "taker", "entry"),
         {"ts": 3, "kind": "trade_closed", "net_pnl": -1.5},
-        Event(1, "journal", {"x": 1}),
+        {"ts": 1, "kind": "journal", "x": 1},
     ])
     s.state.update(equity=10_012.5, market_data_age_s=2.5)
     s.state["position"] = {**s.state["position"], "qty": -0.02, "unrealized": 1.25}
@@ -71,7 +72,7 @@ def test_counters_move_and_gauges_follow_the_view() -> None:
 
 def test_reason_labels_are_capped() -> None:
     m = SessionMetrics()
-    m.observe(Event(1, "decision", {"action": "block", "reason": f"price {i}"}) for i in range(MAX_LABEL_VALUES + 40))
+    m.observe(Decision(1, "block", f"price {i}") for i in range(MAX_LABEL_VALUES + 40))
     fams = {f.name: f for f in text_string_to_metric_families(m.exposition()[0].decode())}
     samples = [s for s in fams["laptop_agents_decisions"].samples if s.name.endswith("_total")]
     assert len(samples) == MAX_LABEL_VALUES + 1
@@ -128,8 +129,8 @@ def test_the_sample_grafana_dashboard_uses_only_metrics_we_export() -> None:
     s = FakeSession()
     m = SessionMetrics(s.view)
     m.candle(0.001)
-    m.observe([Event(1, "decision", {"action": "a", "reason": "r"}), Event(1, "order", {"status": "accepted"}),
-               Event(1, "fill", {"side": "BUY", "liquidity": "maker"}), Event(1, "trade_closed", {"net_pnl": 1.0})])
+    m.observe([{"ts": 1, "kind": "decision", "action": "a", "reason": "r"}, {"ts": 1, "kind": "order", "status": "accepted"},
+               {"ts": 1, "kind": "fill", "side": "BUY", "liquidity": "maker"}, {"ts": 1, "kind": "trade_closed", "net_pnl": 1.0}])
     m.loop_lag.set(0.001)
     m.loop_lag_hist.observe(0.001)
     s.extra["last_price"] = 1.0

@@ -21,7 +21,8 @@ from laptop_agents.console.view import (
     event_dict,
 )
 from laptop_agents.domain.contracts import StepResult
-from laptop_agents.domain.models import Candle, Event
+from laptop_agents.domain.events import Decision, FillEvent, OrderCancelled, OrderEvent, TradeClosed
+from laptop_agents.domain.models import Candle, OrderType, Side
 from laptop_agents.logs import SCRUBBER
 from tests.console.fakes import FakeControl, FakeSession
 
@@ -46,10 +47,10 @@ def test_events_are_routed_by_kind() -> None:
     seen: list[int] = []
     feed.listeners.append(lambda evs: seen.append(len(list(evs))))
     feed.on_step(None, StepResult(ts=1, events=[
-        Event(1, "decision", {"action": "block", "reason": "x"}),
-        Event(1, "fill", {"side": "BUY", "price": 1.0}),
-        Event(1, "trade_closed", {"net_pnl": 2.0}),
-        Event(1, "order", {"status": "accepted"}),
+        Decision(1, "block", "x"),
+        FillEvent(1, "c", Side.BUY, 0.5, 1.0, 0.0, "taker", "entry"),
+        TradeClosed(1, "long", 0.5, 0, 1.0, 1, 5.0, 2.0, 0.0, 0.0, 2.0, "target", "c"),
+        OrderEvent(1, "c", Side.BUY, OrderType.MARKET, 0.5, None, None, None, "accepted", ""),
     ]))
     assert [d["action"] for d in feed.recent("decisions").items] == ["block"]
     assert [e["kind"] for e in feed.recent("events").items] == ["fill", "trade_closed", "order"]
@@ -58,7 +59,8 @@ def test_events_are_routed_by_kind() -> None:
 
 
 def test_event_shapes_and_json_cleaning() -> None:
-    assert event_dict(Event(5, "fill", {"price": 1.0})) == {"ts": 5, "kind": "fill", "price": 1.0}
+    assert event_dict(OrderCancelled(5, "c", "x")) == {"ts": 5, "kind": "order_cancelled", "client_id": "c",
+                                                      "reason": "x"}
     assert event_dict({"ts": 5, "kind": "x", "data": {"a": 1}}) == {"ts": 5, "kind": "x", "a": 1}
 
     class Typed:

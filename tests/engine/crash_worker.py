@@ -20,8 +20,9 @@ from pathlib import Path
 
 from laptop_agents.config import AppConfig
 from laptop_agents.domain.models import Candle, FundingRate
+from laptop_agents.engine.recovery import open_engine
 from laptop_agents.sources.synthetic import SyntheticMarket
-from laptop_agents.store import EventJournal, StateStore, open_engine
+from laptop_agents.store import EventJournal, StateStore
 from tests.engine.scripted import ChurnStrategy
 
 T0 = 1_699_920_000_000
@@ -59,7 +60,7 @@ def run_loop(
         store.commit(engine, result)
         journal.write(result.events)
     journal.close()
-    status = engine.status()
+    status = engine.status().to_dict()
     store.close()
     return status
 

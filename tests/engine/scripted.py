@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from typing import Any
 
 from laptop_agents.domain.contracts import AccountView, Intent, StrategyOutput
+from laptop_agents.domain.events import Decision, Event, FillEvent, Journal
 from laptop_agents.domain.models import (
     CancelIntent,
     Candle,
-    Event,
     FundingRate,
     OrderIntent,
     OrderType,
@@ -50,7 +51,7 @@ class ScriptedStrategy:
         self.views.append(account)
         intents = self.script(candle, account) if self.script else []
         return StrategyOutput(
-            intents=list(intents), events=[Event(candle.ts, "decision", {"action": "scripted"})]
+            intents=list(intents), events=[Decision(candle.ts, "scripted")]
         )
 
     def on_funding(self, funding: FundingRate) -> None:
@@ -58,8 +59,8 @@ class ScriptedStrategy:
 
     def on_broker_event(self, event: Event) -> list[Event]:
         self.broker_events.append(event.kind)
-        if event.kind == "fill":
-            return [Event(event.ts, "journal", {"text": f"filled {event.data['client_id']}", "tags": []})]
+        if isinstance(event, FillEvent):
+            return [Journal(event.ts, f"filled {event.client_id}")]
         return []
 
 
@@ -78,6 +79,18 @@ class ChurnStrategy:
 
     def warmup(self, candle: Candle) -> None:
         self.n += 1
+
+    # Everything that changes while trading, the generator's state included,
+    # so that a restore continues with the very same draws.
+    def snapshot_state(self) -> tuple[Any, ...]:
+        return ("churn/1", self.rng.getstate(), self.n, tuple(self.last_ids), self.fills_seen, self.funding_rate)
+
+    def restore_state(self, state: tuple[Any, ...]) -> None:
+        if not isinstance(state, tuple) or not state or state[0] != "churn/1":
+            raise ValueError("not a churn state")
+        _, rng, self.n, last_ids, self.fills_seen, self.funding_rate = state
+        self.rng.setstate(rng)
+        self.last_ids = list(last_ids)
 
     def on_funding(self, funding: FundingRate) -> None:
         self.funding_rate = funding.rate
@@ -127,5 +140,5 @@ class ChurnStrategy:
             cid = r.choice(self.last_ids)
             out.intents.append(OrderIntent(cid, Side.BUY, OrderType.MARKET, self.qty))
         if roll < 0.10:
-            out.events.append(Event(candle.ts, "decision", {"action": "enter", "n": self.n}))
+            out.events.append(Decision(candle.ts, "enter", context={"n": self.n}))
         return out

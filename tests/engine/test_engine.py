@@ -10,7 +10,8 @@ import pytest
 
 from laptop_agents.config import AppConfig
 from laptop_agents.domain.contracts import AccountView
-from laptop_agents.domain.models import Candle, Event, FundingRate, OrderIntent, OrderType, Side, Tick
+from laptop_agents.domain.events import AgentError, Event, OrderCancelled, OrderEvent, TradeClosed
+from laptop_agents.domain.models import Candle, FundingRate, OrderIntent, OrderType, Side, Tick
 from laptop_agents.engine import Engine, EngineStateError, build_engine
 from laptop_agents.sources.synthetic import SyntheticMarket
 from laptop_agents.store.journal import encode_event
@@ -95,11 +96,8 @@ def test_strategy_errors_become_agent_error_events_and_the_engine_goes_on() -> N
     e.on_candle(flat(0, 100.0))
     e.on_funding(FundingRate(T0 + 30_000, 0.0001))
     r = e.on_candle(flat(1, 100.0))
-    errs = [ev.data for ev in r.events if ev.kind == "agent_error"]
-    assert errs == [
-        {"agent": "scripted", "error": "ValueError: bad funding"},
-        {"agent": "scripted", "error": "RuntimeError: boom"},
-    ]
+    errs = [(ev.agent, ev.error) for ev in r.events if isinstance(ev, AgentError)]
+    assert errs == [("scripted", "ValueError: bad funding"), ("scripted", "RuntimeError: boom")]
     assert r.fills == [] and r.processed
     r = e.on_candle(flat(2, 100.0))
     assert [ev.kind for ev in r.events] == ["decision", "order", "agent_error", "fill", "agent_error"]
@@ -121,11 +119,11 @@ def test_shutdown_cancels_working_orders_and_flattens_at_last_price() -> None:
     r = e.shutdown(T0 + 2 * MIN, flatten=True, reason="kill_switch")
     kinds = [ev.kind for ev in r.events]
     assert kinds == ["order_cancelled", "fill", "journal", "trade_closed"]
-    assert r.events[0].data == {"client_id": "w1", "reason": "kill_switch"}
+    assert r.events[0] == OrderCancelled(T0 + 2 * MIN, "w1", "kill_switch")
     (f,) = r.fills
     assert (f.side, f.qty, f.price, f.reason) == (Side.BUY, 2.0, 90.5, "flatten")
-    assert r.events[-1].data["exit_reason"] == "flatten"
-    assert r.position_qty == 0.0 and e.status()["working_orders"] == []
+    assert isinstance(r.events[-1], TradeClosed) and r.events[-1].exit_reason == "flatten"
+    assert r.position_qty == 0.0 and e.status().working_orders == ()
     # Without flatten the position stays.
     e2 = build_engine(cfg(), ScriptedStrategy(script))
     e2.on_candle(flat(0, 100.0))
@@ -142,7 +140,7 @@ def test_status_is_json_and_describes_the_account() -> None:
     e = build_engine(cfg(), s)
     e.on_candle(flat(0, 100.0))
     e.on_candle(flat(1, 110.0))
-    st = json.loads(json.dumps(e.status()))
+    st = json.loads(json.dumps(e.status().to_dict()))
     assert st["symbol"] == "BTCUSDT" and st["strategy"] == "scripted" and st["currency"] == "USDT"
     assert st["position"]["side"] == "long" and st["position"]["qty"] == 1.0
     assert st["position"]["stop"] == 90.0 and st["unrealized"] == pytest.approx(10.0)
@@ -175,7 +173,7 @@ def test_engine_breaker_trip_blocks_entries_until_next_day() -> None:
     r = e.on_candle(flat(1, 900.0))
     assert [ev.kind for ev in r.events][0] == "breaker_trip"
     r = e.on_candle(flat(2, 900.0))
-    assert [ev.data.get("reason") for ev in r.events if ev.kind == "order"] == ["breaker"]
+    assert [ev.reason for ev in r.events if isinstance(ev, OrderEvent)] == ["breaker"]
     assert s.views[-1].entries_blocked
     r = e.on_candle(flat(1440, 900.0))
     assert [ev.kind for ev in r.events][:1] == ["breaker_reset"] and r.fills
@@ -335,9 +333,9 @@ def test_starting_equity_from_config_else_strategy_params_else_default() -> None
 
     s = ScriptedStrategy()
     s.params = Params()  # type: ignore[attr-defined]
-    assert build_engine(cfg(), s).status()["equity"] == 50_000.0
-    assert build_engine(cfg(starting_equity=2_000.0), s).status()["equity"] == 2_000.0
-    assert build_engine(cfg(), ScriptedStrategy()).status()["equity"] == 10_000.0
+    assert build_engine(cfg(), s).status().equity == 50_000.0
+    assert build_engine(cfg(starting_equity=2_000.0), s).status().equity == 2_000.0
+    assert build_engine(cfg(), ScriptedStrategy()).status().equity == 10_000.0
 
 
 @pytest.mark.parametrize("symbol", ["BTCUSDT", "BTCUSD"])
@@ -373,3 +371,39 @@ def test_account_view_and_step_equity_match_the_broker_accessors(symbol: str) ->
         r = e.on_candle(c)
         assert r.equity.hex() == e.broker.equity().hex() and r.position_qty == e.broker.position_qty
     assert seen["blocked"] > 0 and seen["position"] > 100
+
+
+def test_paused_entries_are_refused_like_the_breaker_while_exits_keep_working() -> None:
+    """The operator's pause: the strategy sees entries_blocked, a new entry is
+    refused with reason "paused", a resting entry reaching its price is
+    cancelled, and a reduction still fills; resume lets entries in again. The
+    switch is not engine state: a snapshot neither carries nor clears it."""
+    plan: dict[int, list[OrderIntent]] = {
+        T0: [OrderIntent("long1", Side.BUY, OrderType.MARKET, 1.0),
+             OrderIntent("rest", Side.BUY, OrderType.LIMIT, 1.0, price=95.0)],
+        T0 + 2 * MIN: [OrderIntent("add", Side.BUY, OrderType.MARKET, 1.0),
+                       OrderIntent("cut", Side.SELL, OrderType.MARKET, 0.5)],
+        T0 + 4 * MIN: [OrderIntent("again", Side.BUY, OrderType.MARKET, 1.0)],
+    }
+    s = ScriptedStrategy(lambda c, a: plan.get(c.ts, []))
+    e = build_engine(cfg(), s)
+    e.on_candle(flat(0, 100.0))
+    assert e.broker.position_qty == pytest.approx(1.0) and not e.entries_paused
+    e.set_entries_paused(True)
+    assert e.entries_paused and e.status().entries_blocked == "paused"
+    r = e.on_candle(Candle(T0 + MIN, 100.0, 100.0, 90.0, 94.0, 10.0))  # trades through the resting limit
+    assert [(ev.client_id, ev.reason) for ev in r.events if isinstance(ev, OrderCancelled)] == [
+        ("rest", "paused")]
+    assert s.views[-1].entries_blocked
+    r = e.on_candle(flat(2, 100.0))
+    orders = {ev.client_id: ev for ev in r.events if isinstance(ev, OrderEvent)}
+    assert orders["add"].status == "rejected" and orders["add"].reason == "paused"
+    assert orders["cut"].status == "accepted" and "cut" in {f.client_id for f in r.fills}
+    assert e.broker.position_qty == pytest.approx(0.5)
+    snap = Engine.restore(e.snapshot(), cfg(), ScriptedStrategy(lambda c, a: []))
+    assert not snap.entries_paused  # the shell owns the switch (persisted in the workspace)
+    e.set_entries_paused(False)
+    e.on_candle(flat(3, 100.0))
+    assert not s.views[-1].entries_blocked and e.status().entries_blocked is None
+    e.on_candle(flat(4, 100.0))
+    assert e.broker.position_qty == pytest.approx(1.5)

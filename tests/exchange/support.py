@@ -109,6 +109,27 @@ def n_candles(n: int) -> Callable[[list[MarketItem]], bool]:
     return lambda items: sum(isinstance(i, Candle) for i in items) >= n
 
 
+def then_candles(happened: Callable[[list[MarketItem]], bool], n: int) -> Callable[[list[MarketItem]], bool]:
+    """``until`` for :func:`collect`: true once ``happened(items)`` has held and ``n``
+    more candles have arrived after that point.
+
+    A fault test waits for the fault's effect instead of counting candles: on a
+    loaded machine the consumer lags, and a fixed number of candles can be
+    reached from the backlog queued *before* the fault was armed, so the fault
+    would never be seen. A fault that never takes effect is a timeout (a failure),
+    never a pass."""
+    mark: list[int] = []
+
+    def until(items: list[MarketItem]) -> bool:
+        if not mark:
+            if not happened(items):
+                return False
+            mark.append(len(items))
+        return sum(isinstance(i, Candle) for i in items[mark[0]:]) >= n
+
+    return until
+
+
 def assert_contiguous(cs: list[Candle], interval_ms: int = 60_000) -> None:
     """Strictly increasing, one interval apart: no duplicate, no gap."""
     for a, b in zip(cs, cs[1:], strict=False):

@@ -7,7 +7,9 @@ import dataclasses
 
 import pytest
 
+from laptop_agents.exchange import protocol
 from laptop_agents.exchange.errors import MarketError, ParameterError, RateLimitedError, TransientError
+from laptop_agents.exchange.ratelimit import RateLimitBudget
 from laptop_agents.exchange.rest import BitunixRestClient, RestOptions
 from tests.exchange.support import assert_contiguous, fake_exchange, run
 
@@ -154,15 +156,19 @@ def test_parameter_and_market_errors_are_not_retried() -> None:
 
 
 def test_slow_reply_times_out_then_succeeds() -> None:
+    # The timeout leaves room for a loaded machine to answer the retry; the one
+    # slow reply is three timeouts long, so it cannot slip under it.
+    timeout_s = 1.0
     with fake_exchange(speed=1.0) as fake:
-        fake.inject("slow", seconds=1.0, count=1)
+        fake.inject("slow", seconds=3 * timeout_s, count=1)
 
-        async def go() -> int:
-            async with client(fake.rest_url, timeout_s=0.3) as rest:
-                await rest.funding_rate("BTCUSDT")
-                return rest.retries
+        async def go() -> tuple[int, float]:
+            async with client(fake.rest_url, timeout_s=timeout_s) as rest:
+                info = await rest.funding_rate("BTCUSDT")
+                return rest.retries, info.rate
 
-        assert run(go()) == 1
+        retries, rate = run(go())
+        assert retries == 1 and abs(rate) < 0.01  # one timed-out attempt, then the answer
 
 
 def test_non_idempotent_calls_are_never_retried() -> None:
@@ -179,14 +185,24 @@ def test_non_idempotent_calls_are_never_retried() -> None:
 
 
 def test_budget_keeps_a_burst_under_the_servers_per_ip_limit() -> None:
+    # The server counts a request when it *receives* it, the budget when it lets
+    # it go; the budget's margin must cover the delay between the two. The
+    # default (0.1 s) is sized for the network to the exchange; on a loaded test
+    # machine one stalled thread delays a request longer than that, so the test
+    # sizes the margin for the machine and checks that the budget (not
+    # slowness) did the pacing: more requests than the server allows per window.
+    burst = protocol.MARKET_REST_PER_S + 4
     with fake_exchange(speed=1.0) as fake:
 
-        async def go() -> None:
-            async with client(fake.rest_url) as rest:
-                for _ in range(14):
+        async def go() -> tuple[int, float]:
+            budget = RateLimitBudget(margin_s=0.5)
+            async with BitunixRestClient(fake.rest_url, options=FAST, budget=budget) as rest:
+                for _ in range(burst):
                     await rest.tickers(["BTCUSDT"])
+                return budget.limiter.max_seen, budget.limiter.waited_s
 
-        run(go())
+        max_seen, waited_s = run(go())
         stats = fake.stats()
-        assert stats["rest_requests"]["/api/v1/futures/market/tickers"] == 14
+        assert stats["rest_requests"]["/api/v1/futures/market/tickers"] == burst
         assert stats["rest_rate_limited"] == 0
+        assert max_seen == protocol.MARKET_REST_PER_S and waited_s > 0  # the budget held the rest back

@@ -8,8 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from laptop_agents import cli
 from laptop_agents.exit_codes import ExitCode
 
@@ -116,10 +114,19 @@ def test_config_show_prints_sources_and_masks_secrets(workspace: Path) -> None:
     assert "***set***" in out.stdout
 
 
-def test_missing_feature_says_so_with_distinct_code(monkeypatch: pytest.MonkeyPatch, workspace: Path,
-                                                    capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setitem(cli.COMMANDS, "status", cli.Command("status", "x", "laptop_agents.not_there:cmd", "issue 99"))
-    code = cli.main(["status"])
-    assert code == ExitCode.NOT_IMPLEMENTED
-    err = capsys.readouterr().err.strip()
-    assert "not built yet" in err and "issue 99" in err and len(err.splitlines()) == 1
+def test_every_command_names_a_handler_that_exists() -> None:
+    for cmd in cli.COMMANDS.values():
+        assert callable(cli._load_handler(cmd)), cmd.name
+
+
+def test_live_execution_with_every_gate_open_says_it_is_not_wired_yet(workspace: Path) -> None:
+    keys = {"BITUNIX_API_KEY": "k" * 16, "BITUNIX_API_SECRET": "s" * 16}
+    out = run(["run", "--workspace", str(workspace), "--source", "bitunix", "--execution-mode", "live",
+               "--enable-live"], env=keys)
+    assert out.returncode == ExitCode.NOT_IMPLEMENTED, out.stderr
+    lines = [ln for ln in out.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "live order execution is not built yet" in lines[0] and "use paper" in lines[0]
+    assert "k" * 16 not in out.stdout + out.stderr
+    assert not (workspace / "lock").exists() and not (workspace / "state.db").exists()  # nothing was started
+
+

@@ -95,3 +95,23 @@ def test_config_show_masks_secrets() -> None:
     text = repr(rows)
     assert "abcdefghijkl-key" not in text and "zyxwvu-secret" not in text
     assert ("env.BITUNIX_API_KEY", "***set***", "env") in rows
+
+
+def test_console_keys_validated_and_notify_urls_never_shown_whole() -> None:
+    from laptop_agents.config import ConfigError, effective_rows, load_config
+
+    loaded = load_config("paper", {"system.notify_urls": ["tgram://123456:SECRETBOTTOKEN/987"],
+                                   "system.dashboard_host": "0.0.0.0", "system.daily_summary_hour_utc": 7},
+                         environ={})
+    assert loaded.config.system.dashboard_host == "0.0.0.0" and loaded.config.system.daily_summary_hour_utc == 7
+    rows = {k: v for k, v, _ in effective_rows(loaded, environ={})}
+    assert "SECRETBOTTOKEN" not in rows["system.notify_urls"] and "tgram://" in rows["system.notify_urls"]
+    env = load_config("paper", environ={"LA_SYSTEM__NOTIFY_URLS": "json://a/x, ntfy://t"})
+    assert env.config.system.notify_urls == ["json://a/x", "ntfy://t"]
+    for key, value, needle in [("system.notify_urls", ["no-scheme"], "not a notification URL"),
+                               ("system.dashboard_host", "http://x/", "host name or an IP"),
+                               ("system.daily_summary_hour_utc", 24, "<= 23"),
+                               ("system.dashboard_port", 70000, "<= 65535")]:
+        with pytest.raises(ConfigError) as err:
+            load_config("paper", {key: value}, environ={})
+        assert needle in str(err.value) and len(str(err.value).splitlines()) == 1

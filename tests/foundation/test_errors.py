@@ -44,7 +44,7 @@ def test_the_tree_in_the_base_docstring_names_every_public_family() -> None:
 
 def test_each_family_knows_its_exit_code() -> None:
     from laptop_agents.exit_codes import ExitCode
-    from laptop_agents.sources.candle_layouts import CandleFileError
+    from laptop_agents.sources.candle_files import CandleFileError
     from laptop_agents.store.state import StoreCorruptError, StoreMismatchError, StoreWriteError
     from laptop_agents.strategy.params import StrategyConfigError
 

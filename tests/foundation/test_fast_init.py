@@ -8,11 +8,13 @@ import pickle
 import pytest
 
 from laptop_agents.domain.contracts import AccountView
+from laptop_agents.domain.events import Decision, FillEvent
 from laptop_agents.domain.fast import fast_init
-from laptop_agents.domain.models import Candle, DomainError, Event, Fill, OrderIntent, OrderType, Side
+from laptop_agents.domain.models import Candle, DomainError, Fill, OrderIntent, OrderType, Side
 
 new_intent = fast_init(OrderIntent)
-new_event = fast_init(Event)
+new_decision = fast_init(Decision)
+new_fill_event = fast_init(FillEvent)
 new_view = fast_init(AccountView)
 new_fill = fast_init(Fill)
 trusted_candle = fast_init(Candle, validate=False)
@@ -23,7 +25,9 @@ def test_builds_equal_instances_with_the_same_defaults() -> None:
         (new_intent("a-1", Side.BUY, OrderType.LIMIT, 1.5, price=10.0, stop=9.0, trailing=True),
          OrderIntent("a-1", Side.BUY, OrderType.LIMIT, 1.5, price=10.0, stop=9.0, trailing=True)),
         (new_intent("a-2", Side.SELL, OrderType.MARKET, 2.0), OrderIntent("a-2", Side.SELL, OrderType.MARKET, 2.0)),
-        (new_event(5, "fill", {"qty": 1.0}), Event(5, "fill", {"qty": 1.0})),
+        (new_decision(5, "enter", "x", context={"qty": 1.0}), Decision(5, "enter", "x", context={"qty": 1.0})),
+        (new_fill_event(5, "c", Side.BUY, 1.0, 2.0, 0.1, "taker", "entry"),
+         FillEvent(5, "c", Side.BUY, 1.0, 2.0, 0.1, "taker", "entry")),
         (new_view(ts=3, equity=1.0), AccountView(ts=3, equity=1.0)),
         (new_fill(1, "c", Side.BUY, 1.0, 2.0, 0.1, "taker"), Fill(1, "c", Side.BUY, 1.0, 2.0, 0.1, "taker")),
         (trusted_candle(1, 2.0, 3.0, 1.0, 2.5, 0.0), Candle(1, 2.0, 3.0, 1.0, 2.5, 0.0)),
@@ -31,7 +35,7 @@ def test_builds_equal_instances_with_the_same_defaults() -> None:
     for fast, slow in cases:
         assert type(fast) is type(slow)
         assert fast == slow and repr(fast) == repr(slow)
-        if not isinstance(fast, Event):  # an Event holds a dict: unhashable either way
+        if not isinstance(fast, Decision):  # a Decision holds a dict: unhashable either way
             assert hash(fast) == hash(slow)
         assert pickle.loads(pickle.dumps(fast)) == slow
         with pytest.raises(dataclasses.FrozenInstanceError):
@@ -39,8 +43,14 @@ def test_builds_equal_instances_with_the_same_defaults() -> None:
 
 
 def test_default_factory_gives_a_fresh_value_each_time() -> None:
-    a, b = new_event(1, "x"), new_event(1, "x")
-    assert a.data == {} and a.data is not b.data
+    a, b = new_decision(1, "x"), new_decision(1, "x")
+    assert a.context == {} and a.context is not b.context
+
+
+def test_inherited_fields_of_a_slots_base_are_set() -> None:
+    """The events' ``ts`` is a slot of their base class."""
+    ev = new_fill_event(7, "c", Side.SELL, 1.0, 2.0, 0.1, "maker", "exit")
+    assert ev.ts == 7 and ev.kind == "fill" and ev == FillEvent(7, "c", Side.SELL, 1.0, 2.0, 0.1, "maker", "exit")
 
 
 def test_validation_runs_unless_the_caller_validated_already() -> None:

@@ -20,7 +20,7 @@ import pytest
 
 from laptop_agents import cli, interrupts
 from laptop_agents.exit_codes import ExitCode
-from laptop_agents.fileio import io_error_line, is_write_problem, problem, write_text_atomic
+from laptop_agents.fileio import io_error_line, is_write_problem, problem, replacing, write_text_atomic
 from laptop_agents.heartbeat import Heartbeat, write_heartbeat
 from laptop_agents.logs import get_logger, setup_logging
 from laptop_agents.ops.killswitch import request_stop
@@ -57,6 +57,48 @@ def test_atomic_write_leaves_no_temp_file_and_keeps_the_old_content(
     assert _leftovers(tmp_path) == []
 
 
+@pytest.mark.parametrize("durable", [True, False])
+def test_fsync_flushes_the_content_before_the_rename_and_the_directory_after(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, durable: bool) -> None:
+    import os
+
+    target = tmp_path / "kill.txt"
+    target.write_text("old")
+    seen: list[str] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        seen.append(f"fsync while target is {target.read_text()!r}")
+        real_fsync(fd)
+
+    def replace(src: object, dst: object) -> None:
+        seen.append("replace")
+        real_replace(src, dst)  # type: ignore[arg-type]
+
+    monkeypatch.setattr("laptop_agents.fileio.os.fsync", fsync)
+    monkeypatch.setattr("laptop_agents.fileio.os.replace", replace)
+    write_text_atomic(target, "new", fsync=durable)
+    assert target.read_text() == "new" and _leftovers(tmp_path) == []
+    if not durable:
+        assert seen == ["replace"]
+    elif os.name == "posix":
+        assert seen == ["fsync while target is 'old'", "replace", "fsync while target is 'new'"]
+    else:
+        assert seen == ["fsync while target is 'old'", "replace"]
+
+
+def test_replacing_gives_path_writers_the_same_guarantee(tmp_path: Path) -> None:
+    target = tmp_path / "candles.csv"
+    target.write_text("old")
+    with pytest.raises(RuntimeError), replacing(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("a writer failed midway")
+    assert target.read_text() == "old" and _leftovers(tmp_path) == []
+    with replacing(target) as tmp:
+        tmp.write_text("new")
+    assert target.read_text() == "new" and _leftovers(tmp_path) == []
+
+
 def test_heartbeat_and_kill_file_writes_leave_no_temp_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("laptop_agents.fileio.os.replace", _enospc)
     with pytest.raises(OSError):
@@ -75,7 +117,7 @@ def test_report_on_a_full_disk_leaves_no_temp_file(tmp_path: Path, monkeypatch: 
     w = RunWriter(run)
     c = Candle(1_704_067_200_000, 100.0, 101.0, 99.0, 100.5, 1.0)
     w.on_step(c, StepResult(ts=c.ts, events=[], equity=10_000.0, position_qty=0.0))
-    monkeypatch.setattr("laptop_agents.fileio.os.fsync", _enospc)
+    monkeypatch.setattr("laptop_agents.fileio.os.replace", _enospc)
     with pytest.raises(OSError):
         w.finish({"run_id": "r", "interval": "1m", "starting_equity": 10_000.0})
     assert _leftovers(run) == []

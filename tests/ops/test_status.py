@@ -8,8 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+from laptop_agents.lock import WorkspaceLock
 from laptop_agents.ops.killswitch import request_stop
-from laptop_agents.ops.lock import WorkspaceLock
 from laptop_agents.ops.status import collect_status, last_run_dir
 from laptop_agents.workspace import Workspace
 
@@ -132,3 +132,15 @@ def test_summary_and_metrics_that_disagree_are_both_shown(tmp_path: Path) -> Non
         "run_id": "r1", "final_equity": 10012.5, "metrics": {"final_equity": 9990.0, "net_pnl": -10.0}}))
     out = _status_cli(ws.root).stdout
     assert "10,012.5" in out and "9,990" in out and "final_equity (metrics)" in out
+
+
+def test_a_pause_is_shown(tmp_path: Path) -> None:
+    ws = Workspace(tmp_path / "ws").ensure()
+    assert collect_status(ws)["pause"]["paused"] is False
+    ws.pause_file.write_text(json.dumps({"paused_at": "2026-03-01T10:00:00+00:00", "source": "dashboard"}))
+    st = collect_status(ws)
+    assert st["pause"]["paused"] is True and st["pause"]["source"] == "dashboard"
+    proc = _status_cli(ws.root)
+    assert proc.returncode == 0, proc.stderr
+    text = " ".join(proc.stdout.split())
+    assert "PAUSED since 2026-03-01T10:00:00+00:00" in text

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from laptop_agents.exit_codes import ExitCode
-from laptop_agents.ops.lock import WorkspaceLock
+from laptop_agents.lock import WorkspaceLock
 from tests.session.helpers import FAST, PROJECT_ROOT, run, session_env, start, summary, wait_until
 
 

@@ -22,8 +22,8 @@ import pytest
 
 from laptop_agents.config import load_config
 from laptop_agents.exit_codes import ExitCode
+from laptop_agents.lock import WorkspaceLock
 from laptop_agents.ops.killswitch import request_stop
-from laptop_agents.ops.lock import WorkspaceLock
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals (SIGKILL/SIGSTOP)")
 
@@ -125,7 +125,7 @@ def _store_status(ws: Path) -> dict[str, Any]:
     with StateStore(ws / "state.db") as store:
         engine = store.load_engine(config, build_strategy(config))
         assert engine is not None
-        return engine.status()
+        return engine.status().to_dict()
 
 
 def _has_exposure(hb: dict[str, Any]) -> bool:

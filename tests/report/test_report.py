@@ -10,15 +10,16 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from laptop_agents.backtest.metrics import compute_metrics
 from laptop_agents.cli import main
 from laptop_agents.domain.contracts import StepResult
-from laptop_agents.domain.models import Candle, Event
+from laptop_agents.domain.events import Decision, Event, FillEvent, Funding, OrderEvent, TradeClosed
+from laptop_agents.domain.models import Candle, OrderType, Side
 from laptop_agents.exit_codes import ExitCode
 from laptop_agents.logs import SCRUBBER
 from laptop_agents.report import RunWriter, build_report
 from laptop_agents.report import html as report_html
 from laptop_agents.report.console import print_summary
+from laptop_agents.report.metrics import compute_metrics
 
 T0 = 1_704_067_200_000  # 2024-01-01T00:00Z
 M1 = 60_000
@@ -95,28 +96,23 @@ def drive(writer: RunWriter, n: int, *, start: int = 0, reason: str = "target") 
         if i % 20 == 5:
             cid = f"e{i}"
             evs = [
-                Event(c.ts, "decision", {"action": "enter", "reason": "pullback", "side": "BUY"}),
-                Event(c.ts, "order", {"client_id": cid, "side": "BUY", "type": "MARKET", "qty": 1.0,
-                                      "stop": c.close - 5, "target": c.close + 10, "status": "accepted"}),
-                Event(c.ts, "fill", {"client_id": cid, "side": "BUY", "qty": 1.0, "price": c.close,
-                                     "fee": 0.06, "reason": "entry"}),
+                Decision(c.ts, "enter", "pullback", side="BUY"),
+                OrderEvent(c.ts, cid, Side.BUY, OrderType.MARKET, 1.0, None, c.close - 5, c.close + 10, "accepted", ""),
+                FillEvent(c.ts, cid, Side.BUY, 1.0, c.close, 0.06, "taker", "entry"),
             ]
             pos, entry = 1.0, (c.ts, c.close)
         elif i % 20 == 15 and pos:
             pnl = c.close - entry[1]
             evs = [
-                Event(c.ts, "funding", {"rate": 0.0001, "amount": 0.01, "position_qty": 1.0}),
-                Event(c.ts, "fill", {"client_id": f"x{i}", "side": "SELL", "qty": 1.0, "price": c.close,
-                                     "fee": 0.06, "reason": reason}),
-                Event(c.ts, "trade_closed", {"side": "long", "qty": 1.0, "entry_ts": entry[0],
-                                             "entry_price": entry[1], "exit_ts": c.ts, "exit_price": c.close,
-                                             "pnl": pnl, "fees": 0.12, "funding": 0.01, "net_pnl": pnl - 0.13,
-                                             "exit_reason": reason, "client_id": f"e{i - 10}"}),
+                Funding(c.ts, 0.0001, 0.01, 1.0, c.ts, c.close),
+                FillEvent(c.ts, f"x{i}", Side.SELL, 1.0, c.close, 0.06, "taker", reason),
+                TradeClosed(c.ts, "long", 1.0, entry[0], entry[1], c.ts, c.close, pnl, 0.12, 0.01, pnl - 0.13, reason,
+                            f"e{i - 10}"),
             ]
             equity += pnl - 0.13
             pos = 0.0
         else:
-            evs = [Event(c.ts, "decision", {"action": "hold", "reason": "no_setup"})]
+            evs = [Decision(c.ts, "hold", "no_setup")]
         writer.on_step(c, StepResult(ts=c.ts, events=evs, equity=equity + (c.close - entry[1]) * pos,
                                      position_qty=pos))
         curve.append((equity, pos))

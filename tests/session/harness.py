@@ -6,6 +6,8 @@
   working, so a kill-switch / signal test has something to cancel and flatten;
 - ``scripted:lose``  -- buys with a stop one tick under the close on every flat
   candle, so trades lose (fees + stop) and a circuit breaker trips quickly;
+- ``scripted:roundtrip`` -- buys on every flat candle and sells on the next, so
+  trades open and close every two candles (alerts, the dashboard's charts);
 - ``agent_fail:N``   -- the real default strategy, but its CVD agent raises on
   every N-th update after warm-up: the session must continue;
 - ``pause:PHASE``    -- pause once at a start-up phase (see ``_install_pause``)
@@ -21,13 +23,14 @@ import sys
 from typing import Any
 
 from laptop_agents.domain.contracts import AccountView, StrategyOutput
-from laptop_agents.domain.models import Candle, Event, FundingRate, OrderIntent, OrderType, Side
+from laptop_agents.domain.events import Decision, Event
+from laptop_agents.domain.models import Candle, FundingRate, OrderIntent, OrderType, Side
 
 HARNESS_ENV = "LA_TEST_HARNESS"
 
 
 class ScriptedStrategy:
-    """Deterministic, picklable, no indicators: just enough to create state."""
+    """Deterministic, no indicators: just enough to create state (its id sequence)."""
 
     def __init__(self, plan: str) -> None:
         self.name = f"scripted-{plan}"
@@ -43,13 +46,21 @@ class ScriptedStrategy:
     def on_broker_event(self, event: Event) -> list[Event]:
         return []
 
+    def snapshot_state(self) -> tuple[Any, ...]:
+        return ("scripted/1", self.seq)
+
+    def restore_state(self, state: tuple[Any, ...]) -> None:
+        if not isinstance(state, tuple) or len(state) != 2 or state[0] != "scripted/1":
+            raise ValueError("not a scripted strategy state")
+        self.seq = state[1]
+
     def _id(self, candle: Candle, tag: str) -> str:
         self.seq += 1
         return f"{self.name}-{candle.ts}-{tag}{self.seq}"
 
     def on_candle(self, candle: Candle, account: AccountView) -> StrategyOutput:
         out = StrategyOutput()
-        if account.entries_blocked:
+        if account.entries_blocked and self.plan != "roundtrip":  # roundtrip asks anyway: the broker refuses
             return out
         if self.plan == "hold":
             if account.position_qty == 0 and not account.working_orders:
@@ -58,6 +69,15 @@ class ScriptedStrategy:
             elif account.position_qty != 0 and not account.working_orders:
                 out.intents.append(OrderIntent(self._id(candle, "l"), Side.BUY, OrderType.LIMIT, 0.01,
                                                price=round(candle.close * 0.8, 1), reason="scripted far limit"))
+        elif self.plan == "roundtrip":
+            if account.position_qty == 0:
+                out.intents.append(OrderIntent(self._id(candle, "o"), Side.BUY, OrderType.MARKET, 0.01,
+                                               stop=round(candle.close * 0.9, 1), target=round(candle.close * 1.1, 1),
+                                               reason="scripted entry"))
+            else:
+                out.intents.append(OrderIntent(self._id(candle, "c"), Side.SELL, OrderType.MARKET, 0.01,
+                                               reduce_only=True, reason="scripted exit"))
+            out.events.append(Decision(candle.ts, "enter" if account.position_qty == 0 else "exit", "scripted"))
         elif self.plan == "lose":
             if account.position_qty == 0 and not account.working_orders:
                 out.intents.append(OrderIntent(self._id(candle, "x"), Side.BUY, OrderType.MARKET, 0.05,
@@ -122,7 +142,7 @@ def _install_pause(phase: str) -> None:
 
         config_mod.load_config = load_config  # type: ignore[assignment]
     elif phase == "lock":
-        from laptop_agents.ops.lock import WorkspaceLock
+        from laptop_agents.lock import WorkspaceLock
 
         acquire = WorkspaceLock.acquire
 
@@ -134,15 +154,15 @@ def _install_pause(phase: str) -> None:
 
         WorkspaceLock.acquire = acquire_then_pause  # type: ignore[method-assign]
     elif phase == "store":
-        import laptop_agents.store as store_pkg
+        import laptop_agents.engine.recovery as recovery
 
-        open_engine = store_pkg.open_engine
+        open_engine = recovery.open_engine
 
         def open_engine_paused(*a: Any, **kw: Any) -> Any:
             _pause(phase, 60)
             return open_engine(*a, **kw)
 
-        store_pkg.open_engine = open_engine_paused  # type: ignore[assignment]
+        recovery.open_engine = open_engine_paused  # type: ignore[assignment]
     elif phase == "source":
         import laptop_agents.sources.factory as factory
 

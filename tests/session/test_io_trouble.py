@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from laptop_agents.exit_codes import RESTARTABLE, ExitCode
-from laptop_agents.ops.lock import WorkspaceLock
+from laptop_agents.lock import WorkspaceLock
 from tests.session.helpers import FAST, PROJECT_ROOT, run, session_env, start, wait_until
 
 posix_only = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals and mounts")

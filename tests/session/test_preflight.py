@@ -17,7 +17,7 @@ import pytest
 
 from laptop_agents.config import AppConfig, load_config
 from laptop_agents.exit_codes import ExitCode
-from laptop_agents.ops.lock import WorkspaceLock
+from laptop_agents.lock import WorkspaceLock
 from laptop_agents.session.preflight import CheckResult, print_results, run_preflight
 from laptop_agents.workspace import Workspace
 from tests.session.helpers import PROJECT_ROOT, session_env
@@ -30,6 +30,7 @@ class _Exchange:
         self.skew_s = 0.0
         self.code = 0
         self.status = 200
+        self.symbols = ["BTCUSDT"]
         self.paths: list[str] = []
         outer = self
 
@@ -37,7 +38,8 @@ class _Exchange:
             def do_GET(self) -> None:
                 outer.paths.append(self.path)
                 body = json.dumps({"code": outer.code, "msg": "ok" if outer.code == 0 else "market not found",
-                                   "data": [{"symbol": "BTCUSDT"}]}).encode()
+                                   "data": [{"symbol": s, "base": "BTC", "quote": "USDT", "minTradeVolume": "0.0001",
+                                             "basePrecision": 4, "quotePrecision": 1} for s in outer.symbols]}).encode()
                 self.send_response(outer.status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
@@ -113,6 +115,14 @@ def test_error_envelope_and_http_errors_fail(tmp_path: Path, exchange: _Exchange
     exchange.code, exchange.status = 0, 503
     res = _by_name(run_preflight(cfg, Workspace(tmp_path / "b"), environ={}))
     assert res["exchange REST"].status == "FAIL" and "HTTP 503" in res["exchange REST"].reason
+
+
+def test_a_symbol_the_exchange_does_not_list_fails(tmp_path: Path, exchange: _Exchange) -> None:
+    exchange.symbols = ["ETHUSDT"]
+    cfg = _cfg(source="bitunix", bitunix_rest_url=exchange.url)
+    res = _by_name(run_preflight(cfg, Workspace(tmp_path / "ws"), environ={}))
+    assert res["exchange REST"].status == "FAIL" and "BTCUSDT is not listed" in res["exchange REST"].reason
+    assert res["clock skew"].status == "PASS"  # the exchange answered: its clock can still be compared
 
 
 def test_unreachable_exchange_fails(tmp_path: Path, free_port: int) -> None:

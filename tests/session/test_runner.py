@@ -15,6 +15,7 @@ import pytest
 
 from laptop_agents.config import AppConfig, load_config
 from laptop_agents.domain.contracts import MarketItem, SourceError, StepResult
+from laptop_agents.domain.events import SessionEvent
 from laptop_agents.domain.models import Candle
 from laptop_agents.engine import build_engine
 from laptop_agents.exit_codes import ExitCode
@@ -74,7 +75,7 @@ def test_replay_through_the_runner_equals_a_plain_engine_loop(tmp_path: Path) ->
     assert runner.counts["candles"] == 3000 and runner.latency.count == 3000
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["reason"] == "end_of_data" and summary["candles"] == 3000
-    assert summary["final_equity"] == pytest.approx(engine.status()["equity"])
+    assert summary["final_equity"] == pytest.approx(engine.status().equity)
 
 
 def test_candles_already_in_the_store_are_skipped(tmp_path: Path) -> None:
@@ -85,7 +86,7 @@ def test_candles_already_in_the_store_are_skipped(tmp_path: Path) -> None:
     runner, _ = _runner(tmp_path / "a", config, _replay_source(candles[:120]), store=store)
     asyncio.run(runner.run())
     store = StateStore(db)
-    from laptop_agents.store import open_engine
+    from laptop_agents.engine.recovery import open_engine
 
     engine = open_engine(store, config, build_strategy(config))
     assert engine.last_candle_ts == candles[119].ts
@@ -497,7 +498,6 @@ def test_a_failing_report_writer_is_a_crash_not_a_market_data_error(
 def test_a_failing_writer_on_the_final_step_still_writes_the_summary(tmp_path: Path) -> None:
     """The final step is committed before it is journaled: a bug writing its
     lines must not abort the shutdown (summary, store close, kill-file consumption)."""
-    from laptop_agents.domain.models import Event
 
     class EventfulShutdown:
         def __init__(self, inner: Any) -> None:
@@ -508,7 +508,7 @@ def test_a_failing_writer_on_the_final_step_still_writes_the_summary(tmp_path: P
 
         def shutdown(self, ts: int, *, flatten: bool, reason: str) -> StepResult:
             result: StepResult = self.inner.shutdown(ts, flatten=flatten, reason=reason)
-            result.events.append(Event(ts, "session", {"event": "test"}))
+            result.events.append(SessionEvent(ts, "test"))
             return result
 
     class BuggyWriter(RunWriter):

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from laptop_agents.exit_codes import ExitCode
-from tests.session.helpers import FAST, events, run, start, summary, system_log, wait_until
+from tests.session.helpers import FAST, PROJECT_ROOT, events, run, start, summary, system_log, wait_until
 
 
 def _stop_event(ws: Path) -> dict:
@@ -197,7 +197,8 @@ def test_sync_flag_is_refused_for_the_live_session(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_seed_smoke_command_runs_about_a_minute(tmp_path: Path) -> None:
-    """The README command exactly: real time, one minute."""
+    """The README's smoke test, the seed's command exactly (``make smoke``): real time, one minute."""
+    assert _make_recipe("smoke") == ["--mode", "live-session", "--async", "--source", "mock", "--duration", "1"]
     ws = tmp_path / "ws"
     code, out, err = run(ws, "--async", "--source", "mock", "--duration", "1", timeout=150,
                          env={"LA_SYSTEM__HEARTBEAT_INTERVAL_S": "5"})
@@ -205,6 +206,48 @@ def test_seed_smoke_command_runs_about_a_minute(tmp_path: Path) -> None:
     s = summary(ws)
     assert s["reason"] == "duration" and 55 <= s["wall_s"] <= 90
     assert "run dir:" in out and "stopped: duration (exit 0)" in out
+
+
+def _make_recipe(target: str) -> list[str]:
+    """The arguments of ``make TARGET``'s python command, exactly as the Makefile has them."""
+    text = (PROJECT_ROOT / "Makefile").read_text(encoding="utf-8")
+    recipe = text.split(f"\n{target}: venv\n", 1)[1].splitlines()[0].strip()
+    words = recipe.split()
+    assert words[:3] == ["$(BIN)/python", "-m", "laptop_agents.run"] and words[-1] == "$(RUN_ARGS)", recipe
+    return words[3:-1]
+
+
+@pytest.mark.slow
+def test_make_run_shows_the_bot_trading_with_its_dashboard_and_ends_by_itself(tmp_path: Path) -> None:
+    """``make run``'s exact command: a mock session fast enough to trade, the
+    dashboard URL printed and serving while it runs, exit 0 within two minutes,
+    the summary and the report."""
+    import httpx
+
+    args = _make_recipe("run")
+    assert "--dashboard" in args
+    ws = tmp_path / "ws"
+    sess = start(ws, *args, seed_flags=False, env={"LA_SYSTEM__HEARTBEAT_INTERVAL_S": "5"})
+    try:
+        assert sess.proc.stdout is not None
+        url = None
+        for _ in range(50):
+            line = sess.proc.stdout.readline()
+            if line.startswith("dashboard: "):
+                url = line.split()[1]
+                break
+        assert url and url.startswith("http://127.0.0.1:")
+        page = httpx.get(url, timeout=10)
+        assert page.status_code == 200 and "btc-laptop-agents" in page.text
+        code, out, err = sess.wait(150)
+    finally:
+        sess.kill()
+    assert code == ExitCode.OK, err
+    s = summary(ws)
+    assert s["reason"] == "duration" and s["wall_s"] <= 120
+    assert s["metrics"]["trades"] >= 1  # the newcomer sees trades open and close
+    assert "stopped: duration (exit 0)" in out and "report: " in out
+    assert "report.html" in s["files"] and (Path(s["run_dir"]) / "report.html").is_file()
 
 
 def test_health_port_serves_health_json_during_the_session(tmp_path: Path) -> None:

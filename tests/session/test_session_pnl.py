@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import json
-import pickle
 import re
 import signal
 import sqlite3
@@ -21,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from laptop_agents.engine.state import decode_state
 from laptop_agents.exit_codes import ExitCode
 from tests.session.helpers import FAST, run, start, wait_until
 
@@ -30,11 +30,10 @@ _TOL = 1e-6
 def _broker(ws: Path) -> dict[str, Any]:
     """The broker's books as committed: balance, realized (gross), fees, funding."""
     with sqlite3.connect(ws / "state.db") as db:
-        (core,) = db.execute("SELECT core FROM engine_state").fetchone()
-    state = pickle.loads(core)[2]
-    pos = state[18]
-    return {"balance": state[2], "realized": state[3], "fees": state[4], "funding": state[5],
-            "position": pos is not None, "trades_closed": state[19]}
+        (blob,) = db.execute("SELECT state FROM engine_state").fetchone()
+    b = decode_state(blob).broker
+    return {"balance": b.balance, "realized": b.realized_pnl, "fees": b.fees_paid, "funding": b.funding_paid,
+            "position": b.position is not None, "trades_closed": b.trades_closed}
 
 
 def _run_dir(ws: Path) -> Path:

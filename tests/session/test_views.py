@@ -16,9 +16,9 @@ def test_the_view_of_a_real_engine() -> None:
     engine = build_engine(config, build_strategy(config))
     for c in SyntheticMarket(11, 1_767_225_600_000).candles(0, 3000):
         engine.on_candle(c)
-        if engine.status()["position"]["qty"]:
+        if engine.status().position.qty:
             break
-    status = engine.status()
+    status = engine.status().to_dict()
     view = read_engine(engine)
     assert view.error is None
     assert view.equity == status["equity"] and view.position == status["position"]
@@ -32,7 +32,7 @@ def test_the_view_of_a_real_engine() -> None:
 
 def test_a_status_that_raises_is_a_view_with_the_error_only() -> None:
     class Broken:
-        def status(self) -> dict[str, Any]:
+        def status(self) -> Any:
             raise ZeroDivisionError("status bug")
 
     view = read_engine(Broken())

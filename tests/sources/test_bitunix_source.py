@@ -21,6 +21,7 @@ from tests.exchange.support import (
     make_source,
     n_candles,
     run,
+    then_candles,
     trading,
 )
 
@@ -37,7 +38,13 @@ def test_warmup_then_streaming_matches_rest_history() -> None:
 
         async def go() -> tuple[list[Candle], list[MarketItem], list[Candle], dict]:
             warm = await source.warmup()
-            items = await collect(source, n_candles(15))
+            # A lagging consumer first gets what queued up (or was backfilled) while it
+            # was busy: wait until the forming-kline pushes show up as ticks, too.
+            def enough(items: list[MarketItem]) -> bool:
+                ticks = sum(isinstance(i, Tick) for i in items)
+                return n_candles(15)(items) and ticks > len(candles(items))
+
+            items = await collect(source, enough)
             status = source.status()
             await source.aclose()
             cs = candles(items)
@@ -70,7 +77,9 @@ def test_disconnect_is_survived_with_backfill_and_no_duplicate() -> None:
 
         async def go() -> tuple[list[Candle], list[MarketItem], list[Candle], dict]:
             warm = await source.warmup()
-            items = await collect(source, n_candles(16), on_item=on_item)
+            # the disconnect and both refused reconnects seen, then candles again
+            items = await collect(source, then_candles(lambda items: len(errors(items)) >= 3, 8),
+                                  on_item=on_item)
             status = source.status()
             await source.aclose()
             history = await rest_history(fake.rest_url, warm[0].ts, candles(items)[-1].ts)
@@ -100,7 +109,10 @@ def test_duplicate_and_out_of_order_pushes_never_reach_the_consumer() -> None:
 
         async def go() -> tuple[list[Candle], list[MarketItem], list[Candle], dict]:
             warm = await source.warmup()
-            items = await collect(source, n_candles(12), on_item=on_item)
+            def dropped_enough(_items: list[MarketItem]) -> bool:
+                return bool(source.status()["feed"]["stale_pushes"] >= 10)
+
+            items = await collect(source, then_candles(dropped_enough, 3), on_item=on_item)
             status = source.status()
             await source.aclose()
             return warm, items, await rest_history(fake.rest_url, warm[0].ts, candles(items)[-1].ts), status
@@ -123,7 +135,8 @@ def test_silence_beyond_idle_timeout_is_reported_and_recovered() -> None:
 
         async def go() -> tuple[list[Candle], list[MarketItem], dict]:
             warm = await source.warmup()
-            items = await collect(source, n_candles(10), on_item=on_item)
+            items = await collect(source, then_candles(lambda items: bool(errors(items, "ws_idle")), 3),
+                                  on_item=on_item)
             status = source.status()
             await source.aclose()
             return warm, items, status
@@ -147,7 +160,7 @@ def test_three_malformed_frames_are_three_consecutive_source_errors() -> None:
 
         async def go() -> tuple[list[MarketItem], dict]:
             await source.warmup()
-            items = await collect(source, n_candles(6), on_item=on_item)
+            items = await collect(source, then_candles(lambda items: len(errors(items)) >= 3, 1), on_item=on_item)
             status = source.status()
             await source.aclose()
             return items, status
@@ -170,7 +183,7 @@ def test_wrong_shaped_payloads_are_named() -> None:
 
         async def go() -> list[MarketItem]:
             await source.warmup()
-            items = await collect(source, n_candles(6), on_item=on_item)
+            items = await collect(source, then_candles(lambda items: len(errors(items)) >= 7, 1), on_item=on_item)
             await source.aclose()
             return items
 
@@ -195,7 +208,11 @@ def test_429_burst_during_backfill_is_backed_off() -> None:
 
         async def go() -> tuple[list[Candle], list[MarketItem], dict]:
             warm = await source.warmup()
-            items = await collect(source, n_candles(10), on_item=on_item)
+            def backed_off(_items: list[MarketItem]) -> bool:
+                now = source.status()
+                return now["feed"]["backfills"] >= 1 and now["rest"]["rate_limit_penalties"] >= 2
+
+            items = await collect(source, then_candles(backed_off, 3), on_item=on_item)
             status = source.status()
             await source.aclose()
             return warm, items, status

@@ -264,19 +264,3 @@ def test_gzipped_csv(tmp_path: Path) -> None:
         fh.write("Open Time,Open,High,Low,Close,Volume\n" + rows + "\n")
     r = load_candles(path)
     assert len(r.candles) == 5 and r.candles[0].ts == T0
-
-
-def test_candles_are_built_unchecked_only_after_a_columnwise_check() -> None:
-    from laptop_agents.domain.models import DomainError
-    from laptop_agents.sources.candle_files import _build_candles
-
-    ts = np.array([0, 60_000], dtype=np.int64)
-    good = [np.array(x) for x in ([10.0, 11.0], [12.0, 11.5], [9.0, 10.5], [11.0, 11.0], [0.0, 3.5])]
-    built = _build_candles(ts, *good)
-    assert built == [Candle(0, 10.0, 12.0, 9.0, 11.0, 0.0), Candle(60_000, 11.0, 11.5, 10.5, 11.0, 3.5)]
-    assert all(type(c.ts) is int and type(c.close) is float for c in built)
-    # a row breaking a Candle invariant (close above high) is not trusted: the checking constructor raises
-    bad = [x.copy() for x in good]
-    bad[3][1] = 12.0
-    with pytest.raises(DomainError, match="low <= open/close <= high"):
-        _build_candles(ts, *bad)

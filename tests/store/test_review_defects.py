@@ -9,8 +9,9 @@ import pytest
 
 from laptop_agents.config import AppConfig
 from laptop_agents.engine import build_engine
+from laptop_agents.engine.recovery import open_engine
 from laptop_agents.sources.synthetic import SyntheticMarket
-from laptop_agents.store import StateStore, StoreCorruptError, open_engine
+from laptop_agents.store import StateStore, StoreCorruptError
 from tests.broker.helpers import T0
 from tests.engine.scripted import ChurnStrategy
 

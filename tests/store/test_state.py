@@ -10,15 +10,15 @@ import pytest
 
 from laptop_agents.config import AppConfig
 from laptop_agents.domain.contracts import AccountView
+from laptop_agents.domain.events import OrderEvent, OrderExpired
 from laptop_agents.domain.models import Candle, OrderIntent, OrderType, Side
-from laptop_agents.engine import build_engine
+from laptop_agents.engine import build_engine, open_engine
 from laptop_agents.sources.synthetic import SyntheticMarket
 from laptop_agents.store import (
     StateStore,
     StoreCorruptError,
     StoreMismatchError,
     StoreWriteError,
-    open_engine,
 )
 from laptop_agents.store.state import SCHEMA_VERSION
 from tests.broker.helpers import DAY, MIN, T0, flat
@@ -83,7 +83,7 @@ def test_processed_ids_survive_restart_so_a_repeated_id_is_a_duplicate(tmp_path:
         e = open_engine(store, CFG, ScriptedStrategy(script))
         r = e.on_candle(flat(1, 100.0))
         assert r.fills == []
-        assert [ev.data["status"] for ev in r.events if ev.kind == "order"] == ["duplicate"]
+        assert [ev.status for ev in r.events if isinstance(ev, OrderEvent)] == ["duplicate"]
 
 
 def test_breaker_state_persists_across_restart_and_resets_next_day(tmp_path: Path) -> None:
@@ -103,16 +103,16 @@ def test_breaker_state_persists_across_restart_and_resets_next_day(tmp_path: Pat
         store.commit(e, r)
     with StateStore(path) as store:
         e = open_engine(store, cfg, ScriptedStrategy(script))
-        assert e.status()["breaker"]["active"] is True
+        assert e.status().breaker.active is True
         r = e.on_candle(flat(2, 1000.0))  # a restart does not reset it
-        assert [ev.data["reason"] for ev in r.events if ev.kind == "order"] == ["breaker"]
+        assert [ev.reason for ev in r.events if isinstance(ev, OrderEvent)] == ["breaker"]
         store.commit(e, r)
         r = e.on_candle(flat(1440, 1000.0))
         assert [ev.kind for ev in r.events] == ["breaker_reset", "decision"]
         store.commit(e, r)
     with StateStore(path) as store:
         e = open_engine(store, cfg, ScriptedStrategy(script))
-        assert e.status()["breaker"]["active"] is False
+        assert e.status().breaker.active is False
 
 
 def test_working_orders_expire_on_load(tmp_path: Path) -> None:
@@ -133,17 +133,19 @@ def test_working_orders_expire_on_load(tmp_path: Path) -> None:
     with StateStore(path) as store:
         # the shell restarts hours later and passes its clock to the load
         e = open_engine(store, CFG, ScriptedStrategy(script), now_ts=T0 + 2 * 3_600_000)
-        assert [o["client_id"] for o in e.status()["working_orders"]] == ["day"]
-        assert [(ev.kind, ev.data["client_id"]) for ev in e.pending_events] == [
+        assert [o.client_id for o in e.status().working_orders] == ["day"]
+        assert [(ev.kind, ev.client_id) for ev in e.pending_events if isinstance(ev, OrderExpired)] == [
             ("order_expired", "short-lived")
         ]
+        assert len(e.pending_events) == 1
         r = e.on_candle(flat(200, 100.0))
         assert r.events[0].kind == "order_expired"  # journaled and committed with the next step
         store.commit(e, r)
     with StateStore(path) as store:
         e = open_engine(store, CFG, ScriptedStrategy(script), now_ts=T0 + DAY)
-        assert e.status()["working_orders"] == []
-        assert [ev.data["client_id"] for ev in e.pending_events] == ["day"]
+        assert e.status().working_orders == ()
+        assert [ev.client_id for ev in e.pending_events if isinstance(ev, OrderExpired)] == ["day"]
+        assert len(e.pending_events) == 1
 
 
 def test_refuses_another_symbol_or_strategy(tmp_path: Path) -> None:

@@ -15,7 +15,8 @@ import pytest
 
 from laptop_agents.config import load_config
 from laptop_agents.domain.models import Candle
-from laptop_agents.store.state import StateStore, open_engine
+from laptop_agents.engine import open_engine
+from laptop_agents.store.state import StateStore
 from laptop_agents.strategy import build_strategy
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -28,7 +29,7 @@ _STATUS_KEYS = ("equity", "balance", "realized_pnl", "fees_paid", "funding_paid"
 
 
 def _status(engine: Any) -> dict[str, Any]:
-    st = engine.status()
+    st = engine.status().to_dict()
     return {k: st[k] for k in _STATUS_KEYS}
 
 

@@ -8,7 +8,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from laptop_agents.domain.models import Event
+from laptop_agents.domain.events import (
+    Event,
+    FillEvent,
+    Funding,
+    Journal,
+    OrderCancelled,
+    OrderEvent,
+    OrderExpired,
+    TradeClosed,
+)
+from laptop_agents.domain.models import OrderType, Side
 from laptop_agents.domain.symbols import instrument_for
 from laptop_agents.strategy.agents import (
     CHOP,
@@ -388,60 +398,64 @@ def test_risk_gate_halts_blocks_and_limits() -> None:
 
 
 def closed(ts: int, reason: str, net: float, exit_price: float, side: str = "long") -> Event:
-    return Event(ts, "trade_closed", {"side": side, "qty": 0.1, "entry_ts": 1, "entry_price": 60_000.0, "exit_ts": ts,
-                                      "exit_price": exit_price, "pnl": net, "fees": 0.0, "funding": 0.0,
-                                      "net_pnl": net, "exit_reason": reason})
+    return TradeClosed(ts, side, 0.1, 1, 60_000.0, ts, exit_price, net, 0.0, 0.0, net, reason, "p-1")
 
 
 def fill(ts: int, cid: str) -> Event:
-    return Event(ts, "fill", {"client_id": cid, "side": "BUY", "qty": 0.1, "price": 60_000.0, "fee": 1.0,
-                              "liquidity": "maker", "reason": "entry"})
+    return FillEvent(ts, cid, Side.BUY, 0.1, 60_000.0, 1.0, "maker", "entry")
+
+
+def journal(events: list[Event]) -> Journal:
+    [ev] = events
+    assert isinstance(ev, Journal)
+    return ev
 
 
 def coach_with_plan() -> JournalCoach:
     j = JournalCoach()
     ev = j.plan_created(1, "p-1", "pullback_ribbon", 1, LIMIT, 60_000.0, 59_400.0, 61_200.0, 0.1, 5)
-    assert ev.kind == "journal" and ev.data["plan_id"] == "p-1" and "plan_created" in ev.data["tags"]
+    assert ev.kind == "journal" and ev.plan_id == "p-1" and "plan_created" in ev.tags
     return j
 
 
 def test_journal_stopped_fast() -> None:
     j = coach_with_plan()
-    [filled] = j.on_event(fill(2, "p-1"), 6)
-    assert "filled" in filled.data["tags"]
-    [ex] = j.on_event(closed(3, "stop", -60.0, 59_400.0), 8)
-    assert set(ex.data["tags"]) == {"stop", "loss", "stopped_fast"}
-    assert ex.data["plan_id"] == "p-1" and "-1.0 R after 2 bars" in ex.data["text"]
+    filled = journal(j.on_event(fill(2, "p-1"), 6))
+    assert "filled" in filled.tags
+    ex = journal(j.on_event(closed(3, "stop", -60.0, 59_400.0), 8))
+    assert set(ex.tags) == {"stop", "loss", "stopped_fast"}
+    assert ex.plan_id == "p-1" and "-1.0 R after 2 bars" in ex.text
 
 
 def test_journal_slow_stop_is_not_stopped_fast() -> None:
     j = coach_with_plan()
     j.on_event(fill(2, "p-1"), 6)
-    [ex] = j.on_event(closed(3, "stop", -60.0, 59_400.0), 10)
-    assert "stopped_fast" not in ex.data["tags"]
+    ex = journal(j.on_event(closed(3, "stop", -60.0, 59_400.0), 10))
+    assert "stopped_fast" not in ex.tags
 
 
 def test_journal_followed_plan_profit() -> None:
     j = coach_with_plan()
     j.on_event(fill(2, "p-1"), 6)
-    [ex] = j.on_event(closed(3, "target", 120.0, 61_200.0), 20)
-    assert set(ex.data["tags"]) == {"target", "win", "followed_plan_profit"}
-    assert "2.0 R" in ex.data["text"]
+    ex = journal(j.on_event(closed(3, "target", 120.0, 61_200.0), 20))
+    assert set(ex.tags) == {"target", "win", "followed_plan_profit"}
+    assert "2.0 R" in ex.text
 
 
 def test_journal_cancel_expiry_reject_and_foreign_ids() -> None:
     j = coach_with_plan()
-    assert j.on_event(Event(2, "order_cancelled", {"client_id": "other", "reason": "x"}), 6) == []
+    assert j.on_event(OrderCancelled(2, "other", "x"), 6) == []
     assert j.on_event(fill(2, "other"), 6) == []
-    [c] = j.on_event(Event(2, "order_cancelled", {"client_id": "p-1", "reason": "pending_expired"}), 6)
-    assert c.data["tags"] == ["cancelled", "pullback_ribbon"] and "pending_expired" in c.data["text"]
+    c = journal(j.on_event(OrderCancelled(2, "p-1", "pending_expired"), 6))
+    assert c.tags == ("cancelled", "pullback_ribbon") and "pending_expired" in c.text
     j = coach_with_plan()
-    [e] = j.on_event(Event(2, "order_expired", {"client_id": "p-1"}), 6)
-    assert e.data["tags"][0] == "expired"
+    e = journal(j.on_event(OrderExpired(2, "p-1", 2, 0.1), 6))
+    assert e.tags[0] == "expired"
     j = coach_with_plan()
-    [r] = j.on_event(Event(2, "order", {"client_id": "p-1", "status": "rejected", "reason": "max_leverage"}), 6)
-    assert r.data["tags"][0] == "rejected"
-    assert j.on_event(Event(2, "funding", {"rate": 0.0001}), 6) == []
+    rejected = OrderEvent(2, "p-1", Side.BUY, OrderType.LIMIT, 0.1, 60_000.0, None, None, "rejected", "max_leverage")
+    r = journal(j.on_event(rejected, 6))
+    assert r.tags[0] == "rejected"
+    assert j.on_event(Funding(2, 0.0001, 0.0, 0.0, 2, 60_000.0), 6) == []
 
 
 @settings(max_examples=200, deadline=None)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from laptop_agents.config import AppConfig, RiskConfig, StrategyConfig, TradingConfig
+from laptop_agents.engine import starting_equity
 from laptop_agents.strategy import (
     SmaCross,
     SmaCrossParams,
@@ -16,7 +17,6 @@ from laptop_agents.strategy import (
     SupervisorParams,
     build_strategy,
     load_strategy_params,
-    starting_equity,
     strategy_names,
 )
 from laptop_agents.strategy.params import apply_overrides, parse_params
@@ -188,7 +188,7 @@ def test_build_strategy_and_starting_equity() -> None:
     s = build_strategy(cfg)
     assert isinstance(s, Supervisor) and s.name == "default"
     assert s.execution_risk_sentinel.risk_pct == 1.0
-    assert starting_equity(cfg) == 10_000.0
+    assert starting_equity(cfg, s) == 10_000.0
     cfg2 = AppConfig(risk=RiskConfig(risk_pct=0.3, starting_equity=2_500), trading=TradingConfig(symbol="BTCUSD"),
                      strategy=StrategyConfig(name="tight"))
     s2 = build_strategy(cfg2, overrides={"rr_min": 3})
@@ -196,7 +196,7 @@ def test_build_strategy_and_starting_equity() -> None:
     assert s2.execution_risk_sentinel.risk_pct == 0.3  # risk config beats the file (0.25 for BTCUSD)
     assert s2.risk_gate.rr_min == 3
     assert s2.instrument.symbol == "BTCUSD"
-    assert starting_equity(cfg2) == 2_500
+    assert starting_equity(cfg2, s2) == 2_500
     sma = build_strategy(AppConfig(strategy=StrategyConfig(name="sma_cross")))
     assert isinstance(sma, SmaCross)
     with pytest.raises(StrategyConfigError):

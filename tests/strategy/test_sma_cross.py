@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from laptop_agents.domain.contracts import AccountView, StrategyOutput
+from laptop_agents.domain.events import Decision
 from laptop_agents.domain.models import Candle, OrderIntent, OrderType, Side
 from laptop_agents.domain.symbols import instrument_for
 from laptop_agents.strategy import SmaCross
@@ -65,7 +66,8 @@ def test_reverses_with_one_order_of_position_plus_new_size() -> None:
     new_size = floor_to_step(100.0 / (c.close * 0.01), 0.0001)
     assert it.qty == round(0.15 + new_size, 12)
     [dec, journal] = out.events
-    assert dec.data["reason"] == "cross" and dec.data["size"] == new_size and journal.kind == "journal"
+    assert isinstance(dec, Decision) and dec.reason == "cross" and dec.context["size"] == new_size
+    assert journal.kind == "journal"
 
 
 def test_holds_while_aligned_and_waits_for_a_cross_after_a_stop_out() -> None:
@@ -104,7 +106,7 @@ def test_entries_blocked_only_closes_on_a_cross_and_reports_once() -> None:
     # Flat and still blocked: no entry, and the block is reported once, not per candle.
     after = outs[outs.index(closing[0]) + 1 :]
     assert after and not any(o.intents for o in after)
-    assert sum(1 for o in outs for e in o.events if e.data.get("reason") == "entries_blocked") == 1
+    assert sum(1 for o in outs for e in o.events if isinstance(e, Decision) and e.reason == "entries_blocked") == 1
 
 
 def test_no_order_while_one_is_working_and_warmup_is_silent() -> None:

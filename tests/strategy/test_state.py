@@ -37,8 +37,10 @@ def structure(obj: Any) -> Any:
         return ("dict", [(k, structure(v)) for k, v in obj.items()])
     slots = [s for cls in type(obj).__mro__ for s in getattr(cls, "__slots__", ())]
     missing = object()
-    return (type(obj).__name__, {s: structure(getattr(obj, s, missing)) if hasattr(obj, s) else "<unset>"
-                                 for s in slots})  # fmt: skip
+    fields = {s: structure(getattr(obj, s, missing)) if hasattr(obj, s) else "<unset>" for s in slots}
+    # A class without __slots__ of its own (a strategy on the base) keeps its attributes in __dict__.
+    fields.update((k, structure(v)) for k, v in getattr(obj, "__dict__", {}).items())
+    return (type(obj).__name__, fields)
 
 
 def candles(n: int) -> list[Candle]:

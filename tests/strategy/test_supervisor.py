@@ -11,7 +11,16 @@ import pytest
 
 from laptop_agents.config import AppConfig
 from laptop_agents.domain.contracts import AccountView, Strategy, StrategyOutput
-from laptop_agents.domain.models import CancelIntent, Candle, Event, FundingRate, OrderIntent, OrderType, Side
+from laptop_agents.domain.events import (
+    AgentError,
+    Decision,
+    Event,
+    FillEvent,
+    Journal,
+    OrderEvent,
+    TradeClosed,
+)
+from laptop_agents.domain.models import CancelIntent, Candle, FundingRate, OrderIntent, OrderType, Side
 from laptop_agents.domain.symbols import instrument_for
 from laptop_agents.sources.synthetic import SyntheticMarket
 from laptop_agents.strategy import Supervisor, build_strategy
@@ -46,8 +55,13 @@ def feed(sup: Strategy, candles: list[Candle], account: AccountView | None = Non
     return [sup.on_candle(c, account or flat(t=c.ts)) for c in candles]
 
 
+def fields(e: Event) -> dict[str, Any]:
+    """An event's JSON fields (without ts and kind), as journaled."""
+    return {k: v for k, v in e.to_dict().items() if k not in ("ts", "kind")}
+
+
 def decisions(outs: list[StrategyOutput]) -> list[dict[str, Any]]:
-    return [e.data for o in outs for e in o.events if e.kind == "decision"]
+    return [fields(e) for o in outs for e in o.events if e.kind == "decision"]
 
 
 # -- entries ---------------------------------------------------------------------
@@ -70,9 +84,9 @@ def test_uptrend_pullback_gives_one_limit_buy_with_a_bracket() -> None:
     dist = intent.price - intent.stop  # type: ignore[operator]
     assert intent.qty == floor_to_step(10_000 * 0.01 / dist, 0.0001)
     dec, journal = outs[4].events
-    assert dec.kind == "decision" and dec.data["action"] == "enter" and dec.data["trend"] == "UP"
-    assert dec.data["client_id"] == intent.client_id and dec.data["rr"] == pytest.approx(2.0, abs=1e-3)
-    assert journal.kind == "journal" and journal.data["plan_id"] == intent.client_id
+    assert isinstance(dec, Decision) and dec.action == "enter" and dec.context["trend"] == "UP"
+    assert dec.client_id == intent.client_id and dec.context["rr"] == pytest.approx(2.0, abs=1e-3)
+    assert isinstance(journal, Journal) and journal.plan_id == intent.client_id
     json.dumps([e.to_dict() for e in outs[4].events])  # events are JSON-able
 
 
@@ -112,7 +126,7 @@ def test_half_size_when_funding_is_warm_or_missing() -> None:
     unknown = feed(missing, trend(5))[4].intents[0]
     assert isinstance(full, OrderIntent) and isinstance(half, OrderIntent) and isinstance(unknown, OrderIntent)
     assert half.qty == unknown.qty == floor_to_step(full.qty / 2, 0.0001)
-    assert feed(make(), trend(5))[4].events[0].data["size_mult"] == 1.0
+    assert fields(feed(make(), trend(5))[4].events[0])["size_mult"] == 1.0
 
 
 # -- pending trigger ---------------------------------------------------------------
@@ -216,9 +230,10 @@ def test_broker_rejection_starts_the_cooldown() -> None:
     sup = make()
     candles = trend(9)
     [intent] = feed(sup, candles[:5])[4].intents
-    journal = sup.on_broker_event(Event(ts(4), "order", {"client_id": intent.client_id, "status": "rejected",
-                                                         "reason": "max_orders_per_minute"}))
-    assert journal and journal[0].data["tags"][0] == "rejected"
+    journal = sup.on_broker_event(OrderEvent(ts(4), intent.client_id, intent.side, intent.type, intent.qty,
+                                             intent.price, intent.stop, intent.target, "rejected",
+                                             "max_orders_per_minute"))
+    assert journal and isinstance(journal[0], Journal) and journal[0].tags[0] == "rejected"
     outs = feed(sup, candles[5:9])
     assert all(not o.intents for o in outs)
 
@@ -238,7 +253,7 @@ def test_sweep_market_entry_through_the_pipeline() -> None:
     assert isinstance(intent, OrderIntent)
     assert (intent.type, intent.side, intent.reason) == (OrderType.MARKET, Side.BUY, "sweep")
     assert intent.stop is not None and intent.stop < 59_970
-    assert out.events[0].data["level"] == 59_970.0
+    assert fields(out.events[0])["level"] == 59_970.0
 
 
 # -- isolation -----------------------------------------------------------------------
@@ -271,7 +286,7 @@ def test_failing_agent_means_no_trade_and_an_agent_error_then_recovery() -> None
     assert outs[4].intents == []
     [err] = outs[4].events
     assert err.kind == "agent_error" and err.ts == candles[4].ts
-    assert err.data == {"agent": "cvd_divergence", "error": "ZeroDivisionError: injected"}
+    assert err == AgentError(candles[4].ts, "cvd_divergence", "ZeroDivisionError: injected")
     nxt = feed(sup, candles[5:6])[0]  # the next candle is processed normally
     assert len(nxt.intents) == 1 and [e.kind for e in nxt.events] == ["decision", "journal"]
 
@@ -283,7 +298,9 @@ def test_failing_decision_agent_is_isolated() -> None:
     outs = feed(sup, trend(6))
     assert all(not o.intents for o in outs)
     errs = [e for o in outs for e in o.events if e.kind == "agent_error"]
-    assert errs and all(e.data["agent"] == "setup_signal" and "KeyError" in e.data["error"] for e in errs)
+    assert errs and all(
+        isinstance(e, AgentError) and e.agent == "setup_signal" and "KeyError" in e.error for e in errs
+    )
 
 
 def test_failing_journal_does_not_escape_on_broker_event() -> None:
@@ -295,8 +312,8 @@ def test_failing_journal_does_not_escape_on_broker_event() -> None:
 
     sup = make()
     sup.journal_coach = BadCoach()
-    [err] = sup.on_broker_event(Event(5, "fill", {"client_id": "x"}))
-    assert err.kind == "agent_error" and err.data["agent"] == "journal_coach"
+    [err] = sup.on_broker_event(FillEvent(5, "x", Side.BUY, 1.0, 100.0, 0.0, "taker", "entry"))
+    assert isinstance(err, AgentError) and err.agent == "journal_coach"
 
 
 # -- warmup, determinism, snapshots ------------------------------------------------------
@@ -320,21 +337,24 @@ class TinyAccount:
         self.pos = 0.0
         self.stop = self.target = 0.0
         self.working: dict[str, OrderIntent] = {}
+        self.entry: tuple[int, float, str] = (0, 0.0, "")
 
-    def step(self, c: Candle, strat: Strategy) -> list[Event]:
+    def step(self, c: Candle, strat: Strategy) -> list[dict[str, Any]]:
         out: list[Event] = []
         for cid, o in list(self.working.items()):
             if o.type is OrderType.MARKET or (o.price is not None and c.low <= o.price <= c.high):
                 del self.working[cid]
                 self.pos = o.qty * o.side.sign
                 self.stop, self.target = o.stop or 0.0, o.target or 0.0
-                out.append(Event(c.ts, "fill", {"client_id": cid, "qty": o.qty, "price": o.price or c.close}))
+                self.entry = (c.ts, o.price or c.close, cid)
+                out.append(FillEvent(c.ts, cid, o.side, o.qty, o.price or c.close, 0.0, "maker", "entry"))
         if self.pos and (c.low <= self.stop <= c.high or c.low <= self.target <= c.high):
             hit_stop = c.low <= self.stop <= c.high
-            out.append(Event(c.ts, "trade_closed", {"side": "long" if self.pos > 0 else "short",
-                                                    "exit_price": self.stop if hit_stop else self.target,
-                                                    "exit_reason": "stop" if hit_stop else "target",
-                                                    "net_pnl": -1.0 if hit_stop else 1.0}))
+            entry_ts, entry_price, cid = self.entry
+            net = -1.0 if hit_stop else 1.0
+            out.append(TradeClosed(c.ts, "long" if self.pos > 0 else "short", abs(self.pos), entry_ts, entry_price,
+                                   c.ts, self.stop if hit_stop else self.target, net, 0.0, 0.0, net,
+                                   "stop" if hit_stop else "target", cid))
             self.pos = 0.0
         res = strat.on_candle(c, AccountView(ts=c.ts, equity=10_000.0, position_qty=self.pos,
                                              working_orders=tuple(self.working)))
@@ -343,9 +363,8 @@ class TinyAccount:
                 self.working.pop(it.client_id, None)
             else:
                 self.working[it.client_id] = it
-        return res.events + [j for e in out for j in strat.on_broker_event(e)] + [
-            Event(c.ts, "intent", {"repr": repr(i)}) for i in res.intents
-        ]
+        events = res.events + [j for e in out for j in strat.on_broker_event(e)]
+        return [e.to_dict() for e in events] + [{"ts": c.ts, "kind": "intent", "repr": repr(i)} for i in res.intents]
 
 
 def serialized_run(strat: Strategy, candles: list[Candle], acct: TinyAccount | None = None) -> list[str]:
@@ -354,7 +373,7 @@ def serialized_run(strat: Strategy, candles: list[Candle], acct: TinyAccount | N
     for i, c in enumerate(candles):
         if i % 240 == 0:
             strat.on_funding(FundingRate(c.ts, [0.0001, 0.00035, 0.0006, 0.0012][(i // 240) % 4]))
-        lines.extend(json.dumps(e.to_dict(), sort_keys=True) for e in acct.step(c, strat))
+        lines.extend(json.dumps(e, sort_keys=True) for e in acct.step(c, strat))
     return lines
 
 
@@ -417,5 +436,5 @@ def test_sweep_filter_block_is_a_decision_event() -> None:
     feed(sup, closes_to_candles([60_000.0 + (20 if k % 2 else 0) for k in range(8)], wick=30.0))
     out = sup.on_candle(bar(8, 60_010, 60_040, 59_900, 60_030, v=10.0), flat())  # volume 10 < 0.5 x 100
     assert out.intents == []
-    [dec] = [e.data for e in out.events]
+    [dec] = [fields(e) for e in out.events]
     assert (dec["action"], dec["reason"], dec["setup"], dec["side"]) == ("block", "sweep_volume_filter", "sweep", "BUY")

@@ -23,12 +23,20 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from laptop_agents.backtest.runner import mock_candles, mock_funding, run_backtest
+from laptop_agents.backtest.validate import DataSpec, GridError, parse_grid, walk_forward, write_leaderboard
 from laptop_agents.config import AppConfig
 from laptop_agents.context import CommandContext
 from laptop_agents.domain.errors import LaptopAgentsError
+from laptop_agents.domain.isotime import ms_to_iso
 from laptop_agents.domain.models import Candle, FundingRate
 from laptop_agents.exit_codes import ExitCode
+from laptop_agents.fileio import problem
 from laptop_agents.logs import scrub
+from laptop_agents.report.console import print_summary
+from laptop_agents.sources.candle_files import CandleFileError, load_candles
+from laptop_agents.strategy import StrategyConfigError, build_strategy
+from laptop_agents.workspace import RunIdError
 
 
 class _Fail(LaptopAgentsError):
@@ -43,14 +51,12 @@ def _out() -> Console:
 
 
 def _err(console: Console, message: str) -> None:
-    console.print(scrub(message), markup=False, highlight=False, soft_wrap=True)
+    console.print(scrub(message), markup=False, emoji=False, highlight=False, soft_wrap=True)
 
 
 def _failed(console: Console, exc: Exception, writing: str) -> int:
     """One line and the exit code for what ended a backtest or validation early:
     a usage/data failure (its own code), a bad strategy (2) or a write error (10)."""
-    from laptop_agents.strategy import StrategyConfigError
-
     if isinstance(exc, _Fail):
         _err(console, str(exc))
         return exc.code
@@ -58,8 +64,6 @@ def _failed(console: Console, exc: Exception, writing: str) -> int:
         _err(console, f"strategy error: {exc}")
         return ExitCode.CONFIG_ERROR
     assert isinstance(exc, OSError)
-    from laptop_agents.fileio import problem
-
     where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
     _err(console, f"cannot write {writing}: {problem(exc)}{where}")
     return ExitCode.DISK_FULL
@@ -82,14 +86,10 @@ def load_data(
     the config comes back with the data's interval."""
     file = _data_file(ctx)
     if file is None:
-        from laptop_agents.backtest.runner import mock_candles, mock_funding
-
         candles = mock_candles(config)
         desc = (f"no candle file: mock market, seed {config.trading.seed}, {config.trading.duration_min:g} min "
                 f"of {config.trading.interval} candles from 2024-01-01T00:00Z")
         return config, candles, mock_funding(config, candles), None, desc, None
-    from laptop_agents.sources.candle_files import CandleFileError, load_candles
-
     strict = bool(getattr(ctx.args, "strict", False))
     try:
         loaded = load_candles(file, strict=strict, **time_options(ctx))
@@ -115,8 +115,6 @@ def time_options(ctx: CommandContext) -> dict[str, str | None]:
 def new_run_id(ctx: CommandContext, prefix: str, strategy: str) -> str:
     """``--run-id`` (checked) or ``<prefix>-<UTC time>-<strategy>``; its directory is
     created here, exclusively, so no earlier run's files are ever overwritten."""
-    from laptop_agents.workspace import RunIdError
-
     ws = ctx.workspace
     given = getattr(ctx.args, "run_id", None)
     if given is not None:
@@ -139,24 +137,16 @@ def new_run_id(ctx: CommandContext, prefix: str, strategy: str) -> str:
         run_id, k = f"{base}-{k}", k + 1
 
 
-def _strategy_label(config: AppConfig) -> str:
-    return str(config.strategy.file) if config.strategy.file is not None else config.strategy.name
-
-
 def cmd_backtest(ctx: CommandContext) -> int:
     """Backtest a candle file (or the mock market) with the live Engine; write runs/<run_id>/."""
-    from laptop_agents.backtest.runner import run_backtest
-    from laptop_agents.report.console import print_summary
-    from laptop_agents.strategy import StrategyConfigError, build_strategy
-
     out = _out()
     err = Console(stderr=True)
     try:
-        build_strategy(ctx.config)  # a bad strategy file fails before any data is read
+        label = build_strategy(ctx.config).name  # a bad strategy fails before any data is read
         config, candles, funding, data_report, desc, file = load_data(ctx, ctx.config, err)
         if not candles:
             raise _Fail(ExitCode.BAD_INPUT, "no candles to backtest")
-        run_id = new_run_id(ctx, "backtest", _strategy_label(config))
+        run_id = new_run_id(ctx, "backtest", label)
         run_dir = ctx.workspace.run_dir(run_id)
         err.print(scrub(desc), markup=False, highlight=False, style="dim", soft_wrap=True)
         fields: dict[str, Any] = {"run_id": run_id, "source": desc}
@@ -184,15 +174,6 @@ def cmd_backtest(ctx: CommandContext) -> int:
 
 def cmd_validate(ctx: CommandContext) -> int:
     """Walk-forward validation over ``--grid``; leaderboard.csv/json in runs/<run_id>/."""
-    from laptop_agents.backtest.validate import (
-        DataSpec,
-        GridError,
-        parse_grid,
-        walk_forward,
-        write_leaderboard,
-    )
-    from laptop_agents.strategy import StrategyConfigError, build_strategy
-
     out = _out()
     err = Console(stderr=True)
     args = ctx.args
@@ -201,7 +182,7 @@ def cmd_validate(ctx: CommandContext) -> int:
             grid = parse_grid(getattr(args, "grid", None))
         except GridError as exc:
             raise _Fail(ExitCode.CONFIG_ERROR, f"bad --grid: {exc}") from None
-        build_strategy(ctx.config)  # a bad strategy file fails before any data is read
+        label = build_strategy(ctx.config).name  # a bad strategy fails before any data is read
         config, candles, _funding, data_report, desc, file = load_data(ctx, ctx.config, err)
         for combo in grid:  # refuse a bad parameter name or value before any work starts
             build_strategy(config, overrides=combo)
@@ -210,7 +191,7 @@ def cmd_validate(ctx: CommandContext) -> int:
             raise _Fail(ExitCode.CONFIG_ERROR, f"bad --jobs {jobs}: must be >= 1")
         splits = getattr(args, "splits", None) or 4
         train_frac = getattr(args, "train_frac", None) or 0.7
-        run_id = new_run_id(ctx, "validate", _strategy_label(config))
+        run_id = new_run_id(ctx, "validate", label)
         run_dir = ctx.workspace.run_dir(run_id)
         spec = DataSpec(file=str(file.resolve()) if file else None, strict=bool(getattr(args, "strict", False)),
                         interval=config.trading.interval if file else None, **time_options(ctx))
@@ -221,7 +202,7 @@ def cmd_validate(ctx: CommandContext) -> int:
                                jobs=jobs, constant_funding=getattr(args, "funding_rate", None))
         except GridError as exc:
             raise _Fail(ExitCode.CONFIG_ERROR, str(exc)) from None
-        doc = {"run_id": run_id, "mode": "validate", "strategy": _strategy_label(config),
+        doc = {"run_id": run_id, "mode": "validate", "strategy": label,
                "symbol": config.trading.symbol, "interval": config.trading.interval, "source": desc,
                "grid": getattr(args, "grid", None) or "", "data_report": data_report, **doc}
         csv_path, json_path = write_leaderboard(doc, run_dir)
@@ -258,15 +239,14 @@ def leaderboard_table(doc: dict[str, Any], top: int = 15) -> Table:
 
 
 def picks_table(doc: dict[str, Any]) -> Table:
-    from laptop_agents.sources.candle_files import iso
-
     t = Table(title="picked on train, scored on test", title_justify="left")
     for col in ("fold", "test window", "params", "train Sharpe", "test Sharpe", "test ret %", "test trades"):
         t.add_column(col, justify="left" if col in ("params", "test window") else "right",
                      no_wrap=col in ("params", "test window"))
     for p in doc["picks"]:
         a, b = p["test_range"]
-        t.add_row(str(p["fold"]), f"{iso(a)[:16]} → {iso(b)[:16]}", _params(p["params"]), _f(p["train"]["sharpe"]),
-                  _f(p["test"]["sharpe"]), _f(p["test"]["return_pct"]), str(p["test"]["trades"]))
+        t.add_row(str(p["fold"]), f"{ms_to_iso(a)[:16]} → {ms_to_iso(b)[:16]}", _params(p["params"]),
+                  _f(p["train"]["sharpe"]), _f(p["test"]["sharpe"]), _f(p["test"]["return_pct"]),
+                  str(p["test"]["trades"]))
     return t
 

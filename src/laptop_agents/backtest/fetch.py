@@ -17,21 +17,20 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from laptop_agents.context import CommandContext
 from laptop_agents.domain.errors import UsageError
+from laptop_agents.domain.isotime import iso_to_ms, ms_to_iso
 from laptop_agents.domain.models import Candle
 from laptop_agents.domain.timeframes import interval_ms
+from laptop_agents.exchange.errors import ExchangeError
+from laptop_agents.exchange.rest import BitunixRestClient, closed_candles_of
 from laptop_agents.exit_codes import ExitCode
 from laptop_agents.logs import scrub
-
-if TYPE_CHECKING:
-    from laptop_agents.exchange.rest import BitunixRestClient
+from laptop_agents.sources.candle_files import CandleFileError, load_candles, write_candles
+from laptop_agents.wallclock import now_ms
 
 PAGE_BARS = 200
 CHECKPOINT_PAGES = 20
@@ -47,13 +46,10 @@ def parse_time_ms(text: str, flag: str) -> int:
     if raw.isdigit():
         return int(raw)
     try:
-        dt = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        return iso_to_ms(raw)
     except ValueError:
         raise FetchArgError(f"bad {flag} {text!r}: use an ISO date/time (2024-01-31, 2024-01-31T12:00Z) "
                             "or epoch milliseconds") from None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return int(dt.timestamp() * 1000)
 
 
 async def fetch_range(
@@ -69,8 +65,6 @@ async def fetch_range(
     """Closed candles with open time in ``[start_ms, end_ms]``, oldest first,
     fetched in forward 200-interval windows. ``on_checkpoint`` receives the
     candles so far every ``checkpoint_pages`` pages."""
-    from laptop_agents.exchange.rest import closed_candles_of
-
     iv = interval_ms(interval)
     start = -(-start_ms // iv) * iv  # the first open time at or after start_ms
     got: dict[int, Candle] = {}
@@ -91,10 +85,6 @@ async def fetch_range(
 
 def cmd_fetch_candles(ctx: CommandContext) -> int:
     """Download candles to ``--out`` (.parquet or .csv), resuming after its last candle."""
-    from laptop_agents.exchange.errors import ExchangeError
-    from laptop_agents.exchange.rest import BitunixRestClient
-    from laptop_agents.sources.candle_files import CandleFileError, iso, load_candles, write_candles
-
     args = ctx.args
     trading = ctx.config.trading
     symbol, interval = trading.symbol, trading.interval
@@ -108,7 +98,7 @@ def cmd_fetch_candles(ctx: CommandContext) -> int:
     if out.suffix.lower() not in (".csv", ".parquet"):
         return fail(ExitCode.CONFIG_ERROR, f"--out {out.name!r} must end in .parquet or .csv")
     try:
-        now = int(time.time() * 1000)
+        now = now_ms()
         end = parse_time_ms(args.end, "--end") if args.end else now
         if args.start:
             start = parse_time_ms(args.start, "--start")
@@ -132,7 +122,7 @@ def cmd_fetch_candles(ctx: CommandContext) -> int:
                         "choose another --out or --interval")
         existing = loaded.candles
         start = max(start, existing[-1].ts + iv)
-        print(f"resuming {out} after {iso(existing[-1].ts)} ({len(existing):,} candles stored)")
+        print(f"resuming {out} after {ms_to_iso(existing[-1].ts)} ({len(existing):,} candles stored)")
     if start > end_open:
         print(f"{out}: up to date ({len(existing):,} candles)")
         return ExitCode.OK
@@ -144,7 +134,7 @@ def cmd_fetch_candles(ctx: CommandContext) -> int:
         async with BitunixRestClient(trading.bitunix_rest_url) as client:
             return await fetch_range(client, symbol, interval, start, end_open, on_checkpoint=save)
 
-    print(f"fetching {symbol} {interval} {iso(start)} -> {iso(end_open)} from {trading.bitunix_rest_url}")
+    print(f"fetching {symbol} {interval} {ms_to_iso(start)} -> {ms_to_iso(end_open)} from {trading.bitunix_rest_url}")
     try:
         new = asyncio.run(run())
     except ExchangeError as exc:

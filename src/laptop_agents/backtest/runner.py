@@ -16,6 +16,7 @@ broker charges no funding and the default strategy's funding gate sees
 from __future__ import annotations
 
 import gc
+import json
 import math
 import sys
 import time
@@ -24,12 +25,25 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from laptop_agents.backtest.metrics import compute_metrics
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
 from laptop_agents.config import AppConfig
-from laptop_agents.domain.models import Candle, Event, FundingRate
+from laptop_agents.domain.events import Event, FillEvent, Funding, TradeClosed
+from laptop_agents.domain.models import Candle, FundingRate
 from laptop_agents.domain.timeframes import interval_ms
+from laptop_agents.engine import build_engine
+from laptop_agents.report.files import EVENTS_JSONL, SUMMARY_JSON
+from laptop_agents.report.metrics import compute_metrics
+from laptop_agents.report.writer import RunWriter
+from laptop_agents.sources.synthetic import SyntheticMarket
+from laptop_agents.store.journal import EventJournal
+from laptop_agents.strategy import build_strategy
+
+if TYPE_CHECKING:
+    from laptop_agents.engine.status import EngineStatus
 
 MOCK_ORIGIN_TS = 1_704_067_200_000  # 2024-01-01T00:00:00Z: a fixed origin makes mock backtests reproducible
 _JOURNAL_BATCH = 4096
@@ -42,12 +56,12 @@ class BacktestResult:
     same numbers the run's files hold; ``trades`` are the ``trade_closed`` events."""
 
     metrics: dict[str, Any]
-    trades: list[dict[str, Any]]
+    trades: list[TradeClosed]
     steps: int
     warmup: int
     elapsed_s: float
     starting_equity: float
-    final_status: dict[str, Any]
+    final_status: EngineStatus
     run_dir: Path | None = None
     report: Path | None = None
     summary: dict[str, Any] = field(default_factory=dict)
@@ -63,8 +77,6 @@ class BacktestResult:
 def mock_candles(config: AppConfig, *, minutes: float | None = None) -> list[Candle]:
     """The mock market's candles for ``trading.duration_min`` minutes (or
     ``minutes``) from :data:`MOCK_ORIGIN_TS`, seeded by ``trading.seed``."""
-    from laptop_agents.sources.synthetic import SyntheticMarket
-
     step = interval_ms(config.trading.interval)
     total_ms = (config.trading.duration_min if minutes is None else minutes) * 60_000
     n = max(1, int(total_ms // step))
@@ -74,8 +86,6 @@ def mock_candles(config: AppConfig, *, minutes: float | None = None) -> list[Can
 
 def mock_funding(config: AppConfig, candles: Sequence[Candle]) -> list[FundingRate]:
     """The mock market's funding rate at the start and at each 8-hour period change."""
-    from laptop_agents.sources.synthetic import SyntheticMarket
-
     if not candles:
         return []
     market = SyntheticMarket(config.trading.seed, MOCK_ORIGIN_TS, interval_ms(config.trading.interval))
@@ -114,9 +124,6 @@ def _progress(total: int, enabled: bool | None) -> Any:
         enabled = sys.stderr.isatty() and total >= 20_000
     if not enabled:
         return None
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
     prog = Progress(
         TextColumn("backtest"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
         TimeRemainingColumn(), console=Console(stderr=True), transient=True,
@@ -146,9 +153,6 @@ def run_backtest(
     With ``run_dir`` the run's files (events.jsonl, candles/equity/trades.csv,
     summary.json and, with ``html``, report.html) are written there.
     """
-    from laptop_agents.engine import build_engine
-    from laptop_agents.strategy import build_strategy
-
     strategy = build_strategy(config, overrides=overrides)
     engine = build_engine(config, strategy)
     step_ms = interval_ms(config.trading.interval)
@@ -156,9 +160,6 @@ def run_backtest(
     writer = None
     jrnl = None
     if run_dir is not None:
-        from laptop_agents.report.writer import EVENTS_JSONL, RunWriter
-        from laptop_agents.store.journal import EventJournal
-
         writer = RunWriter(run_dir, plotly=config.system.report_plotly)
         if journal:
             jrnl = EventJournal(Path(run_dir) / EVENTS_JSONL)
@@ -170,7 +171,7 @@ def run_backtest(
 
     equity = array("d")
     position = array("d")
-    trades: list[dict[str, Any]] = []
+    trades: list[TradeClosed] = []
     fees = funding_paid = 0.0
     pending: list[Event] = []
     n = len(candles)
@@ -224,13 +225,12 @@ def run_backtest(
                             write_rows()
                 if result.events:
                     for ev in result.events:
-                        k = ev.kind
-                        if k == "fill":
-                            fees += float(ev.data.get("fee") or 0.0)
-                        elif k == "funding":
-                            funding_paid += float(ev.data.get("amount") or 0.0)
-                        elif k == "trade_closed":
-                            trades.append(dict(ev.data))
+                        if isinstance(ev, FillEvent):
+                            fees += ev.fee
+                        elif isinstance(ev, Funding):
+                            funding_paid += ev.amount
+                        elif isinstance(ev, TradeClosed):
+                            trades.append(ev)
                     if jrnl is not None:
                         pending.extend(result.events)
                         if len(pending) >= _JOURNAL_BATCH:
@@ -250,14 +250,14 @@ def run_backtest(
     elapsed = time.perf_counter() - t0
 
     status = engine.status()
-    start_eq = status.get("start_balance")
+    start_eq = status.start_balance
     if start_eq is None:
         start_eq = float(config.risk.starting_equity or 0.0)
     # Inverse accounts are in BTC: warmup-only runs never set the balance.
     start_eq = float(start_eq)
     metrics = compute_metrics(
         starting_equity=start_eq, equity=equity, position_qty=position,
-        trade_net_pnl=[float(t.get("net_pnl", 0.0)) for t in trades],
+        trade_net_pnl=[t.net_pnl for t in trades],
         interval_ms=step_ms, fees_paid=fees, funding_paid=funding_paid,
     )
     result_obj = BacktestResult(
@@ -271,7 +271,7 @@ def run_backtest(
             "symbol": config.trading.symbol,
             "interval": config.trading.interval,
             "starting_equity": start_eq,
-            "currency": status.get("currency"),
+            "currency": status.currency,
             "warmup_candles": warm,
             "elapsed_s": round(elapsed, 3),
             "candles_per_s": round(len(equity) / elapsed, 1) if elapsed > 0 else None,
@@ -279,9 +279,5 @@ def run_backtest(
         }
         fields.update(summary_fields or {})
         result_obj.report = writer.finish(fields, html=html)
-        import json
-
-        from laptop_agents.report.writer import SUMMARY_JSON
-
         result_obj.summary = json.loads((Path(run_dir) / SUMMARY_JSON).read_text(encoding="utf-8"))  # type: ignore[arg-type]
     return result_obj

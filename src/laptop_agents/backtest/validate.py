@@ -23,7 +23,10 @@ each loads the candle file once.
 
 from __future__ import annotations
 
+import csv
+import io
 import itertools
+import json
 import math
 import os
 import tempfile
@@ -38,7 +41,9 @@ from laptop_agents.backtest.research.space import grid_space
 from laptop_agents.backtest.research.sweep import SweepSpec, open_storage, open_study, run_sweep
 from laptop_agents.backtest.research.walkforward import DataSpec, Fold, GridError, make_folds
 from laptop_agents.config import AppConfig
+from laptop_agents.fileio import write_text_atomic
 from laptop_agents.interrupts import Interrupted
+from laptop_agents.logs import scrub
 
 __all__ = ["MAX_COMBINATIONS", "DataSpec", "Fold", "GridError", "leaderboard", "make_folds", "parse_grid",
            "score_key", "walk_forward", "write_leaderboard"]
@@ -188,24 +193,21 @@ def _mean(values: Sequence[Any]) -> float | None:
 
 
 def write_leaderboard(doc: Mapping[str, Any], out_dir: Path) -> tuple[Path, Path]:
-    """leaderboard.csv (one row per combination) and leaderboard.json (everything)."""
-    import csv
-    import json
-
-    from laptop_agents.logs import scrub
-
+    """leaderboard.csv (one row per combination) and leaderboard.json (everything),
+    each replaced atomically; not fsynced: a validation is re-run, never resumed."""
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path = out_dir / "leaderboard.json"
-    json_path.write_text(scrub(json.dumps(_finite(doc), indent=2)) + "\n", encoding="utf-8")
+    write_text_atomic(json_path, scrub(json.dumps(_finite(doc), indent=2)) + "\n")
     csv_path = out_dir / "leaderboard.csv"
     rows = doc["leaderboard"]
     keys = [k for k in rows[0] if k != "params"] if rows else []
     names = sorted({n for r in rows for n in r["params"]})
-    with open(csv_path, "w", encoding="utf-8", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["rank", *names, *keys])
-        for rank, r in enumerate(rows, 1):
-            w.writerow([rank, *(r["params"].get(n, "") for n in names), *("" if r[k] is None else r[k] for k in keys)])
+    buf = io.StringIO(newline="")
+    w = csv.writer(buf)
+    w.writerow(["rank", *names, *keys])
+    for rank, r in enumerate(rows, 1):
+        w.writerow([rank, *(r["params"].get(n, "") for n in names), *("" if r[k] is None else r[k] for k in keys)])
+    write_text_atomic(csv_path, buf.getvalue())
     return csv_path, json_path
 
 

@@ -14,8 +14,9 @@ Before an alert is queued it passes two filters:
   (a stale feed that stays stale alerts once, not every check);
 - *rate limit*: a token bucket (``burst`` alerts, refilled at ``per_minute``);
   alerts over it are dropped and counted, and the next alert that goes out
-  says how many were suppressed. Session stop alerts bypass the bucket: the
-  last word of a session is never rate-limited away.
+  says how many were suppressed. Session stop alerts bypass the bucket (the
+  last word of a session is never rate-limited away), and so does the daily
+  summary.
 
 :class:`AlertWatcher` turns a :class:`SessionView` into alerts (trades, stale
 data, reconnect storms, error budget, breaker, daily summary) by looking at it
@@ -72,8 +73,10 @@ class Level(StrEnum):
     FAILURE = "failure"
 
 
-# Never dropped by the rate limit.
-UNLIMITED = frozenset({AlertKind.SESSION_STOPPED, AlertKind.KILL_SWITCH, AlertKind.ERROR_BUDGET_EXHAUSTED})
+# Never dropped by the rate limit: the last word of a session, and the daily
+# summary (once a day by its dedup key; dropped, the day would have none).
+UNLIMITED = frozenset({AlertKind.SESSION_STOPPED, AlertKind.KILL_SWITCH, AlertKind.ERROR_BUDGET_EXHAUSTED,
+                       AlertKind.DAILY_SUMMARY})
 
 
 @dataclass(frozen=True)

@@ -59,7 +59,14 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from laptop_agents.console.sse import SseHub, encode
-from laptop_agents.console.view import LATEST, STREAMS, SessionControl, SessionView, clean_json
+from laptop_agents.console.view import (
+    LATEST,
+    STREAMS,
+    ControlRefused,
+    SessionControl,
+    SessionView,
+    clean_json,
+)
 from laptop_agents.domain.errors import UsageError
 from laptop_agents.logs import SCRUBBER, get_logger, scrub_obj
 
@@ -221,6 +228,7 @@ class Dashboard:
         self.hub = SseHub(max_clients=options.max_clients, queue_size=options.queue_size)
         self._poke = asyncio.Event()
         self._pump_task: asyncio.Task[None] | None = None
+        self._stopping = False
         self._runs: list[dict[str, Any]] = []
         self._runs_at = -1e9
         self.pushes = 0
@@ -261,19 +269,41 @@ class Dashboard:
         self._poke.set()
 
     def ensure_pump(self) -> None:
+        if self._stopping:
+            return
         if self._pump_task is None or self._pump_task.done():
             self._pump_task = asyncio.create_task(self._pump(), name="dashboard-pump")
+
+    async def _poked(self, timeout: float) -> None:
+        """Until poked or ``timeout``. ``asyncio.wait``, not ``wait_for``: on
+        Python 3.11 ``wait_for`` can swallow a cancellation that arrives as the
+        event is set, and a pump that survives its cancel never lets the server
+        close."""
+        waiter = asyncio.ensure_future(self._poke.wait())
+        try:
+            await asyncio.wait({waiter}, timeout=timeout)
+        finally:
+            waiter.cancel()
+
+    async def _stop_pump(self) -> None:
+        """Stop the pump for good (its loop also checks the flag: a cancel alone
+        is not enough, see :meth:`_poked`); never waits more than a second."""
+        self._stopping = True
+        task, self._pump_task = self._pump_task, None
+        if task is not None:
+            task.cancel()
+            self._poke.set()
+            await asyncio.wait({task}, timeout=1.0)
 
     async def _pump(self) -> None:
         view, hub, opt = self.view, self.hub, self.opt
         cursors = {s: view.recent(s, LATEST).seq for s in STREAMS}
         last_status = ""
         last_runs = json.dumps(self._runs, sort_keys=True, default=str)
-        while hub.clients and not hub.closed:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._poke.wait(), opt.interval_s)
+        while hub.clients and not hub.closed and not self._stopping:
+            await self._poked(opt.interval_s)
             self._poke.clear()
-            if not hub.clients or hub.closed:
+            if not hub.clients or hub.closed or self._stopping:
                 break
             try:
                 payload: dict[str, Any] = {}
@@ -307,13 +337,25 @@ class Dashboard:
                 log.warning("dashboard update failed: %s", exc)
             await asyncio.sleep(opt.min_interval_s)
 
+    async def final_push(self) -> None:
+        """Send every open page what changed since the pump's last update (the
+        session's last status: stopped, with its reason) before the server goes."""
+        await self._stop_pump()
+        if not self.hub.clients:
+            return
+        try:
+            self.hub.broadcast(await self.snapshot())
+        except Exception as exc:  # the last word is a courtesy: never fail the shutdown for it
+            log.debug("final dashboard update failed: %s", exc)
+            return
+        for _ in range(20):  # let the streams write it (bounded: a client that stopped reading is left)
+            if not any(c.queue for c in self.hub.clients):
+                break
+            await asyncio.sleep(0.01)
+
     async def close(self) -> None:
         self.hub.close()
-        task, self._pump_task = self._pump_task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await self._stop_pump()
 
 
 # ---------------------------------------------------------------- routes
@@ -426,6 +468,8 @@ async def stream(request: Request) -> Response:
                     yield await d.snapshot()
                 while client.queue:
                     yield client.queue.popleft()
+            while client.queue:  # closed: what was queued before (the final update) still goes out
+                yield client.queue.popleft()
         finally:
             d.hub.remove(client)
 
@@ -465,6 +509,9 @@ async def _control(request: Request, action: str, call: Callable[[SessionControl
         result = call(d.control)
         if inspect.isawaitable(result):
             await result
+    except ControlRefused as exc:
+        log.warning("dashboard control %s refused: %s", action, exc)
+        return _json({"ok": False, "action": action, "error": str(exc)}, 409)
     except Exception as exc:
         log.error("dashboard control %s failed: %s", action, exc)
         return _json({"ok": False, "action": action, "error": type(exc).__name__}, 500)
@@ -613,6 +660,7 @@ def create_app(
     metrics: Any = None,
     allowed_hosts: frozenset[str] | None = frozenset({"127.0.0.1", "localhost", "::1"}),
     options: DashboardOptions | None = None,
+    health_only: bool = False,
 ) -> Starlette:
     """The dashboard as an ASGI app; ``app.state.dashboard`` is its :class:`Dashboard`.
 
@@ -620,6 +668,8 @@ def create_app(
     the ``Host`` header names answered (None: any; use it only with a token).
     ``metrics`` is a :class:`~laptop_agents.console.metrics.SessionMetrics`
     served at ``/metrics``. ``control=None`` makes a read-only dashboard.
+    ``health_only`` serves ``/health`` and ``/metrics`` and nothing else (the
+    ``--health-port`` of a monitoring system: no pages, no controls).
     """
     if token is not None and len(token) < MIN_TOKEN_LEN:
         check_token(token, "127.0.0.1")  # raises with the one-line reason
@@ -635,9 +685,20 @@ def create_app(
         return Response(body, media_type=ctype)
 
     routes = [
-        Route("/", page, methods=["GET"]),
         Route("/health", health, methods=["GET"]),
         Route("/metrics", metrics_route, methods=["GET"]),
+    ]
+    if not health_only:
+        routes += _page_routes()
+    app = Starlette(routes=routes)
+    app.state.dashboard = d
+    app.add_middleware(_Guard, dashboard=d)
+    return app
+
+
+def _page_routes() -> list[Route]:
+    return [
+        Route("/", page, methods=["GET"]),
         Route("/api/status", api_status, methods=["GET"]),
         Route("/api/runs", api_runs, methods=["GET"]),
         Route("/api/stream", stream, methods=["GET"]),
@@ -648,10 +709,6 @@ def create_app(
         Route("/static/{name}", static, methods=["GET"]),
         Route("/runs/{run_id}/{name}", run_files, methods=["GET"]),
     ]
-    app = Starlette(routes=routes)
-    app.state.dashboard = d
-    app.add_middleware(_Guard, dashboard=d)
-    return app
 
 
 def dashboard_of(app: Starlette) -> Dashboard:

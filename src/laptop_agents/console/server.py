@@ -87,14 +87,16 @@ class DashboardServer:
         runs_dir: Path | None = None,
         metrics: Any = None,
         options: DashboardOptions | None = None,
+        health_only: bool = False,
     ) -> None:
         self.host = host
+        self.health_only = health_only
         self.token = check_token(token, host)
         self._requested_port = port
         loopback = is_loopback(host)
         self.app = create_app(
             view, control, token=self.token, runs_dir=runs_dir, metrics=metrics, options=options,
-            allowed_hosts=frozenset({"127.0.0.1", "localhost", "::1", host.strip("[]").lower()}) if loopback else None,
+            health_only=health_only, allowed_hosts=frozenset({"127.0.0.1", "localhost", "::1", host.strip("[]").lower()}) if loopback else None,
         )
         self.options = options or DashboardOptions()
         self._server: _LoopServer | None = None
@@ -148,9 +150,16 @@ class DashboardServer:
             await asyncio.sleep(0.01)
         return self
 
-    async def close(self) -> None:
+    @property
+    def health_url(self) -> str:
+        return self.url + "health"
+
+    async def close(self, *, final_push: bool = False) -> None:
+        """Stop serving; ``final_push`` first sends open pages the last status."""
         server, task = self._server, self._task
         self._server = self._task = None
+        if final_push and server is not None:
+            await self.dashboard.final_push()
         await self.dashboard.close()  # ends every event stream, so connections can close
         if server is None or task is None:
             return

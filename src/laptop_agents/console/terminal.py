@@ -82,7 +82,7 @@ def summarize(st: Mapping[str, Any], decision: Mapping[str, Any] | None, price: 
     if st.get("entries_paused"):
         status += " · paused"
     return {
-        "status": status + ("" if st.get("healthy", True) or status.startswith("stop") else " · unhealthy"),
+        "status": status + ("" if st.get("healthy", True) or status.startswith(("stop", "start")) else " · unhealthy"),
         "price": _f(price, 1),
         "position": position,
         "upnl": _signed(upnl),

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, NamedTuple, Protocol, get_args, runtime_checkable
 
+from laptop_agents.domain.errors import UsageError
 from laptop_agents.logs import ScrubFilter
 
 Stream = Literal["candles", "equity", "events", "decisions", "trades", "fills", "logs"]
@@ -81,13 +82,19 @@ class SessionView(Protocol):
         ...
 
 
+class ControlRefused(UsageError):
+    """A control this session cannot honour (a watching dashboard cannot pause,
+    a pause that cannot be saved); the dashboard answers 409 with the message."""
+
+
 @runtime_checkable
 class SessionControl(Protocol):
     """The operator's levers. Each call only *requests* the change (the runner
     journals it and acts on the loop); it must return quickly."""
 
     def stop(self, flatten: bool) -> None:
-        """Stop the session like the kill switch; ``flatten`` closes the position too."""
+        """Stop the session like the kill switch; ``flatten`` closes the position
+        too (per request, whatever ``--no-flatten`` says)."""
         ...
 
     def pause_entries(self) -> None:
@@ -123,8 +130,8 @@ def clean_json(obj: Any) -> Any:
 
 
 def event_dict(event: Any) -> dict[str, Any]:
-    """A flat ``{"ts", "kind", **data}`` dict from an Event, a typed event with
-    ``to_dict()``, or a dict already in that shape."""
+    """A flat ``{"ts", "kind", ...fields}`` dict from a typed event (its
+    ``to_dict()``, the JSON edge) or a dict already in that shape."""
     if isinstance(event, Mapping):
         d = dict(event)
     else:
@@ -132,8 +139,7 @@ def event_dict(event: Any) -> dict[str, Any]:
         if callable(to_dict):
             d = dict(to_dict())
         else:
-            d = {"ts": getattr(event, "ts", None), "kind": getattr(event, "kind", None),
-                 **dict(getattr(event, "data", None) or {})}
+            d = {"ts": getattr(event, "ts", None), "kind": getattr(event, "kind", None)}
     if "data" in d and isinstance(d["data"], Mapping) and "kind" in d:
         d = {**{k: v for k, v in d.items() if k != "data"}, **d["data"]}
     return d

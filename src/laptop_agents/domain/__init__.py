@@ -1,11 +1,11 @@
 """Plain data of the system: no I/O, no clock."""
 
+from laptop_agents.domain.events import Event
 from laptop_agents.domain.models import (
     CancelIntent,
     Candle,
     ContractKind,
     DomainError,
-    Event,
     Fill,
     FundingRate,
     Instrument,

@@ -6,17 +6,8 @@
 few shapes in one module is what lets backtest, replay and live drive the very
 same Engine.
 
-Event kinds written to ``events.jsonl`` (``Event.kind`` and its ``data``):
-
-- ``decision``      action (enter|cancel|block), reason, side, entry, stop, target, qty, ...
-- ``order``         client_id, side, type, qty, price, stop, target, status (accepted|working|rejected|duplicate), reason
-- ``fill``          client_id, side, qty, price, fee, liquidity (maker|taker), reason (entry|stop|target|trailing_stop|flatten|reverse)
-- ``trade_closed``  side (long|short), qty, entry_ts, entry_price, exit_ts, exit_price, pnl, fees, funding, net_pnl, exit_reason
-- ``order_cancelled`` client_id, reason  · ``order_expired`` client_id
-- ``funding``       rate, amount (positive = paid), position_qty
-- ``breaker_trip``  reason, value, until_ts  · ``breaker_reset``
-- ``agent_error``   agent, error  · ``journal`` text, tags, plan_id
-- ``session``       (written by the shell) event (start|stop), reason, ...
+The events a step produces (and the shell journals to ``events.jsonl``) are
+the typed records of :mod:`laptop_agents.domain.events`.
 """
 
 from __future__ import annotations
@@ -25,10 +16,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from laptop_agents.domain.events import Event
 from laptop_agents.domain.models import (
     CancelIntent,
     Candle,
-    Event,
     Fill,
     FundingRate,
     OrderIntent,
@@ -56,6 +47,12 @@ class AccountView:
 
 Intent = OrderIntent | CancelIntent
 
+# What ``Strategy.snapshot_state`` returns: plain data only (tuples, lists,
+# dicts of str/int/float/bool/None/bytes; no objects of ours, no enums), led
+# by a tag string that names the layout and its version ("supervisor/1"). The
+# engine stores it every candle; a module rename can never make it unreadable.
+StateTuple = tuple[Any, ...]
+
 
 @dataclass(slots=True)
 class StrategyOutput:
@@ -70,9 +67,10 @@ class StrategyOutput:
 class Strategy(Protocol):
     """A deterministic, synchronous decision maker.
 
-    Implementations keep all their state in plain attributes so the Engine can
-    snapshot them (pickle) into the state store each candle and restore them
-    after a crash; they never read the clock or do I/O.
+    It never reads the clock or does I/O. Its running state goes through
+    :meth:`snapshot_state` / :meth:`restore_state` only: the Engine stores the
+    snapshot with every candle and, after a crash, restores it into a freshly
+    built strategy (configuration is not state: it comes from the config).
     """
 
     name: str
@@ -90,6 +88,16 @@ class Strategy(Protocol):
 
     def on_broker_event(self, event: Event) -> list[Event]:
         """React to the broker's fill/exit/cancel/expiry events (e.g. journal lines)."""
+        ...
+
+    def snapshot_state(self) -> StateTuple:
+        """Everything that changes while running, as plain data (see :data:`StateTuple`)."""
+        ...
+
+    def restore_state(self, state: StateTuple) -> None:
+        """Load a :meth:`snapshot_state` output into this freshly built
+        strategy; ``ValueError`` when it does not fit the configured strategy
+        (another layout, other indicator periods), and then nothing changed."""
         ...
 
 

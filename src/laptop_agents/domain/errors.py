@@ -22,12 +22,13 @@ The tree (module in brackets)::
     │   ├── FetchArgError                   [backtest.fetch]
     │   ├── RunIdError                      [workspace]
     │   ├── DashboardConfigError            [console.app]
+    │   ├── ControlRefused                  [console.view]  a dashboard control the session cannot honour
     │   ├── CredentialsError                [exchange.credentials]
     │   ├── MockFaultsError                 [sources.mock]
     │   ├── FaultSpecError                  [testing.fake_exchange.faults]
     │   └── DrillPlanError                  [testing.drill.plan]  drill options
     ├── InputDataError                      exit 9: a data file cannot be used
-    │   ├── CandleFileError                 [sources.candle_layouts]
+    │   ├── CandleFileError                 [sources.candle_files]
     │   ├── RecordingError                  [sources.recording]
     │   ├── SourceConfigError               [sources.factory]
     │   └── JournalError                    [store.journal]
@@ -41,8 +42,8 @@ The tree (module in brackets)::
     │   ├── StoreWriteError                 exit 10
     │   └── StoreMismatchError              exit 14
     │       └── StoreAheadError
-    ├── AlreadyRunningError                 [ops.lock]  exit 7
-    ├── ReportError                         [report.build]
+    ├── AlreadyRunningError                 [lock]      exit 7
+    ├── ReportError                         [report.run_data]
     ├── SessionFatal                        [session.state]  ends a session; exit code by its stop reason
     ├── ExchangeError                       [exchange.errors]  (its own tree is in that module)
     └── FakeExchangeError, OrderRefused     [testing.fake_exchange]

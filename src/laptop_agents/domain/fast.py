@@ -35,7 +35,7 @@ def fast_init(cls: type[T], *, validate: bool = True) -> Callable[..., T]:
     for f in fields(cls):
         if not f.init:
             raise TypeError(f"fast_init: field {cls.__name__}.{f.name} needs the dataclass __init__")
-        ns[f"_set_{f.name}"] = cls.__dict__[f.name].__set__
+        ns[f"_set_{f.name}"] = _slot(cls, f.name).__set__
         if f.default_factory is not MISSING:
             ns[f"_factory_{f.name}"] = f.default_factory
             params.append(f"{f.name}=_MISSING")
@@ -57,3 +57,12 @@ def fast_init(cls: type[T], *, validate: bool = True) -> Callable[..., T]:
     fn.__name__ = fn.__qualname__ = f"new_{cls.__name__}"
     fn.__doc__ = f"Build a {cls.__name__} without the frozen dataclass __init__ (see laptop_agents.domain.fast)."
     return fn
+
+
+def _slot(cls: type, name: str) -> Any:
+    """The slot descriptor of field ``name``: in ``cls`` or, for a field
+    inherited from a slots dataclass base (the events' ``ts``), in that base."""
+    for klass in cls.__mro__:
+        if name in klass.__dict__:
+            return klass.__dict__[name]
+    raise TypeError(f"fast_init: no slot for field {cls.__name__}.{name}")  # pragma: no cover

@@ -1,4 +1,5 @@
-"""Plain data shared by every layer: candles, ticks, funding, orders, fills, events.
+"""Plain data shared by every layer: candles, ticks, funding, orders, fills
+(events are in :mod:`laptop_agents.domain.events`).
 
 Time is always an ``int`` of UTC milliseconds. Nothing here reads the clock or
 does I/O; validation happens in constructors so that a bad value is rejected at
@@ -8,9 +9,8 @@ the edge where it enters, with a message naming the field.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
 
 from laptop_agents.domain.errors import LaptopAgentsError
 
@@ -187,21 +187,3 @@ class Fill:
     fee: float
     liquidity: str  # "maker" | "taker"
     reason: str = ""  # entry | stop | target | trailing_stop | flatten | reverse ...
-
-
-@dataclass(frozen=True, slots=True)
-class Event:
-    """A journal record: ``kind`` names it (decision, order, fill, expiry,
-    breaker_trip, agent_error, journal, ...); ``data`` holds JSON-able fields.
-
-    Events are the only output of the core that is written to events.jsonl; they
-    carry event time, never wall-clock time, so a replay reproduces them byte
-    for byte.
-    """
-
-    ts: int
-    kind: str
-    data: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"ts": self.ts, "kind": self.kind, **self.data}

@@ -14,34 +14,36 @@ snapshot, REST backfill, a replay read from the start) never counts one twice.
 
 from __future__ import annotations
 
-import copyreg
-import io
-import pickle
-from typing import Any, NamedTuple
+from collections.abc import Iterable
+from typing import NamedTuple
 
-from laptop_agents.broker.paper import DEFAULT_STARTING_EQUITY, PaperBroker, WorkingOrder
+from laptop_agents.broker.paper import DEFAULT_STARTING_EQUITY, PaperBroker
+from laptop_agents.broker.state import WorkingOrder
 from laptop_agents.config import AppConfig
 from laptop_agents.domain.contracts import StepResult, Strategy, StrategyOutput
-from laptop_agents.domain.errors import LaptopAgentsError
+from laptop_agents.domain.events import AgentError, Event, event_from_dict
 from laptop_agents.domain.models import (
     CancelIntent,
     Candle,
-    Event,
     Fill,
     FundingRate,
     OrderIntent,
     Tick,
 )
 from laptop_agents.domain.symbols import instrument_for
+from laptop_agents.engine.state import (
+    EngineState,
+    EngineStateError,
+    plain_dumps,
+    plain_loads,
+    state_from_plain,
+    state_to_plain,
+)
+from laptop_agents.engine.status import BreakerStatus, EngineStatus, PositionStatus
 
-SNAPSHOT_VERSION = 1
+SNAPSHOT_TAG = "engine-snapshot/2"
 _INTENTS = (OrderIntent, CancelIntent)
-_PICKLE = pickle.HIGHEST_PROTOCOL if pickle.HIGHEST_PROTOCOL >= 5 else 5
-
-
-class EngineStateError(LaptopAgentsError, ValueError):
-    """A snapshot or stored state that does not belong to this configuration
-    (other symbol, other strategy) or cannot be read."""
+_agent_error = AgentError.from_exception
 
 
 def starting_equity(config: AppConfig, strategy: object | None = None) -> float:
@@ -57,27 +59,37 @@ def starting_equity(config: AppConfig, strategy: object | None = None) -> float:
     return DEFAULT_STARTING_EQUITY
 
 
+class EngineIdentity(NamedTuple):
+    """Whose history an engine's state is: the state store records it with
+    the first commit and refuses a config that differs (continuing another
+    market's position, or a mock's simulated times in a live session, would
+    be wrong)."""
+
+    symbol: str
+    strategy: str
+    contract: str  # linear | inverse
+    starting_equity: float  # quote currency
+    source: str
+    interval: str
+
+
 class PersistPayload(NamedTuple):
-    """What changed since the last successful commit, for the state store.
+    """What the state store writes for the step just taken: the state, the
+    client ids seen since the last commit, and whether the working orders
+    changed (the store rewrites their rows only then). A named tuple: built
+    once per candle."""
 
-    ``orders`` is None when the working orders did not change (the store then
-    leaves their rows alone); ``new_ids`` are client ids seen since then.
-    A named tuple: built once per candle, and a frozen dataclass costs a
-    microsecond more to construct."""
-
-    last_candle_ts: int | None
-    core: bytes
-    strategy: bytes
+    identity: EngineIdentity
+    state: EngineState
     new_ids: tuple[str, ...]
-    orders: tuple[tuple[Any, ...], ...] | None
+    orders_changed: bool
 
 
 class Engine:
     """Strategy + paper broker + event ordering for one symbol.
 
-    ``engine.strategy`` is the live strategy object: after :meth:`restore` (or
-    a load from the store) it may be the unpickled stored one rather than the
-    instance passed in, because strategies keep their state in attributes.
+    ``engine.strategy`` is always the instance passed in: a restore loads the
+    stored state into it (``Strategy.restore_state``).
     """
 
     def __init__(self, config: AppConfig, strategy: Strategy, broker: PaperBroker | None = None) -> None:
@@ -87,13 +99,16 @@ class Engine:
         self.broker = broker or PaperBroker(
             self.instrument, config.broker, config.risk, starting_equity(config, strategy)
         )
+        self.identity = EngineIdentity(
+            self.instrument.symbol, strategy.name, self.instrument.kind.value,
+            self.broker.starting_equity_quote, config.trading.source, config.trading.interval,
+        )  # fmt: skip
         self.last_candle_ts: int | None = None
         self.funding: FundingRate | None = None
         # Events produced outside a step (a strategy error on a funding update,
         # expiry on load); they go out with the next StepResult, so they are
         # committed and journaled with it.
         self._pending: list[Event] = []
-        self._refs: _ConfigRefs | None = None
 
     # ------------------------------------------------------------------ inputs
     def on_candle(self, candle: Candle) -> StepResult:
@@ -113,7 +128,7 @@ class Engine:
         self._pending = []
         fills: list[Fill] = []
         b.on_candle(candle)
-        if b.position is not None or b.events:
+        if b.ledger.position is not None or b.events:
             b.check_breaker(ts)
         if b.events:
             self._relay(events, fills)
@@ -146,7 +161,7 @@ class Engine:
                     if b.events:
                         self._relay(events, fills)
         self.last_candle_ts = ts
-        pos = b.position
+        pos = b.ledger.position
         return StepResult(
             ts,
             True,
@@ -211,6 +226,19 @@ class Engine:
             ts=ts, processed=True, events=events, fills=fills, equity=b.equity(), position_qty=b.position_qty
         )
 
+    @property
+    def entries_paused(self) -> bool:
+        return self.broker.entries_paused
+
+    def set_entries_paused(self, paused: bool) -> None:
+        """The operator's pause: no new entries (opening, adding, reversing; a
+        resting entry that reaches its price is cancelled) while exits, stops and
+        targets keep working, exactly like a tripped breaker. An input from the
+        shell between steps, like a funding rate: the core reads no file for it.
+        It is not engine state (not in a snapshot or ``state.db``); the live
+        session keeps it in the workspace so a restart keeps it too."""
+        self.broker.entries_paused = bool(paused)
+
     def expire_orders(self, now_ts: int) -> int:
         """Expire working orders due at ``now_ts`` (used on load); the events go
         out with the next step. Returns how many expired."""
@@ -242,108 +270,55 @@ class Engine:
         """Events waiting to go out with the next step (read-only view)."""
         return list(self._pending)
 
-    def status(self) -> dict[str, Any]:
-        """JSON-able account summary for the heartbeat, /health and ``status``."""
+    def status(self) -> EngineStatus:
+        """The account summary for the heartbeat, /health and ``status``."""
         b = self.broker
         pos = b.position
-        return {
-            "symbol": self.instrument.symbol,
-            "strategy": self.strategy.name,
-            "currency": "BTC" if b.inverse else "USDT",
-            "equity": b.equity(),
-            "equity_quote": b.equity_quote(),
-            "balance": b.balance,
-            "start_balance": b.start_balance,
-            "realized_pnl": b.realized_pnl,
-            "fees_paid": b.fees_paid,
-            "funding_paid": b.funding_paid,
-            "unrealized": b.unrealized(),
-            "last_price": b.mark,
-            "last_candle_ts": self.last_candle_ts,
-            "funding_rate": b.funding_rate,
-            "position": {
-                "qty": pos.qty if pos else 0.0,
-                "side": ("long" if pos.qty > 0 else "short") if pos else "flat",
-                "entry_price": pos.entry_price if pos else None,
-                "entry_ts": pos.entry_ts if pos else None,
-                "stop": pos.stop if pos else None,
-                "target": pos.target if pos else None,
-                "trailing_active": pos.trail_active if pos else False,
-                "unrealized": b.unrealized(),
-            },
-            "working_orders": [o.to_dict() for o in b.orders.values()],
-            "breaker": {
-                "active": b.breaker_active,
-                "reason": b.breaker_reason or None,
-                "until_ts": b.breaker_until if b.breaker_active else None,
-                "consecutive_losses": b.consecutive_losses,
-                "day_start_equity": b.day_start_equity,
-            },
-            "entries_blocked": b.entries_blocked() or None,
-            "trades_closed": b.trades_closed,
-            "fills": b.fill_count,
-        }
-
-    # ------------------------------------------------------------------ state
-    def _strategy_blob(self) -> bytes:
-        s: Any = self.strategy
-        snap = getattr(s, "snapshot_state", None)
-        if snap is not None and hasattr(s, "restore_state"):
-            return pickle.dumps(("state", snap()), _PICKLE)
-        if self._refs is None:
-            self._refs = _ConfigRefs(s)
-        return self._refs.dumps(s)
-
-    def _load_strategy(self, blob: bytes) -> None:
-        fresh = self.strategy
-        if not blob.startswith(_REFS_MAGIC):
-            mode, payload = pickle.loads(blob)
-            if mode != "state":
-                raise EngineStateError(f"unknown strategy snapshot mode {mode!r}")
-            restore = getattr(fresh, "restore_state", None)
-            if restore is None:
-                raise EngineStateError(
-                    "the stored strategy was built from a differently shaped configuration "
-                    f"(explicit state, but {type(fresh).__name__} cannot restore one); "
-                    "use a fresh workspace for the new strategy settings"
-                )
-            try:
-                restore(payload)
-            except ValueError as exc:  # the strategy's word that the state does not fit its configuration
-                raise EngineStateError(f"{str(exc).splitlines()[0]}; use a fresh workspace for the new strategy settings") from None
-            return
-        refs = _ConfigRefs(fresh)
-        payload = refs.loads(blob)
-        if getattr(payload, "name", None) != fresh.name:
-            raise EngineStateError(
-                f"stored strategy {getattr(payload, 'name', '?')!r} differs from configured {fresh.name!r}"
-            )
-        self.strategy = payload
-        self._refs = refs
-
-    def _core_blob(self) -> bytes:
-        f = self.funding
-        return pickle.dumps(
-            (self.last_candle_ts, None if f is None else (f.ts, f.rate), self.broker.state()), _PICKLE
+        unrealized = b.unrealized()
+        breaker = b.breaker
+        if pos is None:
+            position = PositionStatus(0.0, "flat", None, None, None, None, False, unrealized)
+        else:
+            position = PositionStatus(
+                pos.qty, "long" if pos.qty > 0 else "short", pos.entry_price, pos.entry_ts, pos.stop, pos.target,
+                pos.trail_active, unrealized,
+            )  # fmt: skip
+        return EngineStatus(
+            symbol=self.instrument.symbol,
+            strategy=self.strategy.name,
+            currency="BTC" if b.inverse else "USDT",
+            equity=b.equity(),
+            equity_quote=b.equity_quote(),
+            balance=b.balance,
+            start_balance=b.start_balance,
+            realized_pnl=b.realized_pnl,
+            fees_paid=b.fees_paid,
+            funding_paid=b.funding_paid,
+            unrealized=unrealized,
+            last_price=b.mark,
+            last_candle_ts=self.last_candle_ts,
+            funding_rate=b.funding_rate,
+            position=position,
+            working_orders=tuple(b.orders.values()),
+            breaker=BreakerStatus(
+                breaker.active, breaker.reason or None, breaker.until if breaker.active else None,
+                breaker.consecutive_losses, breaker.day_start_equity,
+            ),  # fmt: skip
+            entries_blocked=b.entries_blocked() or None,
+            trades_closed=b.trades_closed,
+            fills=b.fill_count,
         )
 
-    def _load_core(self, blob: bytes) -> None:
-        last, funding, state = pickle.loads(blob)
-        self.last_candle_ts = last
-        self.funding = None if funding is None else FundingRate(ts=funding[0], rate=funding[1])
-        self.broker.load_state(state)
+    # ------------------------------------------------------------------ state
+    def state(self) -> EngineState:
+        """Everything but the processed ids that a restart continues from."""
+        return EngineState(self.last_candle_ts, self.funding, self.broker.state(), self.strategy.snapshot_state())
 
     def persist_payload(self) -> PersistPayload:
         """The state to write for the step just taken (see :class:`PersistPayload`).
         Call :meth:`persisted` once the write has committed."""
         b = self.broker
-        return PersistPayload(
-            self.last_candle_ts,
-            self._core_blob(),
-            self._strategy_blob(),
-            tuple(b.new_ids) if b.new_ids else (),
-            tuple([o.to_row() for o in b.orders.values()]) if b.orders_dirty else None,
-        )
+        return PersistPayload(self.identity, self.state(), tuple(b.new_ids) if b.new_ids else (), b.orders_dirty)
 
     def persisted(self) -> None:
         """Acknowledge that the last :meth:`persist_payload` is durable."""
@@ -351,153 +326,68 @@ class Engine:
         self.broker.orders_dirty = False
 
     @classmethod
-    def from_parts(
-        cls,
-        config: AppConfig,
-        strategy: Strategy,
-        core: bytes,
-        strategy_blob: bytes,
-        orders: list[tuple[Any, ...]],
-        processed_ids: set[str],
+    def from_state(
+        cls, config: AppConfig, strategy: Strategy, state: EngineState, processed_ids: Iterable[str] = ()
     ) -> Engine:
-        """Rebuild from stored pieces (the state store's load path)."""
+        """An engine continuing from ``state``: the broker's state is loaded and
+        the strategy's snapshot restored into ``strategy`` (freshly built from
+        the config). :class:`EngineStateError` when the strategy refuses it."""
         engine = cls(config, strategy)
-        engine._load_core(core)
-        engine.broker.orders = {row[0]: WorkingOrder.from_row(row) for row in orders}
-        engine.broker.processed_ids = set(processed_ids)
-        engine._load_strategy(strategy_blob)
+        engine.last_candle_ts = state.last_candle_ts
+        engine.funding = state.funding
+        engine.broker.load_state(state.broker, set(processed_ids))
+        restore = getattr(strategy, "restore_state", None)
+        if restore is None:
+            raise EngineStateError(
+                "the stored strategy was built from a differently shaped configuration "
+                f"(explicit state, but {type(strategy).__name__} cannot restore one); "
+                "use a fresh workspace for the new strategy settings"
+            )
+        try:
+            restore(state.strategy)
+        except ValueError as exc:  # the strategy's word that the state does not fit its configuration
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise EngineStateError(f"{first}; use a fresh workspace for the new strategy settings") from None
         return engine
 
     def snapshot(self) -> bytes:
-        """The whole engine state as one blob (pickle protocol 5)."""
-        b = self.broker
-        return pickle.dumps(
-            {
-                "v": SNAPSHOT_VERSION,
-                "symbol": self.instrument.symbol,
-                "strategy": self.strategy.name,
-                "core": self._core_blob(),
-                "strategy_state": self._strategy_blob(),
-                "orders": [o.to_row() for o in b.orders.values()],
-                "ids": sorted(b.processed_ids),
-                "pending": [(e.ts, e.kind, e.data) for e in self._pending],
-            },
-            _PICKLE,
-        )
+        """The whole engine as one blob of plain data (the state codec of
+        :mod:`laptop_agents.engine.state`, plus working orders, processed ids
+        and the events waiting for the next step)."""
+        state = self.state()
+        try:
+            return plain_dumps((
+                SNAPSHOT_TAG, self.instrument.symbol, self.strategy.name, state_to_plain(state),
+                [o.to_row() for o in state.broker.orders], sorted(self.broker.processed_ids),
+                [e.to_dict() for e in self._pending],
+            ))  # fmt: skip
+        except TypeError as exc:
+            raise EngineStateError(f"the engine state holds a value that {exc}") from None
 
     @classmethod
     def restore(cls, blob: bytes, config: AppConfig, strategy: Strategy) -> Engine:
         """Rebuild an engine from :meth:`snapshot`; refuses another symbol or strategy."""
         try:
-            data = pickle.loads(blob)
-            version = data["v"]
+            tag, symbol, name, plain, orders, ids, pending = plain_loads(blob)
         except Exception as exc:
             raise EngineStateError(f"engine snapshot is unreadable: {type(exc).__name__}") from None
-        if version != SNAPSHOT_VERSION:
-            raise EngineStateError(
-                f"engine snapshot version {version} is not supported (expected {SNAPSHOT_VERSION})"
-            )
-        symbol = instrument_for(config.trading.symbol).symbol
-        if data["symbol"] != symbol:
-            raise EngineStateError(f"snapshot is for symbol {data['symbol']}, config trades {symbol}")
-        if data["strategy"] != strategy.name:
-            raise EngineStateError(
-                f"snapshot is for strategy {data['strategy']!r}, config uses {strategy.name!r}"
-            )
-        engine = cls.from_parts(
-            config, strategy, data["core"], data["strategy_state"], data["orders"], set(data["ids"])
-        )
-        engine._pending = [Event(ts, kind, dict(d)) for ts, kind, d in data["pending"]]
+        if tag != SNAPSHOT_TAG:
+            raise EngineStateError(f"engine snapshot format {tag!r} is not supported (expected {SNAPSHOT_TAG!r})")
+        configured = instrument_for(config.trading.symbol).symbol
+        if symbol != configured:
+            raise EngineStateError(f"snapshot is for symbol {symbol}, config trades {configured}")
+        if name != strategy.name:
+            raise EngineStateError(f"snapshot is for strategy {name!r}, config uses {strategy.name!r}")
+        try:
+            state = state_from_plain(plain, [WorkingOrder.from_row(r) for r in orders])
+            events = [event_from_dict(d) for d in pending]
+        except ValueError as exc:
+            raise EngineStateError(f"engine snapshot is unreadable: {exc}") from None
+        engine = cls.from_state(config, strategy, state, ids)
+        engine._pending = events
         return engine
-
-
-_REFS_MAGIC = b"LA-REFS1"
-
-
-def _config_ref(index: int, qualname: str) -> Any:  # pragma: no cover - replaced while loading
-    raise EngineStateError("a strategy configuration reference can only be resolved while restoring")
-
-
-class _ConfigRefs:
-    """Strategy snapshots without the strategy's configuration.
-
-    A strategy holds its parameters (pydantic models) and the instrument next
-    to its indicator state. Those are rebuilt from the config on every start,
-    so they are not state; pickling them every candle cost about a third of the
-    snapshot. They are written as references (index in a deterministic
-    traversal of the strategy built from the current config) and resolved to
-    that strategy's objects on restore; a changed configuration structure is
-    detected by type name and refused rather than mis-wired.
-    """
-
-    def __init__(self, strategy: object) -> None:
-        from pydantic import BaseModel
-
-        from laptop_agents.domain.models import Instrument
-
-        found: list[Any] = []
-        seen: set[int] = set()
-        config_types = (BaseModel, Instrument)
-
-        class _Finder(pickle.Pickler):
-            def reducer_override(self, obj: Any) -> Any:
-                if isinstance(obj, config_types) and id(obj) not in seen:
-                    seen.add(id(obj))
-                    found.append(obj)
-                return NotImplemented
-
-        _Finder(_NullWriter(), _PICKLE).dump(strategy)
-        self.objects = found  # strong references keep their ids reserved
-        self.index = {id(o): i for i, o in enumerate(found)}
-        table = dict(copyreg.dispatch_table)
-        for obj in found:
-            table[type(obj)] = self._reduce
-        self.table = table
-
-    def _reduce(self, obj: Any) -> Any:
-        i = self.index.get(id(obj))
-        if i is None:  # not one of the configured objects: pickle it by value
-            return obj.__reduce_ex__(_PICKLE)
-        return _config_ref, (i, type(obj).__qualname__)
-
-    def dumps(self, strategy: object) -> bytes:
-        buf = io.BytesIO()
-        buf.write(_REFS_MAGIC)
-        p = pickle.Pickler(buf, _PICKLE)
-        p.dispatch_table = self.table
-        p.dump(strategy)
-        return buf.getvalue()
-
-    def resolve(self, index: int, qualname: str) -> Any:
-        if index >= len(self.objects) or type(self.objects[index]).__qualname__ != qualname:
-            raise EngineStateError(
-                "the stored strategy was built from a differently shaped configuration; "
-                "use a fresh workspace for the new strategy settings"
-            )
-        return self.objects[index]
-
-    def loads(self, blob: bytes) -> Any:
-        refs = self
-
-        class _Loader(pickle.Unpickler):
-            def find_class(self, module: str, name: str) -> Any:
-                if module == __name__ and name == "_config_ref":
-                    return refs.resolve
-                return super().find_class(module, name)
-
-        return _Loader(io.BytesIO(blob[len(_REFS_MAGIC) :])).load()
-
-
-class _NullWriter:
-    def write(self, data: bytes) -> int:
-        return len(data)
 
 
 def build_engine(config: AppConfig, strategy: Strategy) -> Engine:
     """A fresh engine (no history) for ``config``'s symbol with ``strategy``."""
     return Engine(config, strategy)
-
-
-def _agent_error(ts: int, agent: str, exc: BaseException) -> Event:
-    text = str(exc).splitlines()[0] if str(exc) else ""
-    return Event(ts, "agent_error", {"agent": agent, "error": f"{type(exc).__name__}: {text}".rstrip(": ")})

@@ -18,10 +18,10 @@ recorded frames and replies back gives the same items.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from laptop_agents.domain.contracts import MarketItem, SourceError
+from laptop_agents.domain.isotime import ms_to_iso
 from laptop_agents.domain.models import Candle, DomainError, FundingRate, Tick
 from laptop_agents.domain.timeframes import interval_ms as interval_to_ms
 from laptop_agents.exchange import protocol
@@ -41,10 +41,6 @@ from laptop_agents.exchange.ws import WsClosed, WsEvent, WsFrame, WsOpened
 from laptop_agents.logs import get_logger
 
 log = get_logger("exchange.feed")
-
-
-def _iso(ts: int) -> str:
-    return datetime.fromtimestamp(ts / 1000.0, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,7 +252,7 @@ class MarketFeed:
             if lo > first_missed:
                 log.warning("restart after a long downtime: %d candle(s) from %s to %s are older than "
                             "max_resume_bars (%d) and were not warmed", (lo - first_missed) // iv,
-                            _iso(first_missed), _iso(lo - iv), self.options.max_resume_bars,
+                            ms_to_iso(first_missed), ms_to_iso(lo - iv), self.options.max_resume_bars,
                             extra={"fields": {"from_ts": first_missed, "to_ts": lo - iv}})
         self.assembler.prime(candles)
         if candles:
@@ -372,7 +368,7 @@ class MarketFeed:
                 items.append(SourceError("gap", note))
             return items
         emitted, note = self.assembler.on_backfill(candles, lo, hi)
-        log.info("REST backfill: %d candles from %s to %s (%d new)", len(candles), _iso(lo), _iso(hi), len(emitted),
+        log.info("REST backfill: %d candles from %s to %s (%d new)", len(candles), ms_to_iso(lo), ms_to_iso(hi), len(emitted),
                  extra={"fields": {"from_ts": lo, "to_ts": hi, "fetched": len(candles), "new": len(emitted)}})
         out: list[MarketItem] = list(emitted)
         self.counts["candles"] += len(emitted)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
@@ -66,14 +65,12 @@ from laptop_agents.exchange.ratelimit import RateLimitBudget, SlidingWindowLimit
 from laptop_agents.exchange.rest import BitunixRestClient, RestOptions
 from laptop_agents.exchange.signing import compact_json
 from laptop_agents.logs import get_logger
+from laptop_agents.wallclock import now_ms
 
 log = get_logger("exchange.private")
 Sleep = Callable[[float], Awaitable[None]]
 M = TypeVar("M", bound=BaseModel)
 
-
-def wall_ms() -> int:
-    return int(time.time() * 1000)
 
 
 class NotPlaced(Enum):
@@ -119,7 +116,7 @@ class BitunixPrivateClient:
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Sleep = asyncio.sleep,
         rng: random.Random | None = None,
-        clock_ms: Callable[[], int] = wall_ms,
+        clock_ms: Callable[[], int] = now_ms,
     ) -> None:
         self._creds = credentials
         self.options = options or PrivateRestOptions()

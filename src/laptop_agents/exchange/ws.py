@@ -42,6 +42,7 @@ from laptop_agents.exchange.errors import ExchangeError
 from laptop_agents.exchange.parsers import is_heartbeat
 from laptop_agents.exchange.ratelimit import RateLimitBudget, SlidingWindowLimiter
 from laptop_agents.logs import get_logger, scrub
+from laptop_agents.wallclock import now_ms
 
 log = get_logger("exchange.ws")
 
@@ -49,9 +50,6 @@ log = get_logger("exchange.ws")
 # not grow the process.
 BACKOFF_HISTORY = 64
 
-
-def wall_ms() -> int:
-    return int(time.time() * 1000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +110,7 @@ class BitunixWsClient:
         *,
         options: WsOptions | None = None,
         budget: RateLimitBudget | None = None,
-        clock_ms: Callable[[], int] = wall_ms,
+        clock_ms: Callable[[], int] = now_ms,
         rng: random.Random | None = None,
     ) -> None:
         if not channels or len(channels) > protocol.WS_MAX_CHANNELS:

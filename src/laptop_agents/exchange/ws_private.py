@@ -51,8 +51,9 @@ from laptop_agents.exchange.private_updates import (
     parse_private_frame,
 )
 from laptop_agents.exchange.ratelimit import RateLimitBudget, SlidingWindowLimiter
-from laptop_agents.exchange.ws import BitunixWsClient, WsClosed, WsFrame, WsOpened, WsOptions, wall_ms
+from laptop_agents.exchange.ws import BitunixWsClient, WsClosed, WsFrame, WsOpened, WsOptions
 from laptop_agents.logs import get_logger
+from laptop_agents.wallclock import now_ms
 
 log = get_logger("exchange.ws_private")
 
@@ -80,7 +81,7 @@ class BitunixPrivateWsClient(BitunixWsClient):
         channels: tuple[str, ...] = pp.WS_PRIVATE_CHANNELS,
         options: WsOptions | None = None,
         budget: RateLimitBudget | None = None,
-        clock_ms: Callable[[], int] = wall_ms,
+        clock_ms: Callable[[], int] = now_ms,
         rng: random.Random | None = None,
         login_timeout_s: float = 10.0,
         resume_from_ms: int | None = None,

@@ -11,8 +11,8 @@ from laptop_agents.config import effective_rows
 from laptop_agents.context import CommandContext
 from laptop_agents.exit_codes import ExitCode
 from laptop_agents.fileio import io_error_line
+from laptop_agents.lock import WorkspaceLock
 from laptop_agents.ops.killswitch import request_stop
-from laptop_agents.ops.lock import WorkspaceLock
 
 
 def _running(ctx: CommandContext) -> list[str]:
@@ -35,6 +35,7 @@ def cmd_stop(ctx: CommandContext) -> int:
     """
     reason = getattr(ctx.args, "reason", "user stop")
     force = bool(getattr(ctx.args, "force", False))
+    flatten = getattr(ctx.args, "flatten", None)
     kill_file = ctx.workspace.kill_file
     running = _running(ctx)
     if not running and not force:
@@ -48,7 +49,7 @@ def cmd_stop(ctx: CommandContext) -> int:
         ctx.log.info("stop: nothing running", extra={"fields": {"workspace": str(ctx.workspace.root)}})
         return ExitCode.OK
     try:
-        request_stop(kill_file, reason)
+        request_stop(kill_file, reason, flatten=flatten)
     except OSError as exc:
         print(io_error_line(exc, kill_file, "cannot arm the kill switch"), file=sys.stderr)
         return ExitCode.DISK_FULL

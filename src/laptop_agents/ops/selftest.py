@@ -15,11 +15,15 @@ import tempfile
 import traceback
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from laptop_agents.context import CommandContext
 from laptop_agents.exit_codes import ExitCode
 from laptop_agents.fileio import remove_quietly
-from laptop_agents.logs import scrub
+from laptop_agents.logs import SCRUBBER, scrub
+
+if TYPE_CHECKING:
+    from laptop_agents.engine.status import EngineStatus
 
 LAYERS = (
     "laptop_agents.domain",
@@ -62,8 +66,6 @@ def _check_workspace(ctx: CommandContext) -> str:
 
 
 def _check_scrubbing(ctx: CommandContext) -> str:
-    from laptop_agents.logs import SCRUBBER
-
     secret = "selftest-secret-0123456789"
     SCRUBBER.register(secret)
     if secret in scrub(f"error with {secret} inside"):
@@ -71,7 +73,8 @@ def _check_scrubbing(ctx: CommandContext) -> str:
     return "registered secrets are masked"
 
 
-def _deterministic_run(ctx: CommandContext, store_path: str) -> tuple[list[str], dict[str, object]]:
+def _deterministic_run(ctx: CommandContext, store_path: str) -> tuple[list[str], EngineStatus]:
+    # Imported here, after the "imports" check: a broken layer is a FAIL line there, not a crash of selftest.
     from laptop_agents.engine import build_engine
     from laptop_agents.sources.synthetic import SyntheticMarket
     from laptop_agents.store.state import StateStore
@@ -102,7 +105,7 @@ def _check_determinism(ctx: CommandContext) -> str:
         second, _ = _deterministic_run(ctx, str(Path(tmp) / "b.db"))
     if first != second:
         raise RuntimeError("two runs over the same candles produced different events")
-    return f"{_CANDLES} candles twice: {len(first)} identical events, equity {status.get('equity')}"
+    return f"{_CANDLES} candles twice: {len(first)} identical events, equity {status.equity}"
 
 
 CHECKS: tuple[tuple[str, Callable[[CommandContext], str]], ...] = (

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +17,10 @@ from rich.console import Console
 from rich.table import Table
 
 from laptop_agents.context import CommandContext
+from laptop_agents.domain.isotime import ms_to_iso
 from laptop_agents.exit_codes import ExitCode
 from laptop_agents.heartbeat import read_heartbeat
-from laptop_agents.ops.lock import WorkspaceLock
+from laptop_agents.lock import WorkspaceLock
 from laptop_agents.workspace import Workspace
 
 # A heartbeat older than this many intervals is reported as stale.
@@ -30,7 +30,7 @@ SUMMARY_SKIP = frozenset({"files", "run_dir"})
 
 def _iso_ms(ts_ms: Any) -> str | None:
     if isinstance(ts_ms, int | float) and not isinstance(ts_ms, bool):
-        return datetime.fromtimestamp(ts_ms / 1000.0, UTC).isoformat(timespec="seconds")
+        return ms_to_iso(int(ts_ms), "seconds")
     return None
 
 
@@ -92,6 +92,16 @@ def collect_status(ws: Workspace, *, heartbeat_interval_s: float = 5.0, now: flo
         except (OSError, ValueError):
             pass  # a hand-made kill file is still a kill file
     out["kill_file"] = kill
+
+    pause: dict[str, Any] = {"paused": ws.pause_file.exists(), "path": str(ws.pause_file)}
+    if pause["paused"]:
+        try:
+            payload = json.loads(ws.pause_file.read_text(encoding="utf-8"))
+            if isinstance(payload, dict):
+                pause.update({k: payload.get(k) for k in ("paused_at", "source", "run_id")})
+        except (OSError, ValueError):
+            pass  # any pause file is a pause
+    out["pause"] = pause
 
     run = last_run_dir(ws)
     out["last_run"] = None
@@ -157,6 +167,11 @@ def render_status(status: dict[str, Any], console: Console) -> None:
                                    f"start; remove it to run again")
     else:
         table.add_row("kill file", "none")
+    pause = status.get("pause") or {}
+    if pause.get("paused"):
+        table.add_row("entries", f"PAUSED since {_fmt(pause.get('paused_at'))} (from the {_fmt(pause.get('source'))}): "
+                                 f"no new entries; resume from the dashboard, or delete {pause['path']} while "
+                                 f"nothing runs")
 
     run = status["last_run"]
     if run is None:

@@ -23,6 +23,10 @@ A pending kill file (``<workspace>/kill.txt``) is the user's "stop": the
 watchdog never restarts while one exists and leaves it in place for the
 session and ``status`` to see.
 
+With ``--notify`` URLs (in the session's arguments, the config or
+``$LA_NOTIFY_URLS``) each restart is also an alert (``watchdog_restart``),
+sent from the notifier's own thread: a dead service never delays a restart.
+
 Three rooms: the rules are pure functions in
 :mod:`laptop_agents.ops.restart_policy` (table-tested without a process),
 starting, signalling and killing the child is :mod:`laptop_agents.ops.process`,
@@ -44,7 +48,7 @@ from typing import Any
 from laptop_agents.context import CommandContext
 from laptop_agents.exit_codes import ExitCode
 from laptop_agents.heartbeat import Heartbeat, read_heartbeat
-from laptop_agents.ops.lock import AlreadyRunningError, WorkspaceLock
+from laptop_agents.lock import AlreadyRunningError, WorkspaceLock
 from laptop_agents.ops.process import Child, Ended, install_stop_handlers
 from laptop_agents.ops.restart_policy import (
     ChildEnd,
@@ -100,6 +104,7 @@ class Watchdog:
         log: logging.Logger | None = None,
         echo: Callable[[str], None] | None = None,
         env: dict[str, str] | None = None,
+        notifier: Any = None,
     ) -> None:
         self.command = list(command)
         self.workspace = workspace
@@ -107,6 +112,7 @@ class Watchdog:
         self.log = log or logging.getLogger("laptop_agents.ops.watchdog")
         self.echo = echo or (lambda line: print(line, flush=True))
         self.env = env
+        self.notifier = notifier  # console.alerts.Notifier, or None
         self._stop = threading.Event()
         self._stop_signals = 0
         self._hangup = False
@@ -157,6 +163,7 @@ class Watchdog:
                 result.delays.append(decision.delay_s)
                 self._say(decision.message, reason=decision.cause, delay_s=decision.delay_s,
                           failures_in_a_row=decision.history.failures_in_a_row, level=logging.WARNING, **fields)
+                self._alert_restart(result.starts, outcome, decision)
                 stop = self._wait_before_restart(decision)
                 if stop is None:
                     history, cause = decision.history.restarted(time.monotonic()), decision.cause
@@ -166,6 +173,17 @@ class Watchdog:
             self._say(decision.message, reason=decision.reason, level=level, **fields)
             result.exit_code, result.reason = decision.exit_code, decision.reason
             return result
+
+    def _alert_restart(self, restart: int, outcome: ChildOutcome, decision: Restart) -> None:
+        if self.notifier is None:
+            return
+        from laptop_agents.console.alerts import watchdog_restart
+
+        try:
+            self.notifier.send(watchdog_restart(restart=restart, exit_code=outcome.exit_code, reason=decision.cause,
+                                                delay_s=decision.delay_s))
+        except Exception as exc:  # an alert never costs a restart
+            self.log.warning("restart alert failed: %s", exc)
 
     def _ended(self, outcome: ChildOutcome) -> ChildEnd:
         kill_file = self.workspace.kill_file
@@ -295,6 +313,17 @@ def child_command(workspace: Path, run_args: Sequence[str], *, profile: str | No
     return cmd + list(run_args)
 
 
+def _notify_in_args(run_args: Sequence[str]) -> list[str]:
+    """The session's ``--notify URL`` arguments: the watchdog alerts there too."""
+    urls = []
+    for i, arg in enumerate(run_args):
+        if arg == "--notify" and i + 1 < len(run_args):
+            urls.append(run_args[i + 1])
+        elif arg.startswith("--notify="):
+            urls.append(arg.split("=", 1)[1])
+    return urls
+
+
 def _workspace_in_args(run_args: Sequence[str]) -> str | None:
     found: str | None = None
     for i, arg in enumerate(run_args):
@@ -340,6 +369,15 @@ def cmd_watchdog(ctx: CommandContext) -> int:
         else:
             problems.append(f"--workspace after -- ({other_ws}) differs from the watchdog's --workspace "
                             f"{ws.root}; give it once, before --")
+    notifier = None
+    from laptop_agents.console.alerts import Notifier, notify_urls
+
+    urls = notify_urls(_notify_in_args(run_args), ctx.config.system.notify_urls)
+    if urls and not problems:
+        try:
+            notifier = Notifier.from_urls(urls)
+        except ValueError as exc:
+            problems.append(str(exc))
     if problems:
         print(f"watchdog: config error: {problems[0]}", file=sys.stderr)
         return int(ExitCode.CONFIG_ERROR)
@@ -368,9 +406,11 @@ def cmd_watchdog(ctx: CommandContext) -> int:
         "restart_delay_s": options.restart_delay, "max_delay_s": options.max_delay,
         "max_restarts_per_hour": options.max_restarts_per_hour, "hang_timeout_s": options.hang_timeout}})
     try:
-        result = Watchdog(command, ws, options, log=ctx.log).run(install_signals=True)
+        result = Watchdog(command, ws, options, log=ctx.log, notifier=notifier).run(install_signals=True)
     finally:
         guard.release()
+        if notifier is not None:
+            notifier.close(5.0)
     ctx.log.info("watchdog end", extra={"fields": {
         "exit_code": result.exit_code, "reason": result.reason, "starts": result.starts}})
     return result.exit_code

@@ -8,9 +8,10 @@ from pathlib import Path
 
 from laptop_agents.context import CommandContext
 from laptop_agents.exit_codes import ExitCode
-from laptop_agents.report.build import ReportError, build_report
+from laptop_agents.report.build import build_report
 from laptop_agents.report.console import print_summary
-from laptop_agents.report.writer import SUMMARY_JSON
+from laptop_agents.report.files import SUMMARY_JSON
+from laptop_agents.report.run_data import ReportError
 
 
 def cmd_report(ctx: CommandContext) -> int:

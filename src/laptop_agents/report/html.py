@@ -32,14 +32,13 @@ import html
 import json
 import math
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
+from laptop_agents.domain.isotime import ms_to_iso
 from laptop_agents.logs import scrub
-
-if TYPE_CHECKING:
-    from laptop_agents.report.build import RunData
+from laptop_agents.report.run_data import RunData
 
 PLOTLY_MODES: tuple[str, ...] = ("shared", "inline", "cdn")
 ASSETS_DIR = "assets"
@@ -61,6 +60,7 @@ class PlotlyBundle(NamedTuple):
 @lru_cache(maxsize=1)
 def plotly_bundle() -> PlotlyBundle:
     """Read once per process; the hash is of the exact bytes the CDN serves for this version."""
+    # lazy: plotly takes ~0.14 s to import and only a report being written needs it
     from plotly.offline import get_plotlyjs, get_plotlyjs_version
 
     data = get_plotlyjs().encode("utf-8")
@@ -135,10 +135,8 @@ def _detail(v: Any) -> str:
 
 
 def _iso(ts: Any) -> str:
-    from laptop_agents.sources.candle_files import iso
-
     try:
-        return iso(int(ts))
+        return ms_to_iso(int(ts))
     except (TypeError, ValueError):
         return ""
 

@@ -23,27 +23,17 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from laptop_agents.domain.contracts import StepResult
-from laptop_agents.domain.models import Candle, Event
+from laptop_agents.domain.events import Event, FillEvent, Funding, OrderEvent, TradeClosed
+from laptop_agents.domain.models import Candle
 from laptop_agents.logs import scrub
-
-CANDLES_CSV = "candles.csv"
-EQUITY_CSV = "equity.csv"
-TRADES_CSV = "trades.csv"
-SUMMARY_JSON = "summary.json"
-REPORT_HTML = "report.html"
-EVENTS_JSONL = "events.jsonl"
-
-CANDLE_SCHEMA = pa.schema([
-    ("ts", pa.int64()), ("open", pa.float64()), ("high", pa.float64()), ("low", pa.float64()),
-    ("close", pa.float64()), ("volume", pa.float64()),
-])
-EQUITY_SCHEMA = pa.schema([
-    ("ts", pa.int64()), ("close", pa.float64()), ("equity", pa.float64()), ("position_qty", pa.float64()),
-    ("fees_paid", pa.float64()), ("funding_paid", pa.float64()),
-])
-TRADE_COLUMNS = (
-    "n", "side", "qty", "entry_ts", "entry_price", "exit_ts", "exit_price", "stop", "target",
-    "pnl", "fees", "funding", "net_pnl", "exit_reason",
+from laptop_agents.report.build import build_report
+from laptop_agents.report.files import (
+    CANDLE_SCHEMA,
+    CANDLES_CSV,
+    EQUITY_CSV,
+    EQUITY_SCHEMA,
+    TRADE_COLUMNS,
+    TRADES_CSV,
 )
 
 
@@ -242,32 +232,28 @@ class RunWriter:
     def on_events(self, events: Iterable[Event]) -> None:
         """Account fees, funding and closed trades from a batch of events."""
         for ev in events:
-            kind = ev.kind
-            if kind == "fill":
-                self._fees += float(ev.data.get("fee") or 0.0)
-                cid = str(ev.data.get("client_id", ""))
-                if cid in self._brackets and ev.data.get("reason") in ("entry", "reverse", None, ""):
-                    self._position_bracket = self._brackets[cid]
-            elif kind == "funding":
-                self._funding += float(ev.data.get("amount") or 0.0)
-            elif kind == "order":
-                d = ev.data
-                if d.get("status") in ("accepted", "working", None) and (d.get("stop") or d.get("target")):
-                    self._brackets[str(d.get("client_id", ""))] = (_num(d.get("stop")), _num(d.get("target")))
+            if isinstance(ev, FillEvent):
+                self._fees += ev.fee
+                if ev.client_id in self._brackets and ev.reason in ("entry", "reverse", ""):
+                    self._position_bracket = self._brackets[ev.client_id]
+            elif isinstance(ev, Funding):
+                self._funding += ev.amount
+            elif isinstance(ev, OrderEvent):
+                if ev.status in ("accepted", "working") and (ev.stop or ev.target):
+                    self._brackets[ev.client_id] = (ev.stop, ev.target)
                     if len(self._brackets) > 256:  # bounded: old brackets are never needed again
                         self._brackets.pop(next(iter(self._brackets)))
-            elif kind == "trade_closed":
-                self._write_trade(ev.data)
+            elif isinstance(ev, TradeClosed):
+                self._write_trade(ev)
 
-    def _write_trade(self, d: Mapping[str, Any]) -> None:
+    def _write_trade(self, t: TradeClosed) -> None:
         self._n_trades += 1
         stop, target = self._position_bracket
         row = [
-            self._n_trades, d.get("side", ""), d.get("qty", ""), d.get("entry_ts", ""), d.get("entry_price", ""),
-            d.get("exit_ts", ""), d.get("exit_price", ""), "" if stop is None else stop,
-            "" if target is None else target, d.get("pnl", ""), d.get("fees", ""), d.get("funding", ""),
-            d.get("net_pnl", ""), scrub(str(d.get("exit_reason", ""))),
-        ]
+            self._n_trades, t.side, t.qty, t.entry_ts, t.entry_price, t.exit_ts, t.exit_price,
+            "" if stop is None else stop, "" if target is None else target, t.pnl, t.fees, t.funding,
+            t.net_pnl, scrub(t.exit_reason),
+        ]  # fmt: skip
         self._trades.writerow(row)
         self._trades_fh.flush()
 
@@ -317,8 +303,6 @@ class RunWriter:
         """Close the files and build summary.json (and report.html unless ``html``
         is false) from them. Returns the report's path (summary.json's without html)."""
         self.close()
-        from laptop_agents.report.build import build_report
-
         return build_report(self.run_dir, summary_fields, html=html, plotly=self.plotly)
 
     def __enter__(self) -> RunWriter:
@@ -326,10 +310,3 @@ class RunWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _num(value: Any) -> float | None:
-    try:
-        return None if value is None or value == "" else float(value)
-    except (TypeError, ValueError):
-        return None

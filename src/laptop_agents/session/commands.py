@@ -28,13 +28,14 @@ from laptop_agents import interrupts
 from laptop_agents.config import SECRET_ENV_NAMES, AppConfig
 from laptop_agents.context import CommandContext
 from laptop_agents.engine import Engine
+from laptop_agents.engine.recovery import open_engine
 from laptop_agents.exit_codes import ExitCode
 from laptop_agents.fileio import io_error_line
+from laptop_agents.lock import AlreadyRunningError, WorkspaceLock
 from laptop_agents.logs import get_logger, scrub
-from laptop_agents.ops.lock import AlreadyRunningError, WorkspaceLock
 from laptop_agents.report import RunWriter
 from laptop_agents.report.console import print_summary
-from laptop_agents.session.parts import RunnerOptions, SessionParts
+from laptop_agents.session.parts import ConsoleOptions, RunnerOptions, SessionParts
 from laptop_agents.session.preflight import print_results, run_preflight
 from laptop_agents.session.runner import AsyncRunner
 from laptop_agents.session.views import read_engine
@@ -52,7 +53,6 @@ from laptop_agents.store import (
     StoreMismatchError,
     StoreWriteError,
     check_store_clock,
-    open_engine,
 )
 from laptop_agents.store.journal import EventJournal
 from laptop_agents.strategy import build_strategy
@@ -92,6 +92,47 @@ def _live_gate(config: AppConfig) -> tuple[int, str] | None:
     if missing:
         return ExitCode.LIVE_NOT_ALLOWED, f"live execution needs {', '.join(missing)} in the environment"
     return ExitCode.NOT_IMPLEMENTED, "live order execution is not built yet (issue: live execution); use paper"
+
+
+TOKEN_ENV = "LA_DASHBOARD_TOKEN"
+
+
+def console_options(config: AppConfig, *, live: bool) -> ConsoleOptions | int:
+    """The console's options from the configuration, checked before anything
+    starts: a dashboard bound off the loopback without ``LA_DASHBOARD_TOKEN``
+    (or with a short one) and an unusable notification URL are refused with
+    one line and exit 2. The console's modules load only for what is on."""
+    system = config.system
+    token = os.environ.get(TOKEN_ENV, "").strip() or None
+    if system.dashboard:
+        from laptop_agents.console.app import DashboardConfigError, check_token
+
+        try:
+            check_token(token, system.dashboard_host)
+        except DashboardConfigError as exc:
+            _err(f"dashboard error: {exc}")
+            return ExitCode.CONFIG_ERROR
+    urls: list[str] = []
+    if live:
+        from laptop_agents.console.alerts import notify_urls
+
+        urls = notify_urls(config=system.notify_urls)
+        if urls:
+            from laptop_agents.console.alerts import AppriseSender
+
+            try:
+                AppriseSender(urls)  # the same check the notifier makes; no thread, no network
+            except ValueError as exc:
+                _err(f"alert error: {exc}")
+                return ExitCode.CONFIG_ERROR
+    return ConsoleOptions(
+        dashboard_host=system.dashboard_host,
+        dashboard_port=system.dashboard_port,
+        dashboard_token=token if system.dashboard else None,
+        notify_urls=tuple(urls),
+        daily_summary_hour_utc=system.daily_summary_hour_utc,
+        live_view=system.live_view and live,
+    )
 
 
 def _open_state(
@@ -148,6 +189,7 @@ def _session(
     run_id: str,
     build: Callable[[Engine], SessionSource],
     live: bool,
+    console: ConsoleOptions,
 ) -> int:
     """Shared by run and replay: open state, build the source, run, summarise."""
 
@@ -193,15 +235,16 @@ def _session(
             with contextlib.suppress(OSError):
                 run_dir.rmdir()
     system = ctx.config.system
-    health_port = system.health_port if system.health_port is not None else (0 if system.dashboard else None)
     options = RunnerOptions(
         run_id=run_id,
         run_dir=run_dir,
         mode=mode,
         heartbeat_path=ws.heartbeat if live else run_dir / "heartbeat.json",
         kill_file=ws.kill_file if live else None,
-        health_port=health_port,
+        health_port=system.health_port,
         dashboard=system.dashboard,
+        console=console,
+        pause_file=ws.pause_file if live else None,
         workspace=ws.root,
     )
     print(f"workspace: {ws.root}")
@@ -261,6 +304,9 @@ def cmd_run(ctx: CommandContext) -> int:
     if ws.kill_file.exists():
         _err(f"a stop request is pending ({ws.kill_file}); delete it to start a new session")
         return ExitCode.PREFLIGHT_FAILED
+    console = console_options(config, live=True)
+    if isinstance(console, int):
+        return console
     lock = WorkspaceLock(ws.lock)
     try:
         took_over = lock.acquire()
@@ -280,7 +326,8 @@ def cmd_run(ctx: CommandContext) -> int:
         def build(engine: Engine) -> SessionSource:
             return build_source(config, run_dir=run_dir, resume_after_ts=engine.last_candle_ts)
 
-        return _session(ctx, mode="live-session", state_path=ws.state_db, run_id=run_id, build=build, live=True)
+        return _session(ctx, mode="live-session", state_path=ws.state_db, run_id=run_id, build=build, live=True,
+                        console=console)
     finally:
         lock.release()
 
@@ -303,6 +350,9 @@ def cmd_replay(ctx: CommandContext) -> int:
     if _bad_run_id(ctx):
         return ExitCode.CONFIG_ERROR
     strict = bool(getattr(args, "strict", None))
+    console = console_options(ctx.config, live=False)
+    if isinstance(console, int):
+        return console
     run_id = getattr(args, "run_id", None) or new_run_id("replay")
     try:
         source = build_replay_source(ctx.config, path, strict=strict, time_column=getattr(args, "time_column", None),
@@ -328,4 +378,5 @@ def cmd_replay(ctx: CommandContext) -> int:
     def build(engine: Engine) -> SessionSource:
         return source
 
-    return _session(ctx, mode="replay", state_path=":memory:", run_id=run_id, build=build, live=False)
+    return _session(ctx, mode="replay", state_path=":memory:", run_id=run_id, build=build, live=False,
+                    console=console)

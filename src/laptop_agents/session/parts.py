@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
 from laptop_agents.domain.contracts import StepResult
-from laptop_agents.domain.models import Candle, Event, FundingRate, Tick
+from laptop_agents.domain.events import Event
+from laptop_agents.domain.models import Candle, FundingRate, Tick
 from laptop_agents.session.views import HasStatus
 from laptop_agents.sources.factory import SessionSource
 from laptop_agents.stop_reasons import StopReason
@@ -36,6 +37,11 @@ class EngineLike(HasStatus, Protocol):
     def on_funding(self, funding: FundingRate) -> None: ...
 
     def shutdown(self, ts: int, *, flatten: bool, reason: str) -> StepResult: ...
+
+    @property
+    def entries_paused(self) -> bool: ...
+
+    def set_entries_paused(self, paused: bool) -> None: ...
 
 
 E = TypeVar("E", bound=EngineLike)
@@ -86,6 +92,27 @@ class SessionParts(Generic[E]):
 
 
 @dataclass
+class ConsoleOptions:
+    """The operator's console of one session (see :mod:`laptop_agents.session.operator`).
+
+    ``/health`` is served by the dashboard when it runs; ``health_port`` (on
+    :class:`RunnerOptions`) adds a health-only server (``/health`` and
+    ``/metrics``, no pages, no controls) on 127.0.0.1, or is the only server
+    without a dashboard."""
+
+    dashboard_host: str = "127.0.0.1"
+    dashboard_port: int | None = None  # None: DEFAULT_DASHBOARD_PORT, or a free one when it is taken
+    dashboard_token: str | None = None  # LA_DASHBOARD_TOKEN; required off the loopback
+    notify_urls: tuple[str, ...] = ()
+    notify_timeout_s: float = 10.0
+    daily_summary_hour_utc: int | None = None
+    live_view: bool = False  # the rich panel on a terminal, plain status lines elsewhere
+    watch_interval_s: float = 2.0  # how often alerts look at the session
+    dashboard_options: Any = None  # console.app.DashboardOptions (tests make it fast)
+    watch_rules: Any = None  # console.alerts.WatchRules
+
+
+@dataclass
 class RunnerOptions:
     run_id: str
     run_dir: Path
@@ -94,6 +121,9 @@ class RunnerOptions:
     kill_file: Path | None = None
     health_port: int | None = None
     dashboard: bool = False
+    console: ConsoleOptions = field(default_factory=ConsoleOptions)
+    # <workspace>/pause.json for a live session (a pause survives a restart); None for replays.
+    pause_file: Path | None = None
     install_signal_handlers: bool = True
     workspace: Path | None = None
     # Move everything alive after start-up (imported modules, warm-up) out of

@@ -17,6 +17,7 @@ keys present for live execution.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import sqlite3
@@ -24,12 +25,16 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Literal
 
+import httpx
+
 from laptop_agents.config import SECRET_ENV_NAMES, AppConfig
 from laptop_agents.context import CommandContext
+from laptop_agents.exchange.errors import ExchangeError
+from laptop_agents.exchange.ratelimit import RateLimitBudget
+from laptop_agents.exchange.rest import BitunixRestClient, RestOptions
 from laptop_agents.exit_codes import ExitCode
 from laptop_agents.fileio import problem, remove_quietly
 from laptop_agents.logs import scrub
@@ -38,8 +43,6 @@ from laptop_agents.workspace import Workspace
 MIN_FREE_MB = 200.0
 MAX_CLOCK_SKEW_S = 5.0
 HTTP_TIMEOUT_S = 5.0
-# A cheap public endpoint that also proves the symbol exists.
-PROBE_PATH = "/api/v1/futures/market/trading_pairs"
 
 Status = Literal["PASS", "FAIL", "SKIP"]
 
@@ -124,7 +127,7 @@ def check_disk_space(ws: Workspace, min_free_mb: float = MIN_FREE_MB) -> CheckRe
 
 def check_single_instance(ws: Workspace) -> CheckResult:
     """Reads the lock holder without taking the lock, so preflight never blocks a starting session."""
-    from laptop_agents.ops.lock import WorkspaceLock
+    from laptop_agents.lock import WorkspaceLock
 
     holder = WorkspaceLock(ws.lock).holder()
     if holder is None:
@@ -171,37 +174,36 @@ class _Probe:
 
 
 def _probe_exchange(config: AppConfig, timeout_s: float, wall: Callable[[], float]) -> _Probe:
-    import httpx
-
+    """One trading-pairs request through the session's own REST client (same
+    transport, envelope checks and typed errors; one attempt, no retries: a
+    preflight reports, it does not wait out an outage). Also proves the
+    symbol is listed. Runs its own event loop: preflight is called before the
+    session's loop starts."""
     base = config.trading.bitunix_rest_url
-    url = f"{base}{PROBE_PATH}"
+    symbol = config.trading.symbol
+    options = RestOptions(timeout_s=timeout_s, max_attempts=1)
+
+    async def ask() -> tuple[int | None, ExchangeError | None]:
+        async with BitunixRestClient(base, options=options, budget=RateLimitBudget.unlimited()) as rest:
+            try:
+                await rest.trading_pair(symbol)
+            except ExchangeError as exc:
+                return rest.last_server_ms, exc
+            return rest.last_server_ms, None
+
     t0 = wall()
     try:
-        resp = httpx.get(url, params={"symbols": config.trading.symbol}, timeout=timeout_s)
-    except (httpx.HTTPError, httpx.InvalidURL, OSError) as exc:
+        server_ms, error = asyncio.run(ask())
+    except (httpx.HTTPError, httpx.InvalidURL, OSError, ValueError) as exc:  # a URL httpx cannot use
         return _Probe(_fail("exchange REST", f"{base} unreachable: {type(exc).__name__}: {exc}"))
     t1 = wall()
-    server_time: float | None = None
-    date = resp.headers.get("date")
-    if date:
-        try:
-            server_time = parsedate_to_datetime(date).timestamp()
-        except (TypeError, ValueError):
-            server_time = None
     ms = (t1 - t0) * 1000
-    if resp.status_code != 200:
-        res = _fail("exchange REST", f"{base} answered HTTP {resp.status_code} in {ms:.0f} ms")
-        return _Probe(res, server_time, (t0 + t1) / 2)
-    try:
-        body = resp.json()
-        code = body.get("code") if isinstance(body, dict) else None
-    except ValueError:
-        return _Probe(_fail("exchange REST", f"{base} answered non-JSON in {ms:.0f} ms"), server_time, (t0 + t1) / 2)
-    if code != 0:
-        msg = body.get("msg", "") if isinstance(body, dict) else ""
-        res = _fail("exchange REST", f"{base} answered code {code} ({msg}) for {config.trading.symbol}")
-        return _Probe(res, server_time, (t0 + t1) / 2)
-    return _Probe(_pass("exchange REST", f"{base} reachable ({ms:.0f} ms)"), server_time, (t0 + t1) / 2)
+    server_time = None if server_ms is None else server_ms / 1000.0
+    if error is None:
+        return _Probe(_pass("exchange REST", f"{base} reachable ({ms:.0f} ms)"), server_time, (t0 + t1) / 2)
+    if server_ms is None and error.http_status is None and error.code is None:  # no reply at all
+        return _Probe(_fail("exchange REST", f"{base} unreachable: {error}"))
+    return _Probe(_fail("exchange REST", f"{base} answered in {ms:.0f} ms: {error}"), server_time, (t0 + t1) / 2)
 
 
 def check_clock_skew(probe: _Probe, max_skew_s: float = MAX_CLOCK_SKEW_S) -> CheckResult:

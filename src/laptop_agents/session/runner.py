@@ -17,11 +17,17 @@ take top to bottom:
 - :mod:`~laptop_agents.session.signals`, :mod:`~laptop_agents.session.snapshots`
   (heartbeat, ``/health``, summary), :mod:`~laptop_agents.session.views`
   (every read of the engine's status);
+- :mod:`~laptop_agents.session.controls` -- the operator's levers (stop with
+  or without flatten, pause/resume entries), and
+  :mod:`~laptop_agents.session.operator` -- the console wired in: dashboard
+  (with ``/health`` and ``/metrics``), alerts, terminal view, fed after each
+  committed step;
 - :mod:`~laptop_agents.session.commands` -- ``run`` and ``replay``: building
   the parts and printing the outcome.
 
-The phases: ``starting`` (heartbeat, the ``session`` start event, health
-endpoint, kill-switch and heartbeat tasks, the source's warm-up -- a stop
+The phases: ``starting`` (heartbeat, the ``session`` start event, a pause
+left in the workspace, the console (dashboard, health endpoint, alerts,
+terminal view), kill-switch and heartbeat tasks, the source's warm-up -- a stop
 request ends it), ``running`` (market data, stale-data guard, duration; until
 a stop is requested or a task dies), then the shutdown, which every exit path
 -- clean or not -- goes through. All Engine calls happen on the event loop
@@ -60,10 +66,10 @@ from laptop_agents.config import AppConfig
 from laptop_agents.domain.timeframes import interval_ms
 from laptop_agents.heartbeat import HeartbeatWriter
 from laptop_agents.logs import get_logger
-from laptop_agents.session import signals
+from laptop_agents.session import operator, signals
 from laptop_agents.session.clock import SessionClock
+from laptop_agents.session.controls import SessionControls
 from laptop_agents.session.guards import ErrorCounters, LatencyStats, StaleGuard
-from laptop_agents.session.health import HealthServer
 from laptop_agents.session.loop import TASK_GRACE_S, MarketLoop
 from laptop_agents.session.parts import E, RunnerOptions, SessionOutcome, SessionParts
 from laptop_agents.session.shutdown import Shutdown
@@ -100,7 +106,6 @@ class AsyncRunner(Generic[E]):
         self.interval_ms = interval_ms(config.trading.interval)
         self.state = SessionState(config, self.clock, interval_ms=self.interval_ms, live=parts.source.live,
                                   log=self.log)
-        self.health: HealthServer | None = None
         self.started_wall = self.clock.wall()
         self._started_mono = self.clock.monotonic()
         self.first = read_engine(parts.engine)  # the account as the session found it
@@ -118,6 +123,14 @@ class AsyncRunner(Generic[E]):
         self.supervisors = Supervisors(config, parts, self.state, self.pulse, self.log)
         self.shutdown = Shutdown(config, parts, options, self.state, self.step, self.pulse, self.clock,
                                  interval_ms=self.interval_ms, log=self.log)
+        self.controls = SessionControls(parts.engine, self.state, self.step, pause_file=options.pause_file,
+                                        run_id=options.run_id, log=self.log)
+        self.console: operator.SessionConsole | None = None
+        if operator.wanted(options):
+            self.console = operator.SessionConsole(config, parts, options, self.state, self.controls,
+                                                   self.health_snapshot, wall_clock=self.clock.wall,
+                                                   print_fn=print_fn, log=self.log)
+            self.step.listener = self.console
 
     # ------------------------------------------------------------ the outside's view
     def request_stop(self, reason: StopReason, detail: str = "") -> None:
@@ -135,6 +148,11 @@ class AsyncRunner(Generic[E]):
         with contextlib.suppress(RuntimeError):
             body["tasks"] = len(asyncio.all_tasks())
         return self.state.healthy(), body
+
+    @property
+    def health(self) -> operator.HealthEndpoint | None:
+        """Where ``/health`` is served (None: nowhere)."""
+        return self.console.health if self.console is not None else None
 
     @property
     def status(self) -> str:
@@ -187,20 +205,24 @@ class AsyncRunner(Generic[E]):
         # instead of a KeyboardInterrupt tearing the shutdown in half.
         try:
             await self._cancel(tasks)
-            return await self.shutdown.run(first=self.first, started_wall=self.started_wall, health=self.health)
+            return await self.shutdown.run(first=self.first, started_wall=self.started_wall, console=self.console)
         finally:
             restore_signals()
 
     async def _start(self, tasks: list[asyncio.Task[None]]) -> None:
-        """Heartbeat, start event, health endpoint; the kill switch and the
-        heartbeat run from here on, so a stop during the warm-up (a REST
-        backfill can take a while) ends it."""
-        opts, system = self.opts, self.config.system
+        """Heartbeat, start event, a pause left in the workspace, the console;
+        the kill switch and the heartbeat run from here on, so a stop during
+        the warm-up (a REST backfill can take a while) ends it."""
+        opts = self.opts
         self.pulse.beat("starting")
+        if self.console is not None:  # first, so its log lines and the start event reach the console
+            try:
+                await self.console.start()
+            except Exception as exc:  # the console is a window, never a reason to stop
+                self.log.error("console could not start: %s", exc)
         self.step.log_resume(opts.run_id)
         self.step.journal_session("start", run_id=opts.run_id, mode=opts.mode, source=self.parts.source.description)
-        if opts.health_port is not None or system.health_port is not None or system.dashboard:
-            await self._start_health()
+        self.controls.restore()
         if opts.kill_file is not None:
             tasks.append(asyncio.create_task(self.supervisors.kill_switch(opts.kill_file), name="kill-switch"))
         if self.pulse.writer is not None or self.parts.writer is not None:
@@ -282,20 +304,6 @@ class AsyncRunner(Generic[E]):
                 exc = None if t.cancelled() else t.exception()
                 if exc is not None and self.state.reason is None:
                     self.state.crash(exc)
-
-    async def _start_health(self) -> None:
-        system = self.config.system
-        port = self.opts.health_port if self.opts.health_port is not None else (system.health_port or 0)
-        try:
-            self.health = await HealthServer(self.health_snapshot, port,
-                                             dashboard=self.opts.dashboard or system.dashboard).start()
-        except OSError as exc:
-            self.log.error("health endpoint could not start on 127.0.0.1:%s: %s", port, exc)
-            self.state.spend("health")
-            self.health = None
-            return
-        self._print(f"health: {self.health.url}" + (f"  dashboard: http://127.0.0.1:{self.health.port}/"
-                                                    if self.health.dashboard else ""))
 
     def _install_signals(self) -> Callable[[], None]:
         if not self.opts.install_signal_handlers:

@@ -8,11 +8,16 @@
    final commit fails becomes that failure's stop (or a crash).
 2. **The outputs**: the ``session`` stop event, summary.json and the report
    (summary.json alone if the report fails).
-3. **Closing**: store, source, health endpoint, then the ``stopped`` heartbeat
-   with the reason.
+3. **Closing**: store, source, then the ``stopped`` heartbeat with the reason.
 4. **The kill file** is consumed only now, and only after a successful final
    commit: if the session dies during its shutdown the file stays, the
    watchdog does not restart, and the user sees the pending stop.
+5. **The console** last: the stop alert, the dashboard's last update
+   (``stopped``, with the reason), then its servers close -- bounded in time.
+
+A user stop flattens the position as the stop request said (the dashboard's
+"stop" / "stop & flatten", a kill file with ``"flatten"``), else as
+``system.flatten_on_kill`` says.
 """
 
 from __future__ import annotations
@@ -21,13 +26,13 @@ import asyncio
 import contextlib
 import logging
 from pathlib import Path
-from typing import Any, Generic
+from typing import TYPE_CHECKING, Any, Generic
 
 from laptop_agents.config import AppConfig
 from laptop_agents.domain.contracts import StepResult
 from laptop_agents.fileio import write_json_atomic
+from laptop_agents.logs import scrub_obj
 from laptop_agents.session.clock import SessionClock
-from laptop_agents.session.health import HealthServer
 from laptop_agents.session.loop import TASK_GRACE_S
 from laptop_agents.session.parts import E, RunnerOptions, SessionOutcome, SessionParts
 from laptop_agents.session.snapshots import Pulse, summary
@@ -35,6 +40,9 @@ from laptop_agents.session.state import SessionFatal, SessionState
 from laptop_agents.session.step import CandleStep, store_error_reason
 from laptop_agents.session.views import EngineView, read_engine
 from laptop_agents.stop_reasons import USER_STOPS, StopReason, exit_code_for
+
+if TYPE_CHECKING:
+    from laptop_agents.session.operator import SessionConsole
 
 # Stops that end well unless the final commit fails; then that failure is the reason.
 _CLEAN_STOPS = frozenset({StopReason.DURATION, StopReason.END_OF_DATA, StopReason.KILL_SWITCH, StopReason.SIGNAL})
@@ -44,7 +52,7 @@ def write_summary_fallback(run_dir: Path, fields: dict[str, Any]) -> None:
     """summary.json without the report machinery (no writer, or the report failed)."""
     with contextlib.suppress(OSError):
         run_dir.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(run_dir / "summary.json", fields)
+        write_json_atomic(run_dir / "summary.json", scrub_obj(fields))
 
 
 class Shutdown(Generic[E]):
@@ -61,7 +69,8 @@ class Shutdown(Generic[E]):
         self.interval_ms = interval_ms
         self.log = log
 
-    async def run(self, *, first: EngineView, started_wall: float, health: HealthServer | None) -> SessionOutcome:
+    async def run(self, *, first: EngineView, started_wall: float,
+                  console: SessionConsole | None = None) -> SessionOutcome:
         state = self.state
         self.pulse.beat("stopping")
         reason, final_ok = await self._final_step(state.reason or StopReason.CRASH)
@@ -71,7 +80,7 @@ class Shutdown(Generic[E]):
                          final_commit=final_ok, started_wall=started_wall, ended_wall=self.clock.wall())
         self.step.journal_session("stop", reason=reason.value, exit_code=code, detail=state.detail)
         report = self._outputs(fields)
-        await self._close(health)
+        await self._close()
         self.pulse.beat("stopped")
         kill_file = self.opts.kill_file
         if reason is StopReason.KILL_SWITCH and final_ok and kill_file is not None:
@@ -81,6 +90,13 @@ class Shutdown(Generic[E]):
                       f" - {state.detail}" if state.detail else "",
                       extra={"fields": {"reason": reason.value, "exit_code": code, "detail": state.detail,
                                         "candles": state.counts["candles"], "errors": state.errors.snapshot()}})
+        if console is not None:
+            equity, start = fields.get("final_equity"), fields.get("starting_equity")
+            pnl = equity - start if isinstance(equity, int | float) and isinstance(start, int | float) else None
+            try:
+                await console.close(reason=reason, exit_code=code, detail=state.detail, equity=equity, net_pnl=pnl)
+            except Exception as exc:  # the outcome stands whatever the console does
+                self.log.warning("console close failed: %s", exc)
         return SessionOutcome(reason, code, fields, report, state.detail)
 
     async def _final_step(self, reason: StopReason) -> tuple[StopReason, bool]:
@@ -92,7 +108,8 @@ class Shutdown(Generic[E]):
         try:
             ts = self.clock.event_ts(engine.last_candle_ts, self.interval_ms)
             if reason in USER_STOPS:
-                result = engine.shutdown(ts, flatten=self.config.system.flatten_on_kill, reason=reason.value)
+                flatten = self.config.system.flatten_on_kill if state.flatten is None else state.flatten
+                result = engine.shutdown(ts, flatten=flatten, reason=reason.value)
             else:
                 view = read_engine(engine)
                 result = StepResult(ts=ts, processed=True, equity=float(view.equity or 0.0),
@@ -126,10 +143,8 @@ class Shutdown(Generic[E]):
         write_summary_fallback(self.opts.run_dir, fields)
         return None
 
-    async def _close(self, health: HealthServer | None) -> None:
+    async def _close(self) -> None:
         with contextlib.suppress(Exception):
             self.parts.store.close()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.parts.source.aclose(), TASK_GRACE_S)
-        if health is not None:
-            await health.close()

@@ -41,6 +41,9 @@ class SessionState:
         self.status = "starting"  # starting | running | stopping | stopped, as in the heartbeat
         self.reason: StopReason | None = None
         self.detail = ""
+        # A stop request's own word on the position (dashboard, kill file with
+        # "flatten"); None: the configured flatten_on_kill.
+        self.flatten: bool | None = None
         self.stop_event = asyncio.Event()
         self.counts = dict.fromkeys(COUNTS, 0)
         self.errors = ErrorCounters(system.max_consecutive_md_errors, config.error_budget())
@@ -63,11 +66,13 @@ class SessionState:
     def stop_requested(self) -> bool:
         return self.stop_event.is_set()
 
-    def request_stop(self, reason: StopReason, detail: str = "") -> None:
-        """The one door out: the first reason wins, later ones are logged only."""
+    def request_stop(self, reason: StopReason, detail: str = "", *, flatten: bool | None = None) -> None:
+        """The one door out: the first reason wins (with its ``flatten`` word),
+        later ones are logged only."""
         if self.reason is None:
             self.reason = reason
             self.detail = detail
+            self.flatten = flatten
             if self.status in ("starting", "running"):
                 self.status = "stopping"  # /health answers 503 from this instant
             self.log.info("session stop requested: %s%s", reason.value, f" ({detail})" if detail else "",

@@ -26,10 +26,11 @@ import logging
 import os
 import sqlite3
 from collections.abc import Callable, Sequence
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from laptop_agents.domain.contracts import StepResult
-from laptop_agents.domain.models import Candle, Event
+from laptop_agents.domain.events import AgentError, Event, SessionEvent
+from laptop_agents.domain.models import Candle
 from laptop_agents.fileio import problem as io_problem
 from laptop_agents.logs import get_logger
 from laptop_agents.session.clock import SessionClock
@@ -59,6 +60,15 @@ def runs_of(ts: Sequence[int], step_ms: int) -> list[list[int]]:
         else:
             out.append([t, t])
     return out
+
+
+class StepListener(Protocol):
+    """Who hears about a step once it is committed and published (the operator's
+    console); must be quick and never raise."""
+
+    def on_step(self, result: StepResult, candle: Candle | None, latency_ns: int | None) -> None: ...
+
+    def on_events(self, events: Sequence[Event]) -> None: ...
 
 
 def store_error_reason(exc: BaseException) -> StopReason | None:
@@ -97,6 +107,7 @@ class CandleStep(Generic[E]):
         # A cancellation arrived while a commit was pausing between retries;
         # the market-data task re-raises it once the step is done.
         self.cancel_deferred = False
+        self.listener: StepListener | None = None
 
     # ------------------------------------------------------------ inputs
     async def candle(self, candle: Candle, arrived_ns: int, arrived_cpu_ns: int = 0) -> None:
@@ -117,10 +128,11 @@ class CandleStep(Generic[E]):
         await self.commit(result)
         state.processed()
         clock = self.clock
-        state.latency.add(clock.perf_ns() - arrived_ns)
+        committed_ns = clock.perf_ns() - arrived_ns
+        state.latency.add(committed_ns)
         if arrived_cpu_ns:
             state.cpu_latency.add(clock.cpu_ns() - arrived_cpu_ns)
-        self.publish(result, candle)
+        self.publish(result, candle, latency_ns=committed_ns)
         state.counts["candles"] += 1
         state.step_latency.add(clock.perf_ns() - arrived_ns)
 
@@ -211,11 +223,13 @@ class CandleStep(Generic[E]):
         except asyncio.CancelledError:
             self.cancel_deferred = True  # finish this step first; the caller re-raises
 
-    def publish(self, result: StepResult, candle: Candle | None, *, final: bool = False) -> None:
+    def publish(self, result: StepResult, candle: Candle | None, *, final: bool = False,
+                latency_ns: int | None = None) -> None:
         """Journal and report a committed step (never before the commit). The
         state is already safe, so a failed write here stops the session with
         ``disk_full`` rather than a crash. The ``final`` step (shutdown) ends
-        the equity curve at the account as the session left it."""
+        the equity curve at the account as the session left it. Last, the
+        listener (the console) hears of it, with the arrival-to-commit latency."""
         parts = self.parts
         try:
             if result.events:
@@ -239,18 +253,22 @@ class CandleStep(Generic[E]):
             raise
         if result.fills:
             self.trade_log.on_step(result)
-        n_agent = sum(1 for e in result.events if e.kind == "agent_error")
-        if n_agent:
-            for e in result.events:
-                if e.kind == "agent_error":
-                    self.log.warning("agent error isolated: %s: %s", e.data.get("agent"), e.data.get("error"),
-                                     extra={"fields": {"ts": e.ts, **e.data}})
-            self.state.spend("agent_error", n_agent)
+        errors = [e for e in result.events if isinstance(e, AgentError)]
+        if errors:
+            for e in errors:
+                self.log.warning("agent error isolated: %s: %s", e.agent, e.error, extra={"fields": e.to_dict()})
+            self.state.spend("agent_error", len(errors))
+        if self.listener is not None:
+            self.listener.on_step(result, candle, latency_ns)
 
     def journal_session(self, kind: str, **data: Any) -> None:
         """The ``session`` start/stop event, stamped in market time after the last candle."""
         try:
             ts = self.clock.event_ts(self.parts.engine.last_candle_ts, self.interval_ms)
-            self.parts.journal.write([Event(ts, "session", {"event": kind, **data})])
+            event = SessionEvent(ts, kind, data)
+            self.parts.journal.write([event])
         except Exception as exc:
             self.log.warning("could not journal the session %s event: %s", kind, exc)
+            return
+        if self.listener is not None:
+            self.listener.on_events([event])

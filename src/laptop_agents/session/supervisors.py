@@ -19,6 +19,7 @@ crash, because the session could no longer keep the promise it kept.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +32,18 @@ from laptop_agents.session.parts import E, SessionParts
 from laptop_agents.session.snapshots import Pulse
 from laptop_agents.session.state import SessionState
 from laptop_agents.stop_reasons import StopReason
+
+
+def kill_file_flatten(text: str) -> bool | None:
+    """The kill file's own word on the position (``"flatten": true/false`` in its
+    JSON, written by ``stop --flatten/--no-flatten`` or a watching dashboard);
+    None (the configured default) for anything else, a hand-made file included."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    value = data.get("flatten") if isinstance(data, dict) else None
+    return value if isinstance(value, bool) else None
 
 
 class Supervisors(Generic[E]):
@@ -54,10 +67,12 @@ class Supervisors(Generic[E]):
                 seen = False
             if seen:
                 try:
-                    detail = scrub(path.read_text(encoding="utf-8", errors="replace").strip())[:300]
+                    text = path.read_text(encoding="utf-8", errors="replace").strip()
                 except OSError:
-                    detail = ""
-                state.request_stop(StopReason.KILL_SWITCH, f"{path}" + (f": {detail}" if detail else ""))
+                    text = ""
+                detail = scrub(text)[:300]
+                state.request_stop(StopReason.KILL_SWITCH, f"{path}" + (f": {detail}" if detail else ""),
+                                   flatten=kill_file_flatten(text))
                 return
             await asyncio.sleep(interval)
 

@@ -11,6 +11,8 @@ import logging
 from typing import Any
 
 from laptop_agents.domain.contracts import StepResult
+from laptop_agents.domain.events import FillEvent, TradeClosed
+from laptop_agents.domain.models import Side
 
 
 def _side(qty: float) -> str:
@@ -44,10 +46,8 @@ class TradeLog:
         qty = self.qty
         symbol, money = self.symbol, self.money
         for ev in result.events:
-            d = ev.data
-            if ev.kind == "fill":
-                size = float(d.get("qty") or 0.0)
-                new = qty + (size if str(d.get("side", "")).upper() == "BUY" else -size)
+            if isinstance(ev, FillEvent):
+                new = qty + (ev.qty if ev.side is Side.BUY else -ev.qty)
                 if abs(new) <= 1e-12:
                     new = 0.0
                 if new != 0.0:
@@ -57,16 +57,14 @@ class TradeLog:
                     else:
                         verb = "position added" if abs(new) > abs(qty) else "position reduced"
                         what = f"{_side(new)} {abs(qty):g} -> {abs(new):g} {symbol}"
-                    self.log.info("%s: %s @ %s (fee %.*f, %s)", verb, what, _price(d.get("price")), money,
-                                  float(d.get("fee") or 0.0), d.get("reason") or "fill",
-                                  extra={"fields": {"event": "fill", "ts": ev.ts, **d, "position_qty": new}})
+                    self.log.info("%s: %s @ %s (fee %.*f, %s)", verb, what, _price(ev.price), money, ev.fee,
+                                  ev.reason or "fill",
+                                  extra={"fields": {**ev.to_dict(), "event": "fill", "position_qty": new}})
                 qty = new
-            elif ev.kind == "trade_closed":
+            elif isinstance(ev, TradeClosed):
                 self.log.info(
                     "trade closed: %s %s %s, %s -> %s, PnL %.*f, fees %.*f, funding %.*f, net PnL %.*f (%s)",
-                    d.get("side"), _qty(d.get("qty")), symbol, _price(d.get("entry_price")),
-                    _price(d.get("exit_price")), money, float(d.get("pnl") or 0.0), money,
-                    float(d.get("fees") or 0.0), money, float(d.get("funding") or 0.0), money,
-                    float(d.get("net_pnl") or 0.0), d.get("exit_reason"),
-                    extra={"fields": {"event": "trade_closed", "ts": ev.ts, **d}})
+                    ev.side, _qty(ev.qty), symbol, _price(ev.entry_price), _price(ev.exit_price), money, ev.pnl,
+                    money, ev.fees, money, ev.funding, money, ev.net_pnl, ev.exit_reason,
+                    extra={"fields": {**ev.to_dict(), "event": "trade_closed"}})
         self.qty = float(result.position_qty)

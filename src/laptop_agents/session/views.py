@@ -12,12 +12,13 @@ with it: the view then carries only the exception's type name.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-# What ``Engine.status()`` returns today: a JSON-able mapping.
-StatusRecord = Mapping[str, Any]
+from laptop_agents.engine.status import EngineStatus
+
+# What ``Engine.status()`` returns: a typed record (its ``to_dict`` is the JSON).
+StatusRecord = EngineStatus
 
 
 class HasStatus(Protocol):
@@ -56,19 +57,29 @@ def read_engine(engine: HasStatus) -> EngineView:
 
 
 def view_of(status: StatusRecord) -> EngineView:
-    position = status.get("position")
-    orders = status.get("working_orders")
     return EngineView(
-        equity=status.get("equity"),
-        position=position,
-        position_qty=float((position or {}).get("qty") or 0.0),
-        working_orders=orders,
-        breaker=status.get("breaker"),
-        last_candle_ts=status.get("last_candle_ts"),
-        last_price=status.get("last_price"),
-        fees_paid=float(status.get("fees_paid") or 0.0),
-        funding_paid=float(status.get("funding_paid") or 0.0),
-        symbol=status.get("symbol"),
-        currency=status.get("currency"),
-        strategy=status.get("strategy"),
+        equity=status.equity,
+        position=status.position.to_dict(),
+        position_qty=status.position.qty,
+        working_orders=[o.to_dict() for o in status.working_orders],
+        breaker=status.breaker.to_dict(),
+        last_candle_ts=status.last_candle_ts,
+        last_price=status.last_price,
+        fees_paid=status.fees_paid,
+        funding_paid=status.funding_paid,
+        symbol=status.symbol,
+        currency=status.currency,
+        strategy=status.strategy,
     )
+
+
+def status_dict(engine: HasStatus) -> dict[str, Any]:
+    """The engine's status as today's JSON dict, for the console's extra fields:
+    a typed status through its ``to_dict()`` edge, a mapping as it is; ``{}``
+    when the status call fails (the console must render anyway)."""
+    try:
+        status: Any = engine.status()
+        to_dict = getattr(status, "to_dict", None)
+        return dict(to_dict()) if callable(to_dict) else dict(status)
+    except Exception:
+        return {}

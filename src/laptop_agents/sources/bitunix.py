@@ -26,10 +26,7 @@ from laptop_agents.exchange.ratelimit import RateLimitBudget
 from laptop_agents.exchange.rest import BitunixRestClient, RestOptions
 from laptop_agents.exchange.ws import BitunixWsClient, WsOptions
 from laptop_agents.sources.recording import Recorder, RecordingTransport
-
-
-def _wall_ms() -> int:
-    return int(time.time() * 1000)
+from laptop_agents.wallclock import now_ms
 
 
 class ExchangeClock:
@@ -46,7 +43,7 @@ class ExchangeClock:
     clock. At speed 1 the session keeps the wall clock as before."""
 
     def __init__(self, speed: float, *, monotonic: Callable[[], float] = time.monotonic,
-                 wall_ms: Callable[[], int] = _wall_ms) -> None:
+                 wall_ms: Callable[[], int] = now_ms) -> None:
         if speed <= 0:
             raise ValueError(f"speed must be positive, got {speed}")
         self.speed = speed
@@ -93,7 +90,7 @@ class BitunixSource:
         trading: TradingConfig,
         *,
         recorder: Recorder | None = None,
-        clock: Callable[[], int] = _wall_ms,
+        clock: Callable[[], int] = now_ms,
         options: BitunixSourceOptions | None = None,
         rng: random.Random | None = None,
         resume_after_ts: int | None = None,

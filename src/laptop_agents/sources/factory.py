@@ -9,12 +9,12 @@ treat its time, so the runner itself never branches on ``trading.source``:
   candle file (CSV/Parquet), as fast as possible unless ``--realtime``.
 
 Imports of the heavier sources are lazy so that a mock session does not load
-the websocket and HTTP stacks.
+the websocket and HTTP stacks (and a live one not pyarrow): each costs a
+noticeable part of a second at start-up.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +24,8 @@ from laptop_agents.config import AppConfig
 from laptop_agents.domain.contracts import MarketSource
 from laptop_agents.domain.errors import InputDataError
 from laptop_agents.domain.timeframes import interval_ms
+from laptop_agents.sources.candle_source import CandleListSource
+from laptop_agents.wallclock import now_ms
 
 RECORDING_SUFFIXES = (".jsonl", ".ndjson")
 
@@ -70,9 +72,6 @@ class SessionSource:
                     close()
 
 
-def _wall_ms() -> int:
-    return int(time.time() * 1000)
-
 
 def store_check_clock(config: AppConfig) -> tuple[Callable[[], int], str] | None:
     """The market "now" a workspace's state is checked against before a live
@@ -82,7 +81,7 @@ def store_check_clock(config: AppConfig) -> tuple[Callable[[], int], str] | None
     store's last candle by design (a fast session restarted continues), so it
     can never be behind it. Replays run on fresh in-memory state."""
     if config.trading.source == "bitunix":
-        return _wall_ms, "wall clock"
+        return now_ms, "wall clock"
     return None
 
 
@@ -100,7 +99,7 @@ def build_source(
     """
     trading = config.trading
     if trading.source == "mock":
-        from laptop_agents.sources.mock import MockSource, faults_from_env
+        from laptop_agents.sources.mock import MockSource, faults_from_env  # lazy: see the module docstring
 
         mock = MockSource(trading, resume_after_ts=resume_after_ts, faults=faults_from_env(environ))
         return SessionSource(
@@ -108,13 +107,16 @@ def build_source(
             description=f"mock (seed {trading.seed}, speed {trading.speed:g}x)",
         )
     if trading.source == "bitunix":
-        from laptop_agents.sources.bitunix import BitunixSource, ExchangeClock
+        from laptop_agents.sources.bitunix import (  # lazy: websocket + HTTP stacks (~0.25 s)
+            BitunixSource,
+            ExchangeClock,
+        )
 
         recorder = None
         if trading.record:
             if run_dir is None:
                 raise SourceConfigError("--record needs a run directory")
-            from laptop_agents.sources.recording import Recorder
+            from laptop_agents.sources.recording import Recorder  # lazy: only with --record
 
             run_dir.mkdir(parents=True, exist_ok=True)
             recorder = Recorder(run_dir / "market.jsonl")
@@ -123,7 +125,7 @@ def build_source(
         fast = ExchangeClock(trading.speed) if trading.speed != 1.0 else None
         source = BitunixSource(trading, recorder=recorder, resume_after_ts=resume_after_ts, market_clock=fast)
         return SessionSource(
-            source, fast.now_ms if fast is not None else _wall_ms, trading.speed, live=True, recorder=recorder,
+            source, fast.now_ms if fast is not None else now_ms, trading.speed, live=True, recorder=recorder,
             description=f"bitunix {trading.bitunix_ws_url}" + (f" (exchange at {trading.speed:g}x)" if fast else "")
             + (" (recording)" if recorder else ""),
             late_after_ms=2 * interval_ms(trading.interval),
@@ -145,7 +147,7 @@ def build_replay_source(config: AppConfig, path: Path | None = None, *, strict: 
         raise SourceConfigError(f"replay file not found: {file}")
     speed = None if not trading.replay_realtime else 1.0
     if is_recording(file):
-        from laptop_agents.sources.recording import RecordingError, RecordingReplaySource
+        from laptop_agents.sources.recording import RecordingError, RecordingReplaySource  # lazy: HTTP stack
 
         try:
             rec = RecordingReplaySource(file, realtime=trading.replay_realtime)
@@ -176,8 +178,7 @@ def candle_file_source(file: Path, *, realtime: bool = False, strict: bool = Fal
 def _candle_file(file: Path, *, realtime: bool, strict: bool, time_column: str | None = None,
                  time_unit: str | None = None) -> tuple[MarketSource, str]:
     """The source and the file's interval (as the loader detected it)."""
-    from laptop_agents.sources import candle_files
-    from laptop_agents.sources.candle_source import CandleListSource
+    from laptop_agents.sources import candle_files  # lazy: pyarrow (~0.15 s), only for a candle file
 
     try:
         loaded = candle_files.load_candles(file, strict=strict, time_column=time_column, time_unit=time_unit)

@@ -48,6 +48,7 @@ from laptop_agents.exchange.ratelimit import RateLimitBudget
 from laptop_agents.exchange.rest import BitunixRestClient, RestOptions
 from laptop_agents.exchange.ws import WsClosed, WsEvent, WsFrame, WsOpened
 from laptop_agents.logs import scrub
+from laptop_agents.wallclock import now_ms
 
 FORMAT_VERSION = 1
 _KEPT_HEADERS = ("content-type", "date", "retry-after")
@@ -56,9 +57,6 @@ _KEPT_HEADERS = ("content-type", "date", "retry-after")
 class RecordingError(InputDataError):
     """A recording that cannot be replayed (bad line, or the replay diverged from it)."""
 
-
-def _wall_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def _put_data(entry: dict[str, Any], key: str, data: str | bytes) -> None:
@@ -90,7 +88,7 @@ class Recorder:
         path: str | Path,
         *,
         flush_every_s: float = 1.0,
-        clock_ms: Callable[[], int] = _wall_ms,
+        clock_ms: Callable[[], int] = now_ms,
     ) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)

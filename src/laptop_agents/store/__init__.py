@@ -1,4 +1,8 @@
-"""Durable state: the SQLite state store and the events.jsonl journal."""
+"""Durable state: the SQLite state store and the events.jsonl journal.
+
+``open_engine`` (crash-only startup) lives beside the engine, in
+:mod:`laptop_agents.engine.recovery`, and reads a store through its small
+``StateSource`` protocol."""
 
 from laptop_agents.store.journal import EventJournal, JournalError, read_events
 from laptop_agents.store.state import (
@@ -9,7 +13,6 @@ from laptop_agents.store.state import (
     StoreMismatchError,
     StoreWriteError,
     check_store_clock,
-    open_engine,
 )
 
 __all__ = [
@@ -22,6 +25,5 @@ __all__ = [
     "StoreMismatchError",
     "StoreWriteError",
     "check_store_clock",
-    "open_engine",
     "read_events",
 ]

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from laptop_agents.domain.errors import InputDataError
-from laptop_agents.domain.models import Event
+from laptop_agents.domain.events import Event
 from laptop_agents.logs import scrub
 
 

@@ -1,13 +1,20 @@
 """The state store: SQLite in WAL mode, one transaction per candle.
 
 Everything the Engine needs to continue after a crash is written in the same
-transaction as the open time of the candle it belongs to: broker state and
-circuit breaker (a compact pickle), the strategy snapshot, working orders
+transaction as the open time of the candle it belongs to: the
+:class:`~laptop_agents.engine.state.EngineState` (broker state, circuit
+breaker and strategy snapshot, as plain data: see that module), working orders
 (rows, rewritten only when they changed), processed client ids (appended),
 fills and closed trades (appended). Either the whole candle is durable or none
 of it is, so a restart resumes exactly after the last committed candle and the
 Engine skips anything at or before it (crash-only: startup and recovery are the
-same code path, :func:`open_engine`).
+same code path, :func:`laptop_agents.engine.recovery.open_engine`, which reads
+through this store's :meth:`StateStore.read_state`). The store writes and reads
+that record and the ledger rows; it never reaches into the Engine or the broker.
+
+Schema versions: 1 stored the broker state and the strategy snapshot as two
+pickled blobs; 2 stores one plain-data :class:`EngineState` blob (versioned by
+its own codec). A version-1 file is migrated on open, in one transaction.
 
 Durability choice: ``journal_mode=WAL`` with ``synchronous=NORMAL``. A commit
 then appends to the WAL with a ``write()`` but no ``fsync``; the data is in the
@@ -32,17 +39,26 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
+from laptop_agents.broker.state import WORKING_ORDER_FIELDS, WorkingOrder
 from laptop_agents.config import AppConfig
 from laptop_agents.domain.contracts import StepResult, Strategy
 from laptop_agents.domain.errors import LaptopAgentsError
+from laptop_agents.domain.events import TradeClosed
 from laptop_agents.domain.symbols import instrument_for
 from laptop_agents.domain.timeframes import interval_ms
-from laptop_agents.engine import Engine, EngineStateError, build_engine
+from laptop_agents.engine import (
+    Engine,
+    EngineIdentity,
+    EngineStateError,
+    StoredState,
+    load_engine,
+)
+from laptop_agents.engine.state import StateEncoder, decode_state, decode_v1, encode_state
 from laptop_agents.exit_codes import ExitCode
 from laptop_agents.fileio import problem
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 PAGE_SIZE = 4096
 
 
@@ -79,6 +95,7 @@ class StoreAheadError(StoreMismatchError):
 # --- schema and migrations ------------------------------------------------
 # Each migration moves the schema from version n-1 to n and runs in one
 # transaction with the version bump, so a crash mid-migration changes nothing.
+# The statements are history: they stay as written when the code moves on.
 _MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: (
         "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -104,12 +121,20 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
             exit_price REAL NOT NULL, pnl REAL NOT NULL, fees REAL NOT NULL, funding REAL NOT NULL,
             net_pnl REAL NOT NULL, exit_reason TEXT NOT NULL)""",
     ),
+    # 2: one plain-data EngineState blob instead of the pickled core and strategy blobs.
+    2: (
+        "ALTER TABLE engine_state RENAME TO engine_state_v1",
+        """CREATE TABLE engine_state (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            last_candle_ts INTEGER,
+            state BLOB NOT NULL,
+            commits INTEGER NOT NULL)""",
+    ),
 }
 
-_TRADE_FIELDS = (
-    "client_id", "side", "qty", "entry_ts", "entry_price", "exit_ts", "exit_price", "pnl", "fees",
-    "funding", "net_pnl", "exit_reason",
-)  # fmt: skip
+_ORDER_COLUMNS = ", ".join(WORKING_ORDER_FIELDS)
+_INSERT_ORDER = f"INSERT INTO working_orders ({_ORDER_COLUMNS}, seq) VALUES ({', '.join('?' * (len(WORKING_ORDER_FIELDS) + 1))})"
+_SELECT_ORDERS = f"SELECT {_ORDER_COLUMNS} FROM working_orders ORDER BY seq"
 
 
 _WRITE_FAILURES = ("disk is full", "disk i/o error", "readonly", "read-only", "unable to open", "locked")
@@ -194,6 +219,7 @@ class StateStore:
             raise ValueError(f"synchronous must be NORMAL or FULL, got {synchronous!r}")
         self.path = str(path)
         self.memory = self.path == ":memory:"
+        self._encoder = StateEncoder()
         if not self.memory:
             p = Path(self.path)
             wal = Path(self.path + "-wal")
@@ -290,7 +316,13 @@ class StateStore:
                 f"{SCHEMA_VERSION}; upgrade the program (the file was kept)"
             )
         if version < SCHEMA_VERSION:
-            _apply_migrations(self.conn, version)
+            try:
+                _apply_migrations(self.conn, version)
+            except EngineStateError as exc:  # rolled back: the file is as it was
+                raise StoreCorruptError(
+                    f"state store {self.path} cannot be migrated to schema {SCHEMA_VERSION} ({exc}); "
+                    f"it was kept for inspection"
+                ) from None
 
     @property
     def schema_version(self) -> int:
@@ -301,31 +333,33 @@ class StateStore:
         """Write everything ``result`` changed in ONE transaction.
 
         Call it after every processed step (candle, warmup, shutdown); a
-        skipped candle (``processed=False``) writes nothing."""
+        skipped candle (``processed=False``) writes nothing. What is written
+        comes from ``engine.persist_payload()``; ``engine.persisted()``
+        acknowledges it once durable."""
         if not result.processed:
             return
         payload = engine.persist_payload()
-        symbol = engine.instrument.symbol
-        strategy = engine.strategy.name
+        identity = payload.identity
+        state = payload.state
+        blob = self._encoder.encode(state)
         conn = self.conn
-        trade_events = [ev for ev in result.events if ev.kind == "trade_closed"] if result.events else ()
+        trade_events = [ev for ev in result.events if type(ev) is TradeClosed] if result.events else ()
         if (
             self._has_state
             and not self._adopt
             and not payload.new_ids
-            and payload.orders is None
+            and not payload.orders_changed
             and not result.fills
             and not trade_events
         ):
             # Most candles change only the engine_state row: one UPDATE in
             # autocommit mode is one atomic transaction by itself, without the
             # two extra round trips of BEGIN/COMMIT.
-            self._check_meta(symbol, strategy)
+            self._check_meta(identity)
             try:
                 conn.execute(
-                    "UPDATE engine_state SET last_candle_ts = ?, core = ?, strategy = ?, commits = commits + 1 "
-                    "WHERE id = 1",
-                    (payload.last_candle_ts, payload.core, payload.strategy),
+                    "UPDATE engine_state SET last_candle_ts = ?, state = ?, commits = commits + 1 WHERE id = 1",
+                    (state.last_candle_ts, blob),
                 )
             except sqlite3.DatabaseError as exc:
                 raise self._write_error(exc) from None
@@ -335,32 +369,30 @@ class StateStore:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 if not self._has_state:
-                    self._write_meta(symbol, strategy, engine)
+                    self._write_meta(identity)
                     conn.execute(
-                        "INSERT INTO engine_state (id, last_candle_ts, core, strategy, commits) VALUES (1, ?, ?, ?, 1)",
-                        (payload.last_candle_ts, payload.core, payload.strategy),
+                        "INSERT INTO engine_state (id, last_candle_ts, state, commits) VALUES (1, ?, ?, 1)",
+                        (state.last_candle_ts, blob),
                     )
                 else:
-                    self._check_meta(symbol, strategy)
+                    self._check_meta(identity)
                     if self._adopt:
                         conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
                                          list(self._adopt.items()))
                     conn.execute(
-                        "UPDATE engine_state SET last_candle_ts = ?, core = ?, strategy = ?, commits = commits + 1 "
-                        "WHERE id = 1",
-                        (payload.last_candle_ts, payload.core, payload.strategy),
+                        "UPDATE engine_state SET last_candle_ts = ?, state = ?, commits = commits + 1 WHERE id = 1",
+                        (state.last_candle_ts, blob),
                     )
                 if payload.new_ids:
                     conn.executemany(
                         "INSERT OR IGNORE INTO processed_ids (client_id, ts) VALUES (?, ?)",
                         [(cid, result.ts) for cid in payload.new_ids],
                     )
-                if payload.orders is not None:
+                if payload.orders_changed:
                     conn.execute("DELETE FROM working_orders")
-                    if payload.orders:
+                    if state.broker.orders:
                         conn.executemany(
-                            "INSERT INTO working_orders VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                            [(*row, i) for i, row in enumerate(payload.orders)],
+                            _INSERT_ORDER, [(*o.to_row(), i) for i, o in enumerate(state.broker.orders)]
                         )
                 fill_seq = self._fill_seq
                 if result.fills:
@@ -368,25 +400,17 @@ class StateStore:
                     for f in result.fills:
                         fill_seq += 1
                         rows.append(
-                            (
-                                fill_seq,
-                                f.ts,
-                                f.client_id,
-                                f.side.value,
-                                f.qty,
-                                f.price,
-                                f.fee,
-                                f.liquidity,
-                                f.reason,
-                            )
+                            (fill_seq, f.ts, f.client_id, f.side.value, f.qty, f.price, f.fee, f.liquidity, f.reason)
                         )
                     conn.executemany("INSERT INTO fills VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
                 trade_seq = self._trade_seq
                 trade_rows = []
-                for ev in trade_events:
+                for t in trade_events:
                     trade_seq += 1
-                    d = ev.data
-                    trade_rows.append((trade_seq, *(d.get(k) for k in _TRADE_FIELDS)))
+                    trade_rows.append((
+                        trade_seq, t.client_id, t.side, t.qty, t.entry_ts, t.entry_price, t.exit_ts, t.exit_price,
+                        t.pnl, t.fees, t.funding, t.net_pnl, t.exit_reason,
+                    ))  # fmt: skip
                 if trade_rows:
                     conn.executemany(
                         "INSERT INTO trades VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", trade_rows
@@ -411,38 +435,35 @@ class StateStore:
             return StoreWriteError(f"cannot write state store {self.path}: {problem(exc)}")
         return StoreCorruptError(f"state store {self.path} is damaged: {_one_line(exc)}")
 
-    def _write_meta(self, symbol: str, strategy: str, engine: Engine) -> None:
+    def _write_meta(self, identity: EngineIdentity) -> None:
         meta = {
-            "symbol": symbol,
-            "strategy": strategy,
-            "contract": engine.instrument.kind.value,
-            "starting_equity": repr(engine.broker.starting_equity_quote),
-            **_identity(engine.config),
+            "symbol": identity.symbol,
+            "strategy": identity.strategy,
+            "contract": identity.contract,
+            "starting_equity": repr(identity.starting_equity),
+            "source": identity.source,
+            "interval": identity.interval,
         }
         self.conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", list(meta.items()))
         self._meta = meta
 
-    def _check_meta(self, symbol: str, strategy: str) -> None:
-        if self._meta.get("symbol") != symbol or self._meta.get("strategy") != strategy:
+    def _check_meta(self, identity: EngineIdentity) -> None:
+        meta = self._meta
+        if meta.get("symbol") != identity.symbol or meta.get("strategy") != identity.strategy:
             raise StoreMismatchError(
-                f"state store {self.path} holds {self._meta.get('symbol')}/{self._meta.get('strategy')}, "
-                f"not {symbol}/{strategy}"
+                f"state store {self.path} holds {meta.get('symbol')}/{meta.get('strategy')}, "
+                f"not {identity.symbol}/{identity.strategy}"
             )
 
     # ------------------------------------------------------------------ read
-    def load_engine(
-        self, config: AppConfig, strategy: Strategy, *, now_ts: int | None = None
-    ) -> Engine | None:
-        """Rebuild the engine from the store, or None when nothing is stored.
+    def read_state(self, config: AppConfig, strategy_name: str) -> StoredState | None:
+        """The stored engine state and processed ids, or None when nothing is stored
+        (the :class:`~laptop_agents.engine.recovery.StateSource` of recovery).
 
-        Refuses (:class:`StoreMismatchError`) when the stored symbol or strategy
-        differ from the configured ones: continuing another market's position
-        with this config would be wrong. Working orders due by the last candle
-        (or ``now_ts`` if later, e.g. the wall clock of a live restart) expire
-        on load; their events go out with the next step."""
-        row = self.conn.execute(
-            "SELECT last_candle_ts, core, strategy FROM engine_state WHERE id = 1"
-        ).fetchone()
+        Refuses (:class:`StoreMismatchError`) when the stored symbol, strategy,
+        source or interval differ from the configured ones: continuing another
+        market's position with this config would be wrong."""
+        row = self.conn.execute("SELECT last_candle_ts, state FROM engine_state WHERE id = 1").fetchone()
         if row is None:
             return None
         symbol = instrument_for(config.trading.symbol).symbol
@@ -452,10 +473,10 @@ class StateStore:
                 f"state store {self.path} holds symbol {stored_symbol}, but the config trades {symbol}; "
                 f"use another workspace or remove the store"
             )
-        if stored_strategy != strategy.name:
+        if stored_strategy != strategy_name:
             raise StoreMismatchError(
                 f"state store {self.path} holds strategy {stored_strategy!r}, but the config uses "
-                f"{strategy.name!r}; use another workspace or remove the store"
+                f"{strategy_name!r}; use another workspace or remove the store"
             )
         identity = _identity(config)
         for key, value in identity.items():
@@ -465,30 +486,34 @@ class StateStore:
                     f"state store {self.path} was written by {key} {stored}, but the config uses {key} "
                     f"{value}; use another --workspace or move the store away"
                 )
-        orders = [
-            tuple(r)
-            for r in self.conn.execute(
-                "SELECT client_id, side, type, qty, filled, price, stop, target, trailing, reduce_only, reason, "
-                "created_ts, expire_ts FROM working_orders ORDER BY seq"
-            )
-        ]
-        ids = {r[0] for r in self.conn.execute("SELECT client_id FROM processed_ids")}
         try:
-            engine = Engine.from_parts(config, strategy, bytes(row[1]), bytes(row[2]), orders, ids)
-        except EngineStateError as exc:
-            raise StoreMismatchError(f"state store {self.path}: {exc}") from None
-        except Exception as exc:
-            raise StoreCorruptError(
-                f"state store {self.path} holds unreadable engine state ({type(exc).__name__}: {_one_line(exc)}); "
-                f"it was kept for inspection"
-            ) from None
+            orders = [WorkingOrder.from_row(r) for r in self.conn.execute(_SELECT_ORDERS)]
+            state = decode_state(bytes(row[1]), orders)
+        except (EngineStateError, ValueError, TypeError) as exc:
+            raise self._unreadable(exc) from None
+        ids = frozenset(r[0] for r in self.conn.execute("SELECT client_id FROM processed_ids"))
+        # Adopted only with the next commit: a session refused after loading stamps nothing.
         self._adopt_identity(identity)
-        check_ts = engine.last_candle_ts
-        if now_ts is not None and (check_ts is None or now_ts > check_ts):
-            check_ts = now_ts
-        if check_ts is not None and engine.broker.orders:
-            engine.expire_orders(check_ts)
-        return engine
+        return StoredState(state, ids)
+
+    def refused(self, exc: Exception) -> StoreError:
+        """The store's error for a stored state the engine could not continue from."""
+        if isinstance(exc, EngineStateError):
+            return StoreMismatchError(f"state store {self.path}: {exc}")
+        return self._unreadable(exc)
+
+    def _unreadable(self, exc: Exception) -> StoreCorruptError:
+        return StoreCorruptError(
+            f"state store {self.path} holds unreadable engine state ({type(exc).__name__}: {_one_line(exc)}); "
+            f"it was kept for inspection"
+        )
+
+    def load_engine(
+        self, config: AppConfig, strategy: Strategy, *, now_ts: int | None = None
+    ) -> Engine | None:
+        """The engine continuing from this store, or None when nothing is stored
+        (:func:`laptop_agents.engine.recovery.load_engine` on this store)."""
+        return load_engine(self, config, strategy, now_ts=now_ts)
 
     def _adopt_identity(self, identity: dict[str, str]) -> None:
         """Stores written before the source and interval were recorded take the
@@ -541,6 +566,8 @@ def _apply_migrations(conn: sqlite3.Connection, current: int) -> None:
                 conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
             for sql in _MIGRATIONS[version]:
                 conn.execute(sql)
+            if version == 2:
+                _migrate_state_v1(conn)
             conn.execute("DELETE FROM schema_version")
             conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
             conn.execute("COMMIT")
@@ -550,6 +577,19 @@ def _apply_migrations(conn: sqlite3.Connection, current: int) -> None:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+
+
+def _migrate_state_v1(conn: sqlite3.Connection) -> None:
+    """Schema 1 to 2: the pickled core and strategy blobs become one
+    plain-data EngineState blob (working orders stay rows)."""
+    row = conn.execute("SELECT last_candle_ts, core, strategy, commits FROM engine_state_v1 WHERE id = 1").fetchone()
+    if row is not None:
+        state = decode_v1(bytes(row[1]), bytes(row[2]))  # EngineStateError: the caller names the file
+        conn.execute(
+            "INSERT INTO engine_state (id, last_candle_ts, state, commits) VALUES (1, ?, ?, ?)",
+            (row[0], encode_state(state), row[3]),
+        )
+    conn.execute("DROP TABLE engine_state_v1")
 
 
 def _identity(config: AppConfig) -> dict[str, str]:
@@ -578,19 +618,3 @@ def check_store_clock(store: StateStore, *, now_ms: int, interval: str, clock: s
         f"({clock}) by {lead_min:,.0f} min, so every live candle would be skipped; a faster source (mock --speed, "
         f"a fast fake exchange) wrote it: use another --workspace, or move state.db away to start fresh"
     )
-
-
-def open_engine(
-    store: StateStore,
-    config: AppConfig,
-    strategy: Strategy,
-    *,
-    now_ts: int | None = None,
-) -> Engine:
-    """Crash-only startup: the stored engine if there is one, else a fresh one.
-
-    A first start and a restart after ``kill -9`` run exactly this code."""
-    engine = store.load_engine(config, strategy, now_ts=now_ts)
-    if engine is None:
-        engine = build_engine(config, strategy)
-    return engine

@@ -24,8 +24,17 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
+from laptop_agents.domain.events import (
+    Event,
+    FillEvent,
+    OrderCancelled,
+    OrderEvent,
+    OrderExpired,
+    TradeClosed,
+)
 from laptop_agents.domain.fast import fast_init
-from laptop_agents.domain.models import Event, Instrument, OrderIntent
+from laptop_agents.domain.models import Instrument, OrderIntent
+from laptop_agents.strategy.emit import journal_event
 from laptop_agents.strategy.indicators import (
     ATR,
     CVD,
@@ -45,9 +54,9 @@ from laptop_agents.strategy.params import (
 )
 from laptop_agents.strategy.sizing import leverage, notional_usd, position_size, round_away, round_to_tick
 
-# Events and intents are built on the per-candle path: without the frozen
-# dataclass __init__, with OrderIntent's own validation (laptop_agents.domain.fast).
-new_event = fast_init(Event)
+# Intents are built on the per-candle path: without the frozen dataclass
+# __init__, with OrderIntent's own validation (laptop_agents.domain.fast).
+# Events come from laptop_agents.strategy.emit.
 new_intent = fast_init(OrderIntent)
 
 UP, DOWN, CHOP = 1, -1, 0
@@ -646,10 +655,6 @@ def _plan_load(values: tuple[Any, ...] | None) -> dict[str, Any] | None:
     return None if values is None else dict(zip(_PLAN_KEYS, values, strict=False))
 
 
-def _journal(ts: int, text: str, tags: list[str], plan_id: str | None) -> Event:
-    return new_event(ts, "journal", {"text": text, "tags": tags, "plan_id": plan_id})
-
-
 class JournalCoach:
     """Journal lines for a plan's life: created, filled, exited, cancelled,
     expired, rejected; exit lines carry coaching tags.
@@ -709,36 +714,33 @@ class JournalCoach:
             text += f", stop {stop}"
         if target is not None:
             text += f", target {target}"
-        return _journal(ts, text, ["plan_created", setup], plan_id)
+        return journal_event(ts, text, ["plan_created", setup], plan_id)
 
     def on_event(self, event: Event, bar: int) -> list[Event]:
-        kind = event.kind
-        data = event.data
-        if kind == "fill":
+        if isinstance(event, FillEvent):
             return self._on_fill(event, bar)
-        if kind == "trade_closed":
+        if isinstance(event, TradeClosed):
             return self._on_closed(event, bar)
-        if kind in ("order_cancelled", "order_expired") or (
-            kind == "order" and data.get("status") in ("rejected", "duplicate")
-        ):
-            plan = self.pending
-            if plan is None or data.get("client_id") != plan["plan_id"]:
+        if isinstance(event, OrderEvent):
+            if event.status not in ("rejected", "duplicate"):
                 return []
-            self.pending = None
-            if kind == "order":
-                word, reason = str(data.get("status")), str(data.get("reason", ""))
-            elif kind == "order_expired":
-                word, reason = "expired", "expired"
-            else:
-                word, reason = "cancelled", str(data.get("reason", ""))
-            text = f"plan {plan['setup']} {word}" + (f" ({reason})" if reason and reason != word else "")
-            return [_journal(event.ts, text, [word, plan["setup"]], plan["plan_id"])]
-        return []
-
-    def _on_fill(self, event: Event, bar: int) -> list[Event]:
+            cid, word, reason = event.client_id, event.status, event.reason
+        elif isinstance(event, OrderExpired):
+            cid, word, reason = event.client_id, "expired", "expired"
+        elif isinstance(event, OrderCancelled):
+            cid, word, reason = event.client_id, "cancelled", event.reason
+        else:
+            return []
         plan = self.pending
-        cid = event.data.get("client_id")
         if plan is None or cid != plan["plan_id"]:
+            return []
+        self.pending = None
+        text = f"plan {plan['setup']} {word}" + (f" ({reason})" if reason and reason != word else "")
+        return [journal_event(event.ts, text, [word, plan["setup"]], plan["plan_id"])]
+
+    def _on_fill(self, event: FillEvent, bar: int) -> list[Event]:
+        plan = self.pending
+        if plan is None or event.client_id != plan["plan_id"]:
             return []
         # First fill of the plan's entry order: the plan becomes the open
         # position's plan; a still-open previous plan (a reversal) is closing.
@@ -746,34 +748,30 @@ class JournalCoach:
         plan = dict(plan, bar=bar, entry_ts=event.ts)
         self.open = plan
         self.pending = None
-        qty, price = event.data.get("qty"), event.data.get("price")
-        text = f"plan {plan['setup']} filled {qty} @ {price}"
-        return [_journal(event.ts, text, ["filled", plan["setup"]], plan["plan_id"])]
+        text = f"plan {plan['setup']} filled {event.qty} @ {event.price}"
+        return [journal_event(event.ts, text, ["filled", plan["setup"]], plan["plan_id"])]
 
-    def _on_closed(self, event: Event, bar: int) -> list[Event]:
-        data = event.data
-        side = 1 if data.get("side") == "long" else -1
+    def _on_closed(self, event: TradeClosed, bar: int) -> list[Event]:
+        side = 1 if event.side == "long" else -1
         plan = None
         if self.closing is not None and self.closing["side"] == side:
             plan, self.closing = self.closing, None
         elif self.open is not None and self.open["side"] == side:
             plan, self.open = self.open, None
-        exit_reason = str(data.get("exit_reason", ""))
-        net = float(data.get("net_pnl", 0.0) or 0.0)
+        exit_reason = event.exit_reason
+        net = event.net_pnl
         tags = [exit_reason] if exit_reason else []
         tags.append("win" if net > 0 else "loss")
-        text = f"exit {data.get('side')} @ {data.get('exit_price')} ({exit_reason}), net pnl {round(net, 8)}"
+        text = f"exit {event.side} @ {event.exit_price} ({exit_reason}), net pnl {round(net, 8)}"
         plan_id = None
         if plan is not None:
             plan_id = plan["plan_id"]
             bars = bar - int(plan["bar"])
             dist = abs(float(plan["entry"]) - float(plan["stop"])) if plan["stop"] is not None else 0.0
-            entry_px = float(data.get("entry_price", plan["entry"]) or plan["entry"])
-            exit_px = float(data.get("exit_price", entry_px) or entry_px)
-            r = side * (exit_px - entry_px) / dist if dist > 0 else 0.0
+            r = side * (event.exit_price - event.entry_price) / dist if dist > 0 else 0.0
             if exit_reason == "stop" and bars <= self.STOPPED_FAST_BARS:
                 tags.append("stopped_fast")
             if exit_reason in ("target", "trailing_stop") and net > 0:
                 tags.append("followed_plan_profit")
             text += f", {round(r, 2)} R after {bars} bars" if dist > 0 else f" after {bars} bars"
-        return [_journal(event.ts, text, tags, plan_id)]
+        return [journal_event(event.ts, text, tags, plan_id)]

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from types import NoneType, UnionType
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -274,6 +274,8 @@ def _one_line(where: str, exc: ValidationError, model: type[BaseModel], prefix: 
         names = _fields_at(model, loc) + (["symbols"] if len(loc) == 1 else [])
         known = ", ".join(names) or "(none)"
         return StrategyConfigError(f"{where}: unknown key {key!r}; allowed keys here: {known}")
+    if err.get("type") == "missing":
+        return StrategyConfigError(f"{where}: missing required key {key!r} (it has no default)")
     if not loc or err.get("type") == "value_error" and not isinstance(err.get("input"), (int, float, str, bool)):
         # A cross-field rule (model validator): its message names the fields.
         section = f" in {key!r}" if key else ""
@@ -333,21 +335,31 @@ def read_raw(name: str, file: Path | None = None) -> tuple[dict[str, Any], str]:
             raise StrategyConfigError(f"strategy file {name!r} does not exist")
         return _read_file(path, f"strategy file {name!r}"), f"strategy file {name!r}"
     raise StrategyConfigError(
-        f"unknown strategy {name!r}: use one of {', '.join(PRESET_NAMES)} or a path to a .json/.yaml strategy file"
+        f"unknown strategy {name!r}: use one of {', '.join(PRESET_NAMES)}, a path to a .json/.yaml strategy file, "
+        "a strategy class as FILE.py:ClassName or an installed strategy's name"
     )
 
 
 def parse_params(raw: Mapping[str, Any], symbol: str, where: str = "strategy parameters") -> StrategyParams:
-    """Validate a raw parameter mapping and apply its ``symbols.<SYMBOL>`` section.
+    """Validate a raw parameter mapping of a built-in strategy (its
+    ``strategy`` key picks the model) and apply its ``symbols.<SYMBOL>`` section.
 
     Every symbol section is validated (a typo in the BTCUSD section is an
     error even while trading BTCUSDT); only ``symbol``'s is applied.
     """
-    data = dict(raw)
-    kind = data.get("strategy", "supervisor")
+    kind = raw.get("strategy", "supervisor")
     if kind not in _MODELS:
         raise StrategyConfigError(f"{where}: bad value strategy={kind!r}: allowed: {', '.join(map(repr, _MODELS))}")
-    model = _MODELS[kind]
+    params = parse_model_params(_MODELS[kind], raw, symbol, where, kind=kind)
+    assert isinstance(params, SupervisorParams | SmaCrossParams)
+    return params
+
+
+def parse_model_params(
+    model: type[BaseModel], raw: Mapping[str, Any], symbol: str, where: str, *, kind: str | None = None
+) -> BaseModel:
+    """:func:`parse_params` for any parameter model (a user's strategy too)."""
+    data = dict(raw)
     symbols = data.pop("symbols", None) or {}
     if not isinstance(symbols, Mapping):
         raise StrategyConfigError(f"{where}: 'symbols' must map a symbol to its overrides, got {type(symbols).__name__}")
@@ -356,7 +368,7 @@ def parse_params(raw: Mapping[str, Any], symbol: str, where: str = "strategy par
     except ValidationError as exc:
         raise _one_line(where, exc, model) from None
     wanted = normalize_symbol(symbol)
-    chosen: StrategyParams = base
+    chosen = base
     for raw_sym, over in symbols.items():
         try:
             sym = normalize_symbol(str(raw_sym))
@@ -385,7 +397,12 @@ def _leaf_paths(tree: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> list[t
     return out
 
 
-def apply_overrides(params: StrategyParams, overrides: Mapping[str, Any], where: str = "parameter overrides") -> StrategyParams:
+PM = TypeVar("PM", bound=BaseModel)
+
+
+def apply_overrides(
+    params: PM, overrides: Mapping[str, Any], where: str = "parameter overrides", *, label: str | None = None
+) -> PM:
     """Return ``params`` with overrides applied and re-validated.
 
     A flat name (``tp_r_mult``) sets that key in every section that has it; a
@@ -394,27 +411,30 @@ def apply_overrides(params: StrategyParams, overrides: Mapping[str, Any], where:
     """
     if not overrides:
         return params
+    model = type(params)
+    builtin = model in _MODELS.values()  # their 'strategy' key names the model; it is not a parameter
+    if label is None:
+        label = getattr(params, "strategy", "") if builtin else model.__name__
     tree = params.model_dump()
-    leaves = _leaf_paths(tree)
+    leaves = [p for p in _leaf_paths(tree) if not (builtin and p[0] == "strategy")]
     for name, value in overrides.items():
         parts = tuple(str(name).split("."))
         if len(parts) == 1:
-            targets = [p for p in leaves if p[-1] == parts[0] and p[0] != "strategy"]
+            targets = [p for p in leaves if p[-1] == parts[0]]
         else:
             head = SECTION_ALIASES.get(parts[0], (parts[0],))
             full = (*head, *parts[1:])
             targets = [full] if full in leaves else []
         if not targets:
-            known = sorted({p[-1] for p in leaves if p[0] != "strategy"})
+            known = sorted({p[-1] for p in leaves})
             raise StrategyConfigError(
-                f"{where}: unknown parameter {name!r} for strategy {params.strategy!r}; known names: {', '.join(known)}"
+                f"{where}: unknown parameter {name!r} for strategy {label!r}; known names: {', '.join(known)}"
             )
         for path in targets:
             node: dict[str, Any] = tree
             for part in path[:-1]:
                 node = node[part]
             node[path[-1]] = value
-    model = _MODELS[params.strategy]
     try:
         return model.model_validate(tree)
     except ValidationError as exc:
@@ -455,6 +475,10 @@ def _allowed_values(annotation: Any, metadata: list[Any]) -> str:
         annotation = args[0] if len(args) == 1 else annotation
     if annotation is bool:
         text = "true or false"
+    elif get_origin(annotation) is Literal:
+        text = "one of " + ", ".join(map(str, get_args(annotation)))
+    elif annotation is str:
+        text = "text"
     elif get_origin(annotation) is tuple:
         choices = [str(c) for a in get_args(annotation) if a is not Ellipsis for c in get_args(a)]
         text = "list of " + ", ".join(choices)
@@ -486,6 +510,24 @@ def describe_params(params: BaseModel, prefix: str = "") -> list[ParamInfo]:
         else:
             allowed = _allowed_values(field.annotation, list(field.metadata))
             out.append(ParamInfo(prefix + name, _show(value), allowed, field.description or ""))
+    return out
+
+
+def describe_model(model: type[BaseModel], prefix: str = "") -> list[ParamInfo]:
+    """:func:`describe_params` of a model's defaults; a parameter without a
+    default shows ``(required)``."""
+    try:
+        return describe_params(model.model_validate({}), prefix)
+    except ValidationError:
+        pass
+    out: list[ParamInfo] = []
+    for name, field in model.model_fields.items():
+        ann = field.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            out.extend(describe_model(ann, f"{prefix}{name}."))
+            continue
+        value = "(required)" if field.is_required() else _show(field.get_default(call_default_factory=True))
+        out.append(ParamInfo(prefix + name, value, _allowed_values(ann, list(field.metadata)), field.description or ""))
     return out
 
 

@@ -26,14 +26,13 @@ Quiet candles produce no event at all.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from laptop_agents.domain.contracts import AccountView, Intent, StrategyOutput
+from laptop_agents.domain.events import Event, OrderEvent
 from laptop_agents.domain.models import (
     CancelIntent,
     Candle,
-    Event,
     FundingRate,
     Instrument,
     OrderType,
@@ -54,9 +53,10 @@ from laptop_agents.strategy.agents import (
     RiskGate,
     Setup,
     SetupSignal,
-    new_event,
     new_intent,
 )
+from laptop_agents.strategy.base import StrategyCore
+from laptop_agents.strategy.emit import agent_error, decision_event
 from laptop_agents.strategy.params import SupervisorParams
 
 # Block reasons after which the sentinel's cooldown starts (a judgement on the
@@ -81,26 +81,12 @@ COOLDOWN_REASONS = frozenset(
 # setup: reported once when the state is first met, then silent until it ends.
 STATE_BLOCKS = frozenset({"entries_blocked", "funding_halt", "funding_no_trade"})
 
-_MAX_ERROR_TEXT = 300
-
 # First element of a snapshot_state tuple: names the layout, so a state of
 # another strategy class or layout version is refused instead of mis-read.
 _STATE_TAG = "supervisor/1"
 
 
-def id_prefix(name: str) -> str:
-    """A short, exchange-safe client-id prefix from a strategy name or path."""
-    stem = re.sub(r"\.(json|ya?ml)$", "", name.replace("\\", "/").rsplit("/", 1)[-1], flags=re.IGNORECASE)
-    clean = re.sub(r"[^A-Za-z0-9]", "", stem)[:12]
-    return clean or "strat"
-
-
-def agent_error(ts: int, agent: str, exc: BaseException) -> Event:
-    text = f"{type(exc).__name__}: {exc}"
-    return new_event(ts, "agent_error", {"agent": agent, "error": text[:_MAX_ERROR_TEXT]})
-
-
-class Supervisor:
+class Supervisor(StrategyCore):
     """The default strategy (and its presets): see the module docstring.
 
     ``risk_pct`` is a percent; ``max_notional`` (USD) and ``max_leverage`` come
@@ -109,18 +95,12 @@ class Supervisor:
     """
 
     __slots__ = (
-        "_bar",
         "_last_block",
         "_state_block",
         "cvd_divergence",
         "derivatives_flows",
         "execution_risk_sentinel",
-        "id_prefix",
-        "instrument",
-        "journal_coach",
         "market_intake",
-        "name",
-        "params",
         "pending_trigger",
         "risk_gate",
         "setup_signal",
@@ -137,11 +117,9 @@ class Supervisor:
         max_leverage: float = 20.0,
         name: str = "default",
     ) -> None:
-        self.params = params
-        self.instrument = instrument
-        self.name = name
-        self.id_prefix = id_prefix(name)
-        rp = params.risk.risk_pct if risk_pct is None else risk_pct
+        super().__init__(params, instrument, risk_pct=risk_pct, max_notional=max_notional,
+                         max_leverage=max_leverage, name=name)  # fmt: skip
+        rp = self.risk_pct
         self.market_intake = MarketIntake(params.market)
         self.derivatives_flows = DerivativesFlows(params.derivatives_gates, params.engine)
         self.cvd_divergence = CvdDivergence(params.cvd)
@@ -151,8 +129,6 @@ class Supervisor:
         )
         self.pending_trigger = PendingTrigger(params.engine)
         self.risk_gate = RiskGate(params.risk, instrument, max_notional, max_leverage)
-        self.journal_coach = JournalCoach()
-        self._bar = 0
         self._last_block: tuple[str, str, int] | None = None
         self._state_block: str | None = None
         self.warmup_errors = 0
@@ -193,7 +169,7 @@ class Supervisor:
             if cancel is not None:
                 cid, reason = cancel
                 intents.append(CancelIntent(cid, reason))
-                events.append(new_event(ts, "decision", {"action": "cancel", "reason": reason, "client_id": cid}))
+                events.append(decision_event(ts, {"action": "cancel", "reason": reason, "client_id": cid}))
                 cancelled = True
 
         if failed or cancelled or account.position_qty != 0.0 or working:
@@ -206,12 +182,11 @@ class Supervisor:
         """Journal lines for our plans; a broker rejection of our entry starts
         the cooldown (so a refused order is not re-sent every candle)."""
         try:
-            kind = event.kind
-            if kind == "order" and event.data.get("status") in ("rejected", "duplicate"):
-                cid = event.data.get("client_id")
-                if isinstance(cid, str) and cid.startswith(self.id_prefix + "-"):
+            if isinstance(event, OrderEvent) and event.status in ("rejected", "duplicate"):
+                cid = event.client_id
+                if cid.startswith(self.id_prefix + "-"):
                     self.pending_trigger.forget(cid)
-                    if event.data.get("status") == "rejected":
+                    if event.status == "rejected":
                         self.execution_risk_sentinel.start_cooldown(self._bar)
             return self.journal_coach.on_event(event, self._bar)
         except Exception as exc:
@@ -307,7 +282,7 @@ class Supervisor:
         data["rr"] = round(rr, 4)
         data["size_mult"] = mult
         data["client_id"] = cid
-        events.append(new_event(ts, "decision", data))
+        events.append(decision_event(ts, data))
         try:
             events.append(self.journal_coach.plan_created(
                     ts, cid, setup.name, setup.side, setup.order_type, setup.entry, setup.stop, setup.target, qty, bar
@@ -367,45 +342,35 @@ class Supervisor:
             data["rr"] = round(rr, 4)
         if qty:
             data["qty"] = qty
-        events.append(new_event(ts, "decision", data))
+        events.append(decision_event(ts, data))
 
     # -- state ---------------------------------------------------------------
 
-    def snapshot_state(self) -> tuple[Any, ...]:
+    state_tag = _STATE_TAG
+
+    def _dump_state(self) -> tuple[Any, ...]:
         """Everything that changes while running, as nested tuples of plain
-        values with the indicator windows packed as raw doubles.
+        values with the indicator windows packed as raw doubles (behind the
+        tag, see :meth:`StrategyCore.snapshot_state`).
 
         The Engine stores this every candle. Pickling the whole object cost
         70-120 us and ~4 KB a candle; this is a few microseconds and about
-        half the bytes. Parameters, instrument and names are configuration,
-        rebuilt from the config on every start, so they are not included;
-        :meth:`restore_state` refuses a state whose windows do not fit the
-        configured periods (``ValueError``)."""
+        half the bytes. :meth:`restore_state` refuses a state whose windows
+        do not fit the configured periods (``ValueError``)."""
         return (
-            _STATE_TAG, self._bar, self._last_block, self._state_block, self.warmup_errors,
+            self._bar, self._last_block, self._state_block, self.warmup_errors,
             self.market_intake.dump(), self.derivatives_flows.dump(), self.cvd_divergence.dump(),
             self.setup_signal.dump(), self.execution_risk_sentinel.cooldown_until, self.pending_trigger.dump(),
             self.journal_coach.dump(),
         )  # fmt: skip
 
-    def restore_state(self, state: tuple[Any, ...]) -> None:
-        """Load :meth:`snapshot_state` output into this (freshly built)
-        strategy; all or nothing: on a refused state (``ValueError``) the
-        strategy keeps the state it had."""
-        if not isinstance(state, tuple) or not state or state[0] != _STATE_TAG:
+    def _load_state(self, values: tuple[Any, ...] | list[Any]) -> None:
+        if len(values) != 11:
             raise ValueError(
-                "the stored strategy state is not a Supervisor state of this version: "
+                f"the stored {_STATE_TAG} state has {len(values)} values, not 11: "
                 "the stored strategy was built from a differently shaped configuration"
             )
-        before = self.snapshot_state()
-        try:
-            self._load(state)
-        except BaseException:
-            self._load(before)
-            raise
-
-    def _load(self, state: tuple[Any, ...]) -> None:
-        (_, bar, last_block, state_block, warmup_errors, mi, flows, cvd, sig, cooldown, pending, journal) = state
+        (bar, last_block, state_block, warmup_errors, mi, flows, cvd, sig, cooldown, pending, journal) = values
         self.market_intake.load(mi)
         self.derivatives_flows.load(flows)
         self.cvd_divergence.load(cvd)

@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 import optuna
 
-from laptop_agents.backtest.metrics import periods_per_year
 from laptop_agents.backtest.research.walkforward import bar_returns, make_folds
 from laptop_agents.backtest.runner import run_backtest
 from laptop_agents.config import load_config
+from laptop_agents.report.metrics import periods_per_year
 from laptop_agents.sources.candle_files import load_candles, write_candles
 from tests.backtest.test_backtest import market_candles
 

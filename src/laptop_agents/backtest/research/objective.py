@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import optuna
+from pydantic import BaseModel
 
 from laptop_agents.backtest.research.space import Space
 from laptop_agents.backtest.research.walkforward import (
@@ -46,7 +47,7 @@ from laptop_agents.backtest.research.walkforward import (
 )
 from laptop_agents.config import AppConfig
 from laptop_agents.domain.models import Candle, FundingRate
-from laptop_agents.strategy import StrategyConfigError, StrategyParams, load_strategy_params
+from laptop_agents.strategy import StrategyConfigError, load_strategy_params
 from laptop_agents.strategy.params import apply_overrides
 
 METRICS: dict[str, str] = {
@@ -197,7 +198,7 @@ class Objective:
         return ev.value
 
 
-def invalid_params(params: StrategyParams, overrides: dict[str, Any]) -> str | None:
+def invalid_params(params: BaseModel, overrides: dict[str, Any]) -> str | None:
     """Why the strategy's model refuses these overrides (a cross-field rule), or None."""
     try:
         apply_overrides(params, overrides, "parameters")

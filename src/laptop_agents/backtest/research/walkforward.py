@@ -30,12 +30,12 @@ from typing import Any
 
 import numpy as np
 
-from laptop_agents.backtest.metrics import periods_per_year
 from laptop_agents.backtest.runner import BacktestResult, mock_candles, mock_funding, run_backtest
 from laptop_agents.config import AppConfig
 from laptop_agents.domain.errors import UsageError
 from laptop_agents.domain.models import Candle, FundingRate
 from laptop_agents.domain.timeframes import interval_ms
+from laptop_agents.report.metrics import periods_per_year
 
 
 class GridError(UsageError):
@@ -133,7 +133,7 @@ def brief(metrics: Mapping[str, Any]) -> dict[str, Any]:
 
 def bar_returns(starting_equity: float, equity: Sequence[float] | np.ndarray) -> np.ndarray:
     """Simple per-bar returns of an equity curve, the first against the starting
-    equity: the very returns :func:`~laptop_agents.backtest.metrics.compute_metrics` uses."""
+    equity: the very returns :func:`~laptop_agents.report.metrics.compute_metrics` uses."""
     eq = np.asarray(equity, dtype=float)
     if eq.size == 0:
         return np.zeros(0)

@@ -80,10 +80,21 @@
   }
 
   // ------------------------------------------------------------ rendering
+  // The charts are the costly part (plotly redraws up to 1000 candles): at most
+  // once a second, so a browser left open does not eat the laptop's CPU -- the
+  // session shares it. Cards and tables follow every update.
+  const CHART_EVERY_MS = 1000;
+  let chartsAt = 0, chartsTimer = null;
+  function charts() {
+    const wait = chartsAt + CHART_EVERY_MS - Date.now();
+    if (wait > 0) { if (!chartsTimer) chartsTimer = setTimeout(() => { chartsTimer = null; charts(); }, wait); return; }
+    chartsAt = Date.now();
+    renderCharts();
+  }
   function render() {
     renderHeader();
     renderCards();
-    renderCharts();
+    charts();
     renderTables();
   }
 
@@ -98,8 +109,8 @@
     const live = state !== "stopped";
     $("controls").hidden = !S.controls;
     for (const b of document.querySelectorAll("#controls button")) b.disabled = !live;
-    $("btn-pause").hidden = !!st.entries_paused;
-    $("btn-resume").hidden = !st.entries_paused;
+    $("btn-pause").hidden = !!st.entries_paused || st.can_pause === false;
+    $("btn-resume").hidden = !st.entries_paused || st.can_pause === false;
   }
 
   function renderCards() {

@@ -112,9 +112,8 @@ def replay(config: AppConfig, candle_at: Callable[[int], Candle], routes: Mappin
     best = branches[0]
     out.fills, out.trades = best.fills, best.trades
     status = best.engine.status()
-    pos = status.get("position") or {}
-    out.position_qty = float(pos.get("qty", 0.0)) if isinstance(pos, dict) else 0.0
-    out.equity = float(status.get("equity") or 0.0)
+    out.position_qty = float(status.position.qty)
+    out.equity = float(status.equity)
     return out
 
 

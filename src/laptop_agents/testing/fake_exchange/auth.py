@@ -17,7 +17,6 @@ Bitunix.
 from __future__ import annotations
 
 import hmac
-import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from typing import Any
 from laptop_agents.exchange import protocol_private as pp
 from laptop_agents.exchange.signing import sign_rest, sign_ws_login
 from laptop_agents.testing.fake_exchange.trading import FakeAccount
+from laptop_agents.wallclock import now_ms
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,9 +36,6 @@ class AuthResult:
     reason: str = ""
 
 
-def _wall_ms() -> int:
-    return int(time.time() * 1000)
-
 
 class AuthChecker:
     def __init__(
@@ -46,7 +43,7 @@ class AuthChecker:
         accounts: tuple[FakeAccount, ...],
         recv_window_ms: int = pp.RECV_WINDOW_MS,
         *,
-        wall_ms: Callable[[], int] = _wall_ms,
+        wall_ms: Callable[[], int] = now_ms,
         max_nonces: int = 200_000,
     ) -> None:
         self._by_key = {a.api_key: a for a in accounts}

@@ -23,6 +23,7 @@ from laptop_agents.sources.synthetic import SyntheticMarket
 from laptop_agents.testing.fake_exchange.auth import AuthChecker
 from laptop_agents.testing.fake_exchange.faults import PRIVATE_ACTION_KINDS, Fault, FaultBook, ScheduledFault
 from laptop_agents.testing.fake_exchange.trading import FakeTradingConfig, TradingBook
+from laptop_agents.wallclock import now_ms
 
 DAY_MS = 86_400_000
 FUNDING_PERIOD_MS = protocol.FUNDING_INTERVAL_H * 3_600_000
@@ -75,7 +76,7 @@ class SimClock:
 
     def __init__(self, speed: float, start_ms: int | None = None, end_ms: int | None = None) -> None:
         self.speed = speed
-        self.start_ms = int(time.time() * 1000) if start_ms is None else start_ms
+        self.start_ms = now_ms() if start_ms is None else start_ms
         self.end_ms = end_ms
         self.offset_ms = 0
         self._t0 = time.monotonic()

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from laptop_agents.backtest.metrics import compute_metrics, drawdowns, periods_per_year
+from laptop_agents.report.metrics import compute_metrics, drawdowns, periods_per_year
 
 
 def test_hand_computed_small_run() -> None:

@@ -13,13 +13,13 @@ from pathlib import Path
 import psutil
 import pytest
 
-from laptop_agents.ops.lock import AlreadyRunningError, WorkspaceLock, pid_alive
+from laptop_agents.lock import AlreadyRunningError, WorkspaceLock, pid_alive
 
 HOLD_SCRIPT = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from laptop_agents.ops.lock import WorkspaceLock
+    from laptop_agents.lock import WorkspaceLock
     lock = WorkspaceLock(Path(sys.argv[1]))
     lock.acquire()
     print("locked", flush=True)
@@ -153,7 +153,7 @@ RACE_SCRIPT = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from laptop_agents.ops.lock import AlreadyRunningError, WorkspaceLock
+    from laptop_agents.lock import AlreadyRunningError, WorkspaceLock
     path, go_at = Path(sys.argv[1]), float(sys.argv[2])
     while time.time() < go_at:
         pass

@@ -38,7 +38,6 @@ import os
 import socket
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, ClassVar
@@ -46,8 +45,10 @@ from typing import Any, ClassVar
 import psutil
 
 from laptop_agents.domain.errors import LaptopAgentsError
+from laptop_agents.domain.isotime import ms_to_iso
 from laptop_agents.exit_codes import ExitCode
 from laptop_agents.logs import scrub
+from laptop_agents.wallclock import now_ms
 
 if sys.platform == "win32":
     import msvcrt
@@ -299,13 +300,13 @@ class WorkspaceLock:
 
     def _write_record(self, fd: int) -> None:
         pid = os.getpid()
-        now = datetime.now(UTC)
+        started = now_ms()
         record = {
             "pid": pid,
             "create_time": process_create_time(pid),
             "host": socket.gethostname(),
-            "started_at": now.isoformat(timespec="seconds"),
-            "started_ms": int(now.timestamp() * 1000),
+            "started_at": ms_to_iso(started, "seconds"),
+            "started_ms": started,
             "argv": scrub(" ".join(sys.argv)),
             "workspace": str(self.path.parent),
         }
