@@ -117,16 +117,3 @@ def test_config_show_prints_sources_and_masks_secrets(workspace: Path) -> None:
 def test_every_command_names_a_handler_that_exists() -> None:
     for cmd in cli.COMMANDS.values():
         assert callable(cli._load_handler(cmd)), cmd.name
-
-
-def test_live_execution_with_every_gate_open_says_it_is_not_wired_yet(workspace: Path) -> None:
-    keys = {"BITUNIX_API_KEY": "k" * 16, "BITUNIX_API_SECRET": "s" * 16}
-    out = run(["run", "--workspace", str(workspace), "--source", "bitunix", "--execution-mode", "live",
-               "--enable-live"], env=keys)
-    assert out.returncode == ExitCode.NOT_IMPLEMENTED, out.stderr
-    lines = [ln for ln in out.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1 and "live order execution is not built yet" in lines[0] and "use paper" in lines[0]
-    assert "k" * 16 not in out.stdout + out.stderr
-    assert not (workspace / "lock").exists() and not (workspace / "state.db").exists()  # nothing was started
-
-

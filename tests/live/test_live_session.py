@@ -4,23 +4,11 @@ are sent, fills back through the engine, the exchange's record matching the bot'
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from laptop_agents.exit_codes import ExitCode
-from laptop_agents.testing.fake_exchange import FakeExchangeHandle, start_fake_exchange
+from laptop_agents.testing.fake_exchange import FakeExchangeHandle
 from tests.live.support import KEYS, compare, db_rows, start_live
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeExchangeHandle]:
-    handle = start_fake_exchange(seed=7, speed=600.0, push_interval_s=0.05)
-    try:
-        yield handle
-    finally:
-        handle.stop()
 
 
 def test_a_live_session_trades_on_the_exchange_and_its_books_match(tmp_path: Path, fake: FakeExchangeHandle) -> None:
@@ -28,7 +16,6 @@ def test_a_live_session_trades_on_the_exchange_and_its_books_match(tmp_path: Pat
     code, out, err = start_live(ws, fake, "--run-id", "live1", duration=20).wait(120)
     assert code == ExitCode.OK, out + err
     result = compare(ws, fake)
-    print({k: v for k, v in result.items() if k != "rows"}, err[-3000:])
     assert result["orders"] >= 4 and result["fills"] >= 4, result
     summary = json.loads((ws / "runs" / "live1" / "summary.json").read_text())
     assert summary["reason"] == "duration"
