@@ -5,6 +5,8 @@
   market order on the first traded candle and keeps one far-away limit order
   working, so a kill-switch / signal test has something to cancel and flatten;
 - ``scripted:hold_near`` -- the same with the limit 3 % away (inside an exchange's price band);
+- ``scripted:day`` -- a live day at a human pace: an entry and a resting limit (which
+  expires) every 20 candles, an exit ten candles later;
 - ``scripted:lose``  -- buys with a stop one tick under the close on every flat
   candle, so trades lose (fees + stop) and a circuit breaker trips quickly;
 - ``scripted:roundtrip`` -- buys on every flat candle and sells on the next, so
@@ -81,6 +83,21 @@ class ScriptedStrategy:
                 out.intents.append(OrderIntent(self._id(candle, "c"), Side.SELL, OrderType.MARKET, 0.01,
                                                reduce_only=True, reason="scripted exit"))
             out.events.append(Decision(candle.ts, "enter" if account.position_qty == 0 else "exit", "scripted"))
+        elif self.plan == "day":
+            # A simulated day of live trading at a human pace: every 20 candles a
+            # market entry with a resting limit below (it expires: a cancel),
+            # ten candles later a reduce-only exit of whatever is held.
+            minute = candle.ts // 60_000
+            if minute % 20 == 0 and account.position_qty == 0:
+                out.intents.append(OrderIntent(self._id(candle, "e"), Side.BUY, OrderType.MARKET, 0.01,
+                                               reason="scripted entry"))
+                out.intents.append(OrderIntent(self._id(candle, "r"), Side.BUY, OrderType.LIMIT, 0.01,
+                                               price=round(candle.close * 0.995, 1), expire_ts=candle.ts + 600_000,
+                                               reason="scripted resting"))
+            elif minute % 20 == 10 and account.position_qty > 0:
+                out.intents.append(OrderIntent(self._id(candle, "x"), Side.SELL, OrderType.MARKET,
+                                               round(account.position_qty, 4), reduce_only=True,
+                                               reason="scripted exit"))
         elif self.plan == "lose":
             if account.position_qty == 0 and not account.working_orders:
                 out.intents.append(OrderIntent(self._id(candle, "x"), Side.BUY, OrderType.MARKET, 0.05,

@@ -452,6 +452,20 @@ class LiveExecution:
             raise ReconcileMismatch(lines)
 
     # ------------------------------------------------------------ the end
+    async def settle(self) -> None:
+        """Any other stop: read every order still open on the books once more,
+        so the summary and trades.csv hold what the exchange did until now (a
+        fill whose push was late); orders and position stay for the restart."""
+        self.stopping = True
+        for row in [r for r in self.rows.values() if r.open and r.state != "committed"]:
+            try:
+                order = await self.client.find_order(client_id=row.exchange_id, symbol=self.symbol)
+            except ExchangeError as exc:
+                self.log.warning("settling %s: %s", row.exchange_id, exc)
+                continue
+            if order is not None:
+                await self.on_order(order)
+
     async def stop(self, *, flatten: bool) -> str | None:
         """A user stop: cancel, flatten unless told not to, book it, verify.
         Returns what is left on the exchange (None: nothing)."""

@@ -127,6 +127,11 @@ class Shutdown(Generic[E]):
                 flatten = self.config.system.flatten_on_kill if state.flatten is None else state.flatten
                 result = engine.shutdown(ts, flatten=flatten, reason=reason.value)
             else:
+                if execution is not None and reason is not StopReason.ORDER_UNRESOLVED:
+                    try:
+                        await execution.settle()
+                    except Exception as exc:  # the restart's reconciliation catches up
+                        self.log.warning("could not settle the open orders: %s", exc)
                 view = read_engine(engine)
                 result = StepResult(ts=ts, processed=True, equity=float(view.equity or 0.0),
                                     position_qty=view.position_qty)
