@@ -147,7 +147,8 @@ class LiveExecution:
 
     # ------------------------------------------------------------ wiring
     def hook(self, point: str) -> None:
-        """A named moment (``committed``, ``sent``, ``acked``, ``booked``): does
+        """A named moment (``committed``, ``sent``, ``acked``, ``booked``,
+        ``reconciling``): does
         nothing; the crash test's harness replaces it to kill the process there."""
 
     def bind(self, step: CandleStep[Any]) -> None:
@@ -404,6 +405,7 @@ class LiveExecution:
         why = "while_down" if startup else "reconciled"
         client = self.client
         open_orders = await client.open_orders(self.symbol)
+        self.hook("reconciling")
         by_cid = {o.client_id: o for o in open_orders if o.client_id}
         for row in [r for r in self.rows.values() if r.open]:
             order = by_cid.get(row.exchange_id) or await client.find_order(client_id=row.exchange_id,
@@ -453,11 +455,17 @@ class LiveExecution:
 
     # ------------------------------------------------------------ the end
     async def settle(self) -> None:
-        """Any other stop: read every order still open on the books once more,
-        so the summary and trades.csv hold what the exchange did until now (a
-        fill whose push was late); orders and position stay for the restart."""
+        """Any other stop: no more sending; an order committed but not
+        acknowledged is resolved by lookup, and every order still open on the
+        books is read once more, so the summary and trades.csv hold what the
+        exchange did until now (a fill whose push was late). Orders and the
+        position stay for the restart."""
         self.stopping = True
-        for row in [r for r in self.rows.values() if r.open and r.state != "committed"]:
+        while not self._queue.empty():
+            self._queue.get_nowait()
+        for row in [r for r in self.rows.values() if r.state == "committed"]:
+            await self.resolve(row)  # queued or in flight when the sender stopped: never sent again
+        for row in [r for r in self.rows.values() if r.open]:
             try:
                 order = await self.client.find_order(client_id=row.exchange_id, symbol=self.symbol)
             except ExchangeError as exc:
