@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 
 from laptop_agents.broker.live import ExchangeFill, ExchangeStatus, ExchangeUpdate
 from laptop_agents.broker.state import WorkingOrder
+from laptop_agents.domain.errors import LaptopAgentsError
 from laptop_agents.domain.models import OrderType, Side
 from laptop_agents.engine import Engine
 from laptop_agents.exchange import client_ids
@@ -78,7 +79,7 @@ _GONE_STATUS = {
 }
 
 
-class ReconcileMismatch(Exception):
+class ReconcileMismatch(LaptopAgentsError):
     """Differences between the exchange and the books that nothing explains (one line each)."""
 
     def __init__(self, lines: list[str]) -> None:
