@@ -117,3 +117,18 @@ def test_config_show_prints_sources_and_masks_secrets(workspace: Path) -> None:
 def test_every_command_names_a_handler_that_exists() -> None:
     for cmd in cli.COMMANDS.values():
         assert callable(cli._load_handler(cmd)), cmd.name
+
+
+def test_live_execution_with_every_gate_open_and_no_exchange_stops_as_a_crash(workspace: Path) -> None:
+    """Every gate open, the exchange unreachable (a closed loopback port): the
+    start-up reconciliation cannot read it, so the session stops as a crash (a
+    watchdog retries), says why in one line, and shows no key."""
+    keys = {"BITUNIX_API_KEY": "k" * 16, "BITUNIX_API_SECRET": "s" * 16}
+    out = run(["run", "--workspace", str(workspace), "--source", "mock", "--speed", "600", "--execution-mode",
+               "live", "--enable-live", "--bitunix-rest-url", "http://127.0.0.1:9",
+               "--bitunix-private-ws-url", "ws://127.0.0.1:9/private/", "--no-live-view"], env=keys)
+    assert out.returncode == ExitCode.CRASH, out.stdout + out.stderr
+    line = next(x for x in out.stdout.splitlines() if x.startswith("stopped:"))
+    assert "crash" in line and "not sent" in line, line
+    assert "k" * 16 not in out.stdout + out.stderr and "s" * 16 not in out.stdout + out.stderr
+    assert "Traceback" not in out.stdout + out.stderr

@@ -147,3 +147,21 @@ def test_a_foreign_open_order_refuses_the_start_one_line_each(tmp_path: Path, fa
     assert {"manual0", "manual1"} == {x.split("client id ")[1].rstrip(")") for x in lines}
     assert not db_rows(ws, "SELECT * FROM live_orders")
     assert all(e["client_id"] in ("manual0", "manual1") for e in fake.order_log() if e["kind"] == "accepted")
+
+
+def test_a_position_changed_by_hand_while_running_stops_at_the_next_reconciliation(
+        tmp_path: Path, fake: FakeExchangeHandle) -> None:
+    from tests.session.helpers import wait_until
+
+    ws = tmp_path / "ws"
+    session = start_live(ws, fake, "--run-id", "watch", "--reconcile-minutes", "0.02", harness="scripted:hold_near",
+                         duration=600)
+    try:
+        wait_until(lambda: fake.positions(), timeout=60, what="a position")
+        fake.trade_by_hand(-0.005)
+        code, out, err = session.wait(60)
+    finally:
+        session.kill()
+    assert code == ExitCode.RECONCILE_MISMATCH, out + err
+    line = next(x for x in out.splitlines() if x.startswith("stopped:"))
+    assert "reconcile_mismatch" in line and "position: exchange 0.005 BTCUSDT, books 0.01" in line, line
