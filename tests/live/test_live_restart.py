@@ -53,7 +53,11 @@ def test_killed_between_commit_and_send_the_order_is_resolved_as_never_placed(tm
 def test_killed_between_send_and_ack_the_order_is_found_not_sent_again(tmp_path: Path,
                                                                       fake: FakeExchangeHandle) -> None:
     ws = tmp_path / "ws"
+    # The fill's push often beats the REST acknowledgement (and books the
+    # order): hold the pushes back so the kill lands with the order unknown.
+    fake.inject("delay_fills", seconds=3.0, count=100)
     _killed_at(ws, fake, "acked", 2)
+    fake.clear_faults()
     pending = [r for r in db_rows(ws, "SELECT * FROM live_orders") if r["state"] == "committed"]
     assert len(pending) == 1 and pending[0]["order_id"] is None
     cid = pending[0]["exchange_id"]
@@ -72,7 +76,9 @@ def test_killed_between_send_and_ack_the_order_is_found_not_sent_again(tmp_path:
 
 def test_an_order_that_cannot_be_resolved_stops_with_16_naming_it(tmp_path: Path, fake: FakeExchangeHandle) -> None:
     ws = tmp_path / "ws"
+    fake.inject("delay_fills", seconds=3.0, count=100)
     _killed_at(ws, fake, "acked", 1)
+    fake.clear_faults()
     cid = next(r["exchange_id"] for r in db_rows(ws, "SELECT * FROM live_orders") if r["state"] == "committed")
     fake.inject("http_status", status=503, count=10_000, path="/api/v1/futures/trade/get_")  # every order lookup
     code, out, err = start_live(ws, fake, "--run-id", "again", duration=8).wait(180)

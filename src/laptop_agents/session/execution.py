@@ -408,7 +408,11 @@ class LiveExecution:
         open_orders = await client.open_orders(self.symbol)
         self.hook("reconciling")
         by_cid = {o.client_id: o for o in open_orders if o.client_id}
+        in_flight = False
         for row in [r for r in self.rows.values() if r.open]:
+            if row.state == "committed" and not startup:
+                in_flight = True  # the sender owns it until it is acknowledged or resolved
+                continue
             order = by_cid.get(row.exchange_id) or await client.find_order(client_id=row.exchange_id,
                                                                           symbol=self.symbol)
             if order is None:
@@ -430,13 +434,15 @@ class LiveExecution:
         # without its row -- it cannot happen -- or a broker order from before).
         stray = [cid for cid in self.engine.broker.orders if cid not in self.by_intent
                  or not self.rows[self.by_intent[cid]].open]
-        if stray:
+        if stray and startup:
             await self.apply([ExchangeStatus(cid, "not_placed", self._now_ts(), "not on the exchange")
                               for cid in stray], [],
                              [("not_placed", cid, "on the books, never sent") for cid in stray])
         positions = [p for p in await client.positions(self.symbol) if p.symbol == self.symbol]
         ex_qty = round(sum(p.signed_qty for p in positions), 10)
         books = self.engine.broker.position_qty
+        if in_flight and not lines:
+            return  # an order on its way may already have moved the position: judge it next time
         if abs(ex_qty - books) > 1e-9:
             if self.adopt and startup:
                 entry = _entry(positions)
