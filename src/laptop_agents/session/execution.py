@@ -145,6 +145,7 @@ class LiveExecution:
         self.step: CandleStep[Any] | None = None
         self.stopping = False
         self.mismatch_lines: list[str] = []
+        self._last_wallet: float | None = None
 
     # ------------------------------------------------------------ wiring
     def hook(self, point: str) -> None:
@@ -441,6 +442,7 @@ class LiveExecution:
         positions = [p for p in await client.positions(self.symbol) if p.symbol == self.symbol]
         ex_qty = round(sum(p.signed_qty for p in positions), 10)
         books = self.engine.broker.position_qty
+        await self._balance_note(startup)
         if in_flight and not lines:
             return  # an order on its way may already have moved the position: judge it next time
         if abs(ex_qty - books) > 1e-9:
@@ -459,6 +461,24 @@ class LiveExecution:
                              f"(use --adopt to take the exchange's position over)")
         if lines:
             raise ReconcileMismatch(lines)
+
+    async def _balance_note(self, startup: bool) -> None:
+        """The exchange's wallet against the books' balance: journaled at start
+        (and when it drifts by more than 1 % later), never acted on -- the books
+        count from ``risk.starting_equity`` and the exchange's funding is not
+        booked, so they differ by design; the note makes the difference visible."""
+        try:
+            bal = await self.client.balance()
+        except ExchangeError as exc:
+            self.log.warning("balance not read: %s", exc)
+            return
+        wallet = float(bal.available) + float(bal.frozen) + float(bal.margin)
+        books = float(self.engine.broker.balance)
+        last = self._last_wallet
+        self._last_wallet = wallet
+        if not startup and last is not None and abs(wallet - last) <= 0.01 * max(abs(last), 1.0):
+            return
+        await self.apply([], [], [("balance", None, f"exchange wallet {wallet:.2f}, books balance {books:.2f}")])
 
     # ------------------------------------------------------------ the end
     async def settle(self) -> None:
