@@ -23,14 +23,17 @@ when the exchange confirms it.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from laptop_agents.broker.fills import fill_reason
 from laptop_agents.broker.ledger import QTY_EPS
-from laptop_agents.broker.paper import PaperBroker
+from laptop_agents.broker.paper import DEFAULT_STARTING_EQUITY, PaperBroker
 from laptop_agents.broker.state import Position, WorkingOrder
 from laptop_agents.domain.events import OrderCancelled, OrderEvent, OrderExpired, Reconciled
-from laptop_agents.domain.models import CancelIntent, Candle, OrderIntent, OrderType, Side
+from laptop_agents.domain.models import CancelIntent, Candle, Instrument, OrderIntent, OrderType, Side
+
+if TYPE_CHECKING:  # config sections are read by attribute, as in the paper broker
+    from laptop_agents.config import BrokerConfig, RiskConfig
 
 
 class ExchangeFill(NamedTuple):
@@ -66,8 +69,9 @@ _GONE = frozenset({"cancelled", "expired", "rejected", "not_placed", "filled"})
 class LiveBroker(PaperBroker):
     """Books of a live account; the exchange fills. See the module docstring."""
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, instrument: Instrument, broker: BrokerConfig, risk: RiskConfig,
+                 starting_equity: float = DEFAULT_STARTING_EQUITY) -> None:
+        super().__init__(instrument, broker, risk, starting_equity)
         # --- transient: what the shell must send after the step is committed ---
         self.outbox: list[WorkingOrder] = []
         self.cancel_requests: list[str] = []

@@ -87,7 +87,7 @@ class PersistPayload(NamedTuple):
 
 
 class Engine:
-    """Strategy + paper broker + event ordering for one symbol.
+    """Strategy + broker (paper, or live: ``broker/live.py``) + event ordering for one symbol.
 
     ``engine.strategy`` is always the instance passed in: a restore loads the
     stored state into it (``Strategy.restore_state``).
