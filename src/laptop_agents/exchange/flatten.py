@@ -221,7 +221,8 @@ class _Flattener:
             symbol=self.symbol, cancelled=cancelled, closing=tuple(self.closing), left_orders=tuple(orders),
             left_positions=tuple(positions), verified=verified, problems=tuple(self.problems),
         )
-        (log.info if result.done else log.warning)("%s", result.describe())
+        # The caller prints the result; the log file keeps it (a warning when something is left).
+        (log.info if result.done else log.warning)("%s", result.describe(), extra={"console": False})
         return result
 
 
