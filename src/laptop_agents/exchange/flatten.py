@@ -36,6 +36,7 @@ from laptop_agents.domain.models import Side
 from laptop_agents.exchange import client_ids
 from laptop_agents.exchange import protocol_private as pp
 from laptop_agents.exchange.errors import (
+    AuthError,
     DuplicateClientIdError,
     ExchangeError,
     UnknownOutcome,
@@ -80,6 +81,7 @@ class FlattenResult:
     left_positions: tuple[Position, ...] = ()
     verified: bool = True
     problems: tuple[str, ...] = ()
+    auth_refused: bool = False  # the exchange refused the keys: the flatten stopped at once
 
     @property
     def left(self) -> tuple[Order | Position, ...]:
@@ -125,6 +127,13 @@ class _Flattener:
         self.closing: list[ClosingOrder] = []
         self.problems: list[str] = []
         self.blocked = False  # an unresolved closing order: send nothing more
+        self.auth_refused = False  # the keys were refused: nothing more can work
+
+    def failed(self, what: str, exc: ExchangeError) -> None:
+        """Note an exchange failure; a refusal of the keys ends the flatten (retrying cannot help)."""
+        if isinstance(exc, AuthError):
+            self.auth_refused = True
+        self.problem(f"{what}: {exc}")
 
     def problem(self, text: str) -> None:
         log.warning("flatten %s: %s", self.symbol, text)
@@ -145,7 +154,7 @@ class _Flattener:
         except UnknownOutcome as exc:
             self.problem(f"cancel all: outcome unknown ({exc.kind}); the next read tells")
         except ExchangeError as exc:
-            self.problem(f"cancel all refused: {exc}")
+            self.failed("cancel all refused", exc)
 
     def next_client_id(self) -> str:
         cid = client_ids.client_order_id(self.run_id, self.start_ms, self.seq)
@@ -162,7 +171,7 @@ class _Flattener:
             await self.resolve(cid, side, position.qty, exc)
             return
         except ExchangeError as exc:
-            self.problem(f"closing {position.side} {wire_number(position.qty)} refused: {exc}")
+            self.failed(f"closing {position.side} {wire_number(position.qty)} refused", exc)
             self.closing.append(ClosingOrder(cid, side, position.qty, "refused", detail=str(exc)))
             return
         self.closing.append(ClosingOrder(cid, side, position.qty, "placed", order_id=ack.order_id))
@@ -194,7 +203,9 @@ class _Flattener:
                 orders, positions = await self.read()
             except ExchangeError as exc:
                 verified = False
-                self.problem(f"reading open orders/positions failed: {exc}")
+                self.failed("reading open orders/positions failed", exc)
+                if self.auth_refused:
+                    break
                 continue
             verified = True
             if not orders and not positions:
@@ -203,23 +214,27 @@ class _Flattener:
                 break  # out of rounds: what this read shows is what is left
             if orders:
                 await self.cancel(orders)
-            if positions and not self.blocked:
+            if positions and not self.blocked and not self.auth_refused:
                 if orders:  # the cancel may have freed or moved what the positions are: read them again
                     try:
                         positions = [p for p in await self.client.positions(self.symbol)
                                      if p.symbol == self.symbol and p.qty > 0]
                     except ExchangeError as exc:
-                        self.problem(f"reading positions failed: {exc}")
+                        self.failed("reading positions failed", exc)
                         continue
                 for position in positions:
                     await self.close(position)
-                    if self.blocked:
+                    if self.blocked or self.auth_refused:
                         break
+            if self.auth_refused:
+                verified = False  # what the last read showed may have changed since
+                break
         still_open = {o.order_id for o in orders}
         cancelled = tuple(o for oid, o in self.seen_open.items() if oid not in still_open) if verified else ()
         result = FlattenResult(
             symbol=self.symbol, cancelled=cancelled, closing=tuple(self.closing), left_orders=tuple(orders),
             left_positions=tuple(positions), verified=verified, problems=tuple(self.problems),
+            auth_refused=self.auth_refused,
         )
         # The caller prints the result; the log file keeps it (a warning when something is left).
         (log.info if result.done else log.warning)("%s", result.describe(), extra={"console": False})

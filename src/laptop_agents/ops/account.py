@@ -244,6 +244,9 @@ def cmd_flatten(ctx: CommandContext) -> int:
                 print("flatten: not confirmed; nothing was sent", file=sys.stderr if _wants_json(ctx) else sys.stdout)
                 return ExitCode.OK
         result = _run(ctx, lambda c: flatten_all(c, symbol))
+        if result.auth_refused:
+            raise _Stop(ExitCode.LIVE_NOT_ALLOWED, f"flatten: the exchange refused the API keys (check "
+                        f"{ENV_API_KEY}, {ENV_API_SECRET} and the clock): {result.describe()}")
         ctx.log.info("flatten", extra={"fields": {"symbol": symbol, "done": result.done,
                                                   "left": len(result.left)}, "console": False})
         if _wants_json(ctx):
