@@ -25,6 +25,7 @@ from laptop_agents.exchange.private_models import OrderRequest
 from laptop_agents.exit_codes import ExitCode
 from laptop_agents.testing.fake_exchange import DEFAULT_ACCOUNT, FakeExchangeHandle
 from tests.exchange.private_support import SYMBOL, private_client, trading_fake
+from tests.foundation.test_cli_options import help_of, options_of
 from tests.session.helpers import PROJECT_ROOT, session_env
 
 KEYS = {"BITUNIX_API_KEY": DEFAULT_ACCOUNT.api_key, "BITUNIX_API_SECRET": DEFAULT_ACCOUNT.secret_key}
@@ -234,3 +235,18 @@ def test_flatten_asks_on_a_terminal(fake: FakeExchangeHandle, tmp_path: Path) ->
     assert code == 0, text
     assert "flatten BTCUSDT: flat (1 order(s) cancelled, 1 closing order(s) placed)" in text
     assert not open_orders(fake) and not [p for p in fake.positions() if p["qty"]]
+
+
+@pytest.mark.parametrize(
+    ("command", "accepts"),
+    [
+        ("orders", ["--symbol", "--bitunix-rest-url", "--timeout", "--json"]),
+        ("positions", ["--symbol", "--bitunix-rest-url", "--timeout", "--json"]),
+        ("balance", ["--bitunix-rest-url", "--timeout", "--json"]),
+        ("flatten", ["--symbol", "--bitunix-rest-url", "--timeout", "--json", "--yes"]),
+    ],
+)
+def test_each_account_command_takes_only_its_flags(command: str, accepts: list[str]) -> None:
+    common = {"--workspace", "--profile", "--log-level", "--help"}
+    assert options_of(command) - common == set(accepts)
+    assert "--yes" in help_of("flatten")
