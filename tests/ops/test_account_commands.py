@@ -23,6 +23,7 @@ import pytest
 from laptop_agents.exchange import protocol_private as pp
 from laptop_agents.exchange.private_models import OrderRequest
 from laptop_agents.exit_codes import ExitCode
+from laptop_agents.lock import WorkspaceLock
 from laptop_agents.testing.fake_exchange import DEFAULT_ACCOUNT, FakeExchangeHandle
 from tests.exchange.private_support import SYMBOL, private_client, trading_fake
 from tests.foundation.test_cli_options import help_of, options_of
@@ -250,3 +251,19 @@ def test_each_account_command_takes_only_its_flags(command: str, accepts: list[s
     common = {"--workspace", "--profile", "--log-level", "--help"}
     assert options_of(command) - common == set(accepts)
     assert "--yes" in help_of("flatten")
+
+
+def test_flatten_warns_when_a_session_holds_the_workspace(fake: FakeExchangeHandle, tmp_path: Path) -> None:
+    setup_account(fake, 0.01, 0)
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    guard = WorkspaceLock(ws / "lock", what="session")
+    guard.acquire()
+    try:
+        out = cli(fake, ws, "flatten", "--yes", "--json")
+    finally:
+        guard.release()
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["done"]  # stdout stays one JSON document
+    warning = [ln for ln in out.stderr.splitlines() if ln.startswith("warning:")]
+    assert len(warning) == 1 and f"session pid {os.getpid()}" in warning[0] and "stop --flatten" in warning[0]

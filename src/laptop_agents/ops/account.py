@@ -196,6 +196,7 @@ def flatten_dict(result: FlattenResult) -> dict[str, Any]:
     """The JSON form of a flatten (``--json``)."""
     return {
         "symbol": result.symbol, "done": result.done, "verified": result.verified,
+        "auth_refused": result.auth_refused,
         "cancelled": [_order_dict(o) for o in result.cancelled],
         "closing": [{"client_id": c.client_id, "side": c.side, "qty": c.qty, "outcome": c.outcome,
                      "order_id": c.order_id, "detail": c.detail} for c in result.closing],
@@ -233,13 +234,13 @@ def cmd_flatten(ctx: CommandContext) -> int:
 
     def body() -> int:
         _credentials(ctx.command)  # before any prompt: no keys, no question
+        if not yes and not sys.stdin.isatty():
+            raise _Stop(ExitCode.CONFIG_ERROR, "flatten: no terminal to confirm on; pass --yes to flatten "
+                        "without the question")
+        for running in _running(ctx):
+            print(f"warning: a {running} uses workspace {ctx.workspace.root}: it will see this flatten as "
+                  f"a change by hand (`laptop-agents stop --flatten` lets the session do it)", file=sys.stderr)
         if not yes:
-            if not sys.stdin.isatty():
-                raise _Stop(ExitCode.CONFIG_ERROR, "flatten: no terminal to confirm on; pass --yes to flatten "
-                            "without the question")
-            for running in _running(ctx):
-                print(f"warning: a {running} uses workspace {ctx.workspace.root}: it will see this flatten as "
-                      f"a change by hand (`laptop-agents stop --flatten` lets the session do it)")
             if not _confirm(ctx, symbol):
                 print("flatten: not confirmed; nothing was sent", file=sys.stderr if _wants_json(ctx) else sys.stdout)
                 return ExitCode.OK
