@@ -98,7 +98,7 @@ class FlattenResult:
         return tuple(c.client_id for c in self.closing if c.outcome == "unresolved")
 
     def describe(self) -> str:
-        """One line for a console or a log: what was done, what is left, the first problem."""
+        """One line for a console or a log: what was done, what is left, the last problem."""
         placed = [c for c in self.closing if c.outcome == "placed"]
         did = f"{len(self.cancelled)} order(s) cancelled, {len(placed)} closing order(s) placed"
         if self.done:
