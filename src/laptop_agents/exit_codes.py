@@ -31,7 +31,8 @@ class ExitCode(IntEnum):
     # live: an order whose placement outcome stayed unknown after the bounded
     # lookups by its client id; it is named, never sent again.
     ORDER_UNRESOLVED = 16
-    # live: a stop that had to flatten left orders or a position on the exchange (printed).
+    # a flatten (the command, or a live session's stop) left an order or a
+    # position open, or could not verify it; what is left is printed.
     FLATTEN_INCOMPLETE = 17
     KILL_SWITCH = 0  # documented alias: a kill-switch exit is a clean exit
 

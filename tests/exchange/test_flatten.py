@@ -12,10 +12,16 @@ from typing import Any
 
 from laptop_agents.exchange import client_ids
 from laptop_agents.exchange import protocol_private as pp
-from laptop_agents.exchange.flatten import FLATTEN_RUN_ID, FlattenResult, flatten_all
+from laptop_agents.exchange.credentials import ApiCredentials
+from laptop_agents.exchange.flatten import FLATTEN_RUN_ID, FlattenResult, flatten_all, split_qty
 from laptop_agents.exchange.private_models import OrderRequest
 from laptop_agents.exchange.private_rest import BitunixPrivateClient
-from laptop_agents.testing.fake_exchange import FakeExchangeHandle
+from laptop_agents.testing.fake_exchange import (
+    DEFAULT_ACCOUNT,
+    FakeAccount,
+    FakeExchangeHandle,
+    FakeTradingConfig,
+)
 from tests.exchange.private_support import FAST_REST, SYMBOL, private_client, trading_fake
 from tests.exchange.support import run
 
@@ -185,3 +191,42 @@ def test_a_failing_last_read_is_reported_as_not_verified() -> None:
                           rounds=1, client_opts={"rest": dataclasses.replace(FAST_REST, max_attempts=1)})
         assert not result.done and not result.verified
         assert "NOT verified" in result.describe() and "HTTP 503" in result.describe()
+
+
+def test_keys_the_exchange_refuses_stop_the_flatten_at_once() -> None:
+    with trading_fake() as fake:
+        async def go() -> FlattenResult:
+            async with private_client(fake) as setup:
+                await _setup(setup, 0.01, 1)
+            async with private_client(fake, ApiCredentials(DEFAULT_ACCOUNT.api_key, "notTheSecret1")) as c:
+                return await flatten_all(c, SYMBOL, backoff_s=0.05)
+
+        result = run(go())
+        assert result.auth_refused and not result.verified and not result.done
+        assert len(result.problems) == 1 and "code" in result.problems[0]
+        assert fake.stats()["private"]["auth_rejected"] == {"bad_signature": 1}  # one read, no retries, no rounds
+        assert "NOT verified" in result.describe()
+
+
+def test_split_qty() -> None:
+    assert split_qty(0.5, None) == [0.5] and split_qty(0.5, 1.0) == [0.5] and split_qty(1.0, 1.0) == [1.0]
+    assert split_qty(250.0, 100.0) == [100.0, 100.0, 50.0]
+    assert split_qty(0.3, 0.1) == [0.1, 0.1, 0.1]
+    assert split_qty(0.35, 0.1) == [0.1, 0.1, 0.1, 0.05]
+
+
+def test_a_position_bigger_than_the_largest_market_order_is_closed_in_parts() -> None:
+    rich = FakeAccount(DEFAULT_ACCOUNT.api_key, DEFAULT_ACCOUNT.secret_key, DEFAULT_ACCOUNT.uid, balance=2_000_000.0)
+    with trading_fake(FakeTradingConfig(accounts=(rich,))) as fake:
+        async def go() -> FlattenResult:
+            async with private_client(fake) as c:
+                for _ in range(2):  # 150 needs two orders to open, too (the fake's maximum is 100)
+                    await c.place_order(OrderRequest.market(SYMBOL, "SELL", 75.0))
+                await asyncio.sleep(1.1)
+                return await flatten_all(c, SYMBOL, start_ms=START, backoff_s=0.05)
+
+        result = run(go())
+        assert result.done
+        assert [(c.side, c.qty, c.outcome) for c in result.closing] == [("BUY", 100.0, "placed"), ("BUY", 50.0, "placed")]
+        assert [e["qty"] for e in _closing_accepted(fake)] == [100.0, 50.0]
+        assert _exchange_flat(fake)

@@ -29,6 +29,7 @@ shutdown) can print it and pick its exit code.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -36,6 +37,7 @@ from laptop_agents.domain.models import Side
 from laptop_agents.exchange import client_ids
 from laptop_agents.exchange import protocol_private as pp
 from laptop_agents.exchange.errors import (
+    AuthError,
     DuplicateClientIdError,
     ExchangeError,
     UnknownOutcome,
@@ -80,6 +82,7 @@ class FlattenResult:
     left_positions: tuple[Position, ...] = ()
     verified: bool = True
     problems: tuple[str, ...] = ()
+    auth_refused: bool = False  # the exchange refused the keys: the flatten stopped at once
 
     @property
     def left(self) -> tuple[Order | Position, ...]:
@@ -95,7 +98,7 @@ class FlattenResult:
         return tuple(c.client_id for c in self.closing if c.outcome == "unresolved")
 
     def describe(self) -> str:
-        """One line for a console or a log: what was done, what is left, the first problem."""
+        """One line for a console or a log: what was done, what is left, the last problem."""
         placed = [c for c in self.closing if c.outcome == "placed"]
         did = f"{len(self.cancelled)} order(s) cancelled, {len(placed)} closing order(s) placed"
         if self.done:
@@ -111,9 +114,18 @@ class FlattenResult:
         return f"flatten {self.symbol}: {state} ({did}){left}{why}"
 
 
+def split_qty(qty: float, max_qty: float | None) -> list[float]:
+    """``qty`` as orders of at most ``max_qty`` (full ones first, then the rest)."""
+    if max_qty is None or max_qty <= 0 or qty <= max_qty:
+        return [qty]
+    full = math.floor(qty / max_qty + 1e-9)
+    rest = round(qty - full * max_qty, 10)
+    return [max_qty] * full + ([rest] if rest > 0 else [])
+
+
 class _Flattener:
     def __init__(self, client: BitunixPrivateClient, symbol: str, *, close_positions: bool, run_id: str,
-                 start_ms: int, sleep: Sleep) -> None:
+                 start_ms: int, sleep: Sleep, max_order_qty: float | None) -> None:
         self.client = client
         self.symbol = symbol
         self.close_positions = close_positions
@@ -125,6 +137,15 @@ class _Flattener:
         self.closing: list[ClosingOrder] = []
         self.problems: list[str] = []
         self.blocked = False  # an unresolved closing order: send nothing more
+        self.auth_refused = False  # the keys were refused: nothing more can work
+        self.max_order_qty = max_order_qty
+        self.max_looked_up = max_order_qty is not None
+
+    def failed(self, what: str, exc: ExchangeError) -> None:
+        """Note an exchange failure; a refusal of the keys ends the flatten (retrying cannot help)."""
+        if isinstance(exc, AuthError):
+            self.auth_refused = True
+        self.problem(f"{what}: {exc}")
 
     def problem(self, text: str) -> None:
         log.warning("flatten %s: %s", self.symbol, text)
@@ -145,27 +166,46 @@ class _Flattener:
         except UnknownOutcome as exc:
             self.problem(f"cancel all: outcome unknown ({exc.kind}); the next read tells")
         except ExchangeError as exc:
-            self.problem(f"cancel all refused: {exc}")
+            self.failed("cancel all refused", exc)
 
     def next_client_id(self) -> str:
         cid = client_ids.client_order_id(self.run_id, self.start_ms, self.seq)
         self.seq += 1
         return cid
 
+    async def max_qty(self) -> float | None:
+        """The exchange's largest market order (looked up once, from the public
+        trading pairs): a bigger position is closed in several orders."""
+        if not self.max_looked_up:
+            self.max_looked_up = True
+            try:
+                pairs = await self.client.rest.trading_pairs([self.symbol])
+            except ExchangeError as exc:  # not fatal: one order, and a refusal says why
+                log.warning("flatten %s: max market order size unknown (%s): closing in one order", self.symbol, exc)
+            else:
+                self.max_order_qty = next((p.max_market_qty for p in pairs if p.symbol == self.symbol), None)
+        return self.max_order_qty
+
     async def close(self, position: Position) -> None:
         side = pp.close_side(position.signed_qty)
+        for qty in split_qty(position.qty, await self.max_qty()):
+            await self.close_part(position, side, qty)
+            if self.blocked or self.auth_refused or (self.closing and self.closing[-1].outcome == "refused"):
+                return
+
+    async def close_part(self, position: Position, side: str, qty: float) -> None:
         cid = self.next_client_id()
-        request = OrderRequest.market(self.symbol, Side(side), position.qty, reduce_only=True, client_id=cid)
+        request = OrderRequest.market(self.symbol, Side(side), qty, reduce_only=True, client_id=cid)
         try:
             ack = await self.client.place_order(request)
         except (UnknownOutcome, DuplicateClientIdError) as exc:
-            await self.resolve(cid, side, position.qty, exc)
+            await self.resolve(cid, side, qty, exc)
             return
         except ExchangeError as exc:
-            self.problem(f"closing {position.side} {wire_number(position.qty)} refused: {exc}")
-            self.closing.append(ClosingOrder(cid, side, position.qty, "refused", detail=str(exc)))
+            self.failed(f"closing {position.side} {wire_number(qty)} refused", exc)
+            self.closing.append(ClosingOrder(cid, side, qty, "refused", detail=str(exc)))
             return
-        self.closing.append(ClosingOrder(cid, side, position.qty, "placed", order_id=ack.order_id))
+        self.closing.append(ClosingOrder(cid, side, qty, "placed", order_id=ack.order_id))
 
     async def resolve(self, cid: str, side: str, qty: float, exc: ExchangeError) -> None:
         self.problem(f"closing order {cid}: outcome unknown ({exc.kind}); resolving by client id")
@@ -194,7 +234,9 @@ class _Flattener:
                 orders, positions = await self.read()
             except ExchangeError as exc:
                 verified = False
-                self.problem(f"reading open orders/positions failed: {exc}")
+                self.failed("reading open orders/positions failed", exc)
+                if self.auth_refused:
+                    break
                 continue
             verified = True
             if not orders and not positions:
@@ -203,25 +245,30 @@ class _Flattener:
                 break  # out of rounds: what this read shows is what is left
             if orders:
                 await self.cancel(orders)
-            if positions and not self.blocked:
+            if positions and not self.blocked and not self.auth_refused:
                 if orders:  # the cancel may have freed or moved what the positions are: read them again
                     try:
                         positions = [p for p in await self.client.positions(self.symbol)
                                      if p.symbol == self.symbol and p.qty > 0]
                     except ExchangeError as exc:
-                        self.problem(f"reading positions failed: {exc}")
+                        self.failed("reading positions failed", exc)
                         continue
                 for position in positions:
                     await self.close(position)
-                    if self.blocked:
+                    if self.blocked or self.auth_refused:
                         break
+            if self.auth_refused:
+                verified = False  # what the last read showed may have changed since
+                break
         still_open = {o.order_id for o in orders}
         cancelled = tuple(o for oid, o in self.seen_open.items() if oid not in still_open) if verified else ()
         result = FlattenResult(
             symbol=self.symbol, cancelled=cancelled, closing=tuple(self.closing), left_orders=tuple(orders),
             left_positions=tuple(positions), verified=verified, problems=tuple(self.problems),
+            auth_refused=self.auth_refused,
         )
-        (log.info if result.done else log.warning)("%s", result.describe())
+        # The caller prints the result; the log file keeps it (a warning when something is left).
+        (log.info if result.done else log.warning)("%s", result.describe(), extra={"console": False})
         return result
 
 
@@ -236,6 +283,7 @@ async def flatten_all(
     backoff_s: float = 0.2,
     max_backoff_s: float = 2.0,
     sleep: Sleep = asyncio.sleep,
+    max_order_qty: float | None = None,
 ) -> FlattenResult:
     """Cancel every open order of ``symbol`` and (unless ``close_positions`` is
     False) close every position with a reduce-only market order, then verify.
@@ -243,13 +291,16 @@ async def flatten_all(
     ``run_id`` and ``start_ms`` make the closing orders' client ids (a session
     passes its run id so that a restart can look them up); ``start_ms``
     defaults to the wall clock. At most ``rounds`` rounds act, ``backoff_s``
-    doubling between reads. Never raises for an exchange failure: see
+    doubling between reads. A position larger than ``max_order_qty`` (default:
+    the exchange's largest market order, looked up when there is a position)
+    is closed in several orders. Never raises for an exchange failure: see
     :class:`FlattenResult`."""
     if rounds < 1:
         raise ValueError("rounds must be >= 1")
     flattener = _Flattener(client, symbol, close_positions=close_positions, run_id=run_id,
-                           start_ms=now_ms() if start_ms is None else start_ms, sleep=sleep)
+                           start_ms=now_ms() if start_ms is None else start_ms, sleep=sleep,
+                           max_order_qty=max_order_qty)
     return await flattener.run(rounds, backoff_s, max_backoff_s)
 
 
-__all__ = ["FLATTEN_RUN_ID", "ClosingOrder", "FlattenResult", "flatten_all"]
+__all__ = ["FLATTEN_RUN_ID", "ClosingOrder", "FlattenResult", "flatten_all", "split_qty"]
