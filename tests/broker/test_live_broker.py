@@ -135,3 +135,24 @@ def test_the_same_inputs_give_the_same_books() -> None:
         return out
 
     assert run() == run()
+
+
+def test_max_leverage_and_the_daily_loss_refuse_before_a_send() -> None:
+    b = live(equity=1_000.0, max_leverage=2.0)
+    b.on_candle(flat(0, 50_000.0))
+    b.drain()
+    b.submit(buy("lev", 0.05), T0)  # 2 500 notional on 1 000 equity: 2.5x
+    b.submit(buy("fits", 0.03), T0)  # 1 500: 1.5x
+    events, _ = b.drain()
+    assert [(o["client_id"], o["status"], o["reason"]) for o in of_kind(events, "order")] == [
+        ("lev", "rejected", "max_leverage"), ("fits", "submitted", "")]
+    b.apply_fill(ExchangeFill("fits", Side.BUY, 0.03, 50_000.0, 0.9, T0, "taker"))
+    b.take_outbox()
+    b.on_candle(flat(1, 48_000.0))  # -60 on 1 000: beyond the 5 % daily loss
+    b.drain()
+    b.submit(buy("more", 0.001), T0 + MIN)
+    b.submit(sell("out", 0.03, reduce_only=True), T0 + MIN)  # exits stay allowed
+    events, _ = b.drain()
+    assert [(o["client_id"], o["status"]) for o in of_kind(events, "order")] == [
+        ("more", "rejected"), ("out", "submitted")]
+    assert [o.client_id for o in b.take_outbox()[0]] == ["out"]
