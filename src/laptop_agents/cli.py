@@ -99,6 +99,14 @@ COMMANDS: dict[str, Command] = {
                 "laptop_agents.testing.fake_exchange.commands:cmd_fake_exchange"),
         Command("fetch-candles", "download candle history from Bitunix REST to a Parquet/CSV file",
                 "laptop_agents.backtest.fetch:cmd_fetch_candles"),
+        Command("orders", "the open orders on the exchange account (live keys from the environment)",
+                "laptop_agents.ops.account:cmd_orders"),
+        Command("positions", "the open positions on the exchange account (live keys from the environment)",
+                "laptop_agents.ops.account:cmd_positions"),
+        Command("balance", "the futures balance of the exchange account (live keys from the environment)",
+                "laptop_agents.ops.account:cmd_balance"),
+        Command("flatten", "cancel every open order and close the position on the exchange, then verify "
+                "(asks first unless --yes)", "laptop_agents.ops.account:cmd_flatten"),
         Command("strategies", "list the built-in strategies and their parameters (value, allowed range, meaning)",
                 "laptop_agents.ops.strategies:cmd_strategies"),
         Command("drill", "chaos drill: a paper session under the watchdog against the fake exchange, faults "
@@ -131,6 +139,9 @@ CONFIG_FLAGS: dict[str, str] = {
     "record": "trading.record",
     "bitunix_rest_url": "trading.bitunix_rest_url",
     "bitunix_ws_url": "trading.bitunix_ws_url",
+    "bitunix_private_ws_url": "trading.bitunix_private_ws_url",
+    "reconcile_minutes": "trading.reconcile_minutes",
+    "adopt": "trading.adopt",
     "warmup_bars": "trading.warmup_bars",
     "stale_timeout": "system.stale_timeout_s",
     "health_port": "system.health_port",
@@ -170,6 +181,11 @@ TRADING_OPTIONS: dict[str, frozenset[str] | None] = {
     "backtest": _OFFLINE | {"duration", "seed"},  # duration and seed: the mock market without a file
     "validate": _OFFLINE | {"duration", "seed"},
     "optimize": _OFFLINE | {"duration", "seed"},
+    # the exchange account commands: the market and the exchange's address (a fake exchange in tests)
+    "orders": frozenset({"symbol", "bitunix_rest_url"}),
+    "positions": frozenset({"symbol", "bitunix_rest_url"}),
+    "balance": frozenset({"bitunix_rest_url"}),
+    "flatten": frozenset({"symbol", "bitunix_rest_url"}),
     "replay": _OFFLINE | {"replay_file", "replay_realtime", "health_port", "dashboard", "dashboard_port",
                           "dashboard_host", "stale_timeout", "max_errors", "max_md_errors"},
 }
@@ -180,6 +196,7 @@ DATA_OPTIONS: dict[str, frozenset[str] | None] = {
                            "report_plotly"}),
     "replay": frozenset({"file", "data", "strict", "time_column", "time_unit", "report_plotly"}),  # funding comes from the recording; the report is always written
 }
+ACCOUNT_COMMANDS = ("orders", "positions", "balance", "flatten")
 STRATEGIES_HINT = "`laptop-agents strategies` lists them with their parameters"
 
 
@@ -204,7 +221,9 @@ class _Options:
 
 # Commands that only read the workspace: a read-only or damaged workspace does
 # not stop them (status is what you run to find out what is wrong).
-READ_ONLY_COMMANDS = frozenset({"status", "config", "dashboard"})
+# The exchange account commands write nothing there either: a flatten must work
+# on a read-only or full disk.
+READ_ONLY_COMMANDS = frozenset({"status", "config", "dashboard", "orders", "positions", "balance", "flatten"})
 
 
 def _store_true_or_none(group: argparse._ArgumentGroup, *flags: str, dest: str, help: str) -> None:
@@ -239,6 +258,8 @@ def add_trading_options(p: argparse.ArgumentParser, only: Collection[str] | None
     m.flag("--record", dest="record", help="record every raw market message to the run directory")
     m.add("--bitunix-rest-url", dest="bitunix_rest_url", default=None, metavar="URL")
     m.add("--bitunix-ws-url", dest="bitunix_ws_url", default=None, metavar="URL")
+    m.add("--bitunix-private-ws-url", dest="bitunix_private_ws_url", default=None, metavar="URL",
+          help="private websocket (live execution's order pushes)")
     m.add("--warmup-bars", dest="warmup_bars", type=int, default=None, metavar="N",
           help="candles fetched before trading starts (bitunix source)")
 
@@ -272,6 +293,11 @@ def add_trading_options(p: argparse.ArgumentParser, only: Collection[str] | None
            help="paper (default) or live (seed flag)")
     se.flag("--enable-live", dest="enable_live",
             help="the explicit switch live execution needs (with --execution-mode live and API keys)")
+    se.add("--reconcile-minutes", dest="reconcile_minutes", type=float, default=None, metavar="MIN",
+           help="live: compare the exchange's orders, position and balance with the books every MIN minutes "
+                "(and at start; default 5)")
+    se.flag("--adopt", dest="adopt",
+            help="live: take over a position found on the exchange that the books cannot explain (journaled)")
     se.flag("--preflight", dest="preflight", help="run the preflight checks before starting (seed flag)")
     se.flag("--dashboard", dest="dashboard",
             help="serve the live web dashboard (with /health and /metrics) on 127.0.0.1 (seed flag)")
@@ -368,6 +394,14 @@ def _add_subcommand_options(name: str, p: argparse.ArgumentParser) -> None:
         add_validate_options(p)
     if name == "optimize":
         add_optimize_options(p)
+    if name in ACCOUNT_COMMANDS:
+        add_trading_options(p, TRADING_OPTIONS[name])
+        p.add_argument("--timeout", type=float, default=None, metavar="SEC",
+                       help="seconds to wait for each exchange request (default 10)")
+        p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+        if name == "flatten":
+            p.add_argument("--yes", action="store_true",
+                           help="do not ask (needed without a terminal, e.g. in a script)")
     if name == "report":
         p.add_argument("run_dir", help="a run directory (runs/<run_id>)")
     if name == "config":

@@ -27,6 +27,7 @@ from typing import Any
 from laptop_agents import interrupts
 from laptop_agents.config import SECRET_ENV_NAMES, AppConfig
 from laptop_agents.context import CommandContext
+from laptop_agents.domain.isotime import ms_to_iso
 from laptop_agents.engine import Engine
 from laptop_agents.engine.recovery import open_engine
 from laptop_agents.exit_codes import ExitCode
@@ -91,7 +92,7 @@ def _live_gate(config: AppConfig) -> tuple[int, str] | None:
         return ExitCode.LIVE_NOT_ALLOWED, "live execution needs --enable-live (trading.live_enabled) as well"
     if missing:
         return ExitCode.LIVE_NOT_ALLOWED, f"live execution needs {', '.join(missing)} in the environment"
-    return ExitCode.NOT_IMPLEMENTED, "live order execution is not built yet (issue: live execution); use paper"
+    return None
 
 
 TOKEN_ENV = "LA_DASHBOARD_TOKEN"
@@ -178,7 +179,23 @@ def _open_state(
     except BaseException:
         store.close()
         raise
+    if engine.last_candle_ts is not None:
+        _say_resumed(ctx, path, engine)
     return store, engine
+
+
+def _say_resumed(ctx: CommandContext, path: Path | str, engine: Engine) -> None:
+    """One INFO line when a session continues a stored state: after a crash or a
+    hang the user (and a test) sees the position and orders it picked up."""
+    st = engine.status()
+    pos = st.position
+    held = "flat" if not pos.qty else f"{pos.side} {pos.qty:.10g} @ {pos.entry_price:.10g}" if pos.entry_price \
+        else f"{pos.side} {pos.qty:.10g}"
+    ctx.log.info("resuming from the state store %s: last candle %s, position %s, %d working orders", path,
+                 ms_to_iso(st.last_candle_ts) if st.last_candle_ts is not None else "none", held,
+                 len(st.working_orders),
+                 extra={"fields": {"last_candle_ts": st.last_candle_ts, "position": pos.to_dict(),
+                                   "working_orders": len(st.working_orders)}})
 
 
 def _session(
@@ -253,12 +270,28 @@ def _session(
           f"{ctx.config.trading.execution_mode}" + (f", {ctx.config.trading.duration_min:g} min" if source.clock else ""))
     if live:
         print(f"stop it with: laptop-agents stop --workspace {ws.root}   (or create {ws.kill_file})")
-    parts = SessionParts(engine=engine, store=store, journal=journal, source=source, writer=writer)
+    execution = None
+    if live and ctx.config.trading.execution_mode == "live":
+        from laptop_agents.exchange.credentials import CredentialsError
+        from laptop_agents.session.execution import build_execution  # lazy: the private stack, live only
+
+        try:
+            execution = build_execution(ctx.config, engine, store, run_id=run_id, log=ctx.log)
+        except CredentialsError as exc:
+            store.close()
+            _err(str(exc))
+            return ExitCode.LIVE_NOT_ALLOWED
+        print(f"live execution: {ctx.config.trading.bitunix_rest_url} (orders are real)")
+    parts = SessionParts(engine=engine, store=store, journal=journal, source=source, writer=writer,
+                         execution=execution)
     runner = AsyncRunner(ctx.config, parts, options, log=ctx.log)
     # From here a Ctrl-C before the runner's own handlers (or one swallowed
     # during the start-up) is a graceful stop, recorded like SIGINT.
     with interrupts.diverted(lambda: runner.request_stop(StopReason.SIGNAL, "SIGINT")):
         outcome = asyncio.run(runner.run())
+    if execution is not None:
+        for line in execution.mismatch_lines:  # one line per difference the books cannot explain
+            _err(f"reconcile: {line}")
     _print_summary(outcome.summary, outcome.report)
     print(f"stopped: {outcome.reason.value} (exit {outcome.exit_code})" + (f" - {outcome.detail}" if outcome.detail else ""))
     print(f"workspace: {ws.root}")
