@@ -463,7 +463,7 @@ def _add_subcommand_options(name: str, p: argparse.ArgumentParser) -> None:
         p.add_argument("--faults", dest="drill_faults", default=None, metavar="KINDS",
                        help="fault kinds to play: all (default), none, or a comma list")
         p.add_argument("--live-fake", dest="live_fake", action="store_true",
-                       help="trade on the fake's private side (needs live execution: not built yet)")
+                       help="trade on the fake's private side (not wired into the drill yet: refused)")
     if name == "fetch-candles":
         p.add_argument("--symbol", default=None)
         p.add_argument("--interval", default=None)

@@ -32,12 +32,12 @@ def _terminated(signum: int, frame: FrameType | None) -> None:
 def cmd_drill(ctx: CommandContext) -> int:
     args = ctx.args
     if getattr(args, "live_fake", False):
-        _err("laptop-agents drill --live-fake: live execution is not built yet (issue 12); the drill runs paper "
+        _err("laptop-agents drill --live-fake: the drill does not drive live execution yet; it runs paper "
              "sessions against the fake exchange only (drop --live-fake)")
-        return ExitCode.NOT_IMPLEMENTED
+        return ExitCode.CONFIG_ERROR
     if os.name != "posix":
         _err("laptop-agents drill: needs POSIX signals (kill -9, SIGSTOP) and is not available on this system")
-        return ExitCode.NOT_IMPLEMENTED
+        return ExitCode.CONFIG_ERROR
     quick, soak = bool(getattr(args, "quick", False)), bool(getattr(args, "soak", False))
     if quick and soak:
         _err("laptop-agents drill: --quick and --soak exclude each other (--soak --days 1 is a one-day soak)")
