@@ -109,6 +109,9 @@ COMMANDS: dict[str, Command] = {
                 "(asks first unless --yes)", "laptop_agents.ops.account:cmd_flatten"),
         Command("strategies", "list the built-in strategies and their parameters (value, allowed range, meaning)",
                 "laptop_agents.ops.strategies:cmd_strategies"),
+        Command("drill", "chaos drill: a paper session under the watchdog against the fake exchange, faults "
+                "played, invariants checked against a fault-free run; --soak for a month",
+                "laptop_agents.testing.drill.commands:cmd_drill"),
     )
 }
 
@@ -446,6 +449,21 @@ def _add_subcommand_options(name: str, p: argparse.ArgumentParser) -> None:
                        help="close sockets that do not ping for this long (default 60)")
         p.add_argument("--history-bars", dest="history_bars", type=int, default=None, metavar="N",
                        help="closed candles of REST history before the start (default 20000)")
+    if name == "drill":
+        p.add_argument("--quick", action="store_true", help="a simulated day in about 2 minutes")
+        p.add_argument("--soak", action="store_true",
+                       help="one faulted session through --days of candles (default 30) with the faults repeating; "
+                            "RSS, fds, tasks, WAL and journal sampled")
+        p.add_argument("--days", dest="drill_days", type=float, default=None, metavar="N",
+                       help="days of one-minute market (default: 7, --quick 1, --soak 30)")
+        p.add_argument("--speed", dest="drill_speed", type=float, default=None, metavar="X",
+                       help="market seconds per wall second (default 1008: a week in 10 minutes; --quick 720; "
+                            "--soak 2000)")
+        p.add_argument("--seed", dest="drill_seed", type=int, default=None, help="market and fault seed (default 7)")
+        p.add_argument("--faults", dest="drill_faults", default=None, metavar="KINDS",
+                       help="fault kinds to play: all (default), none, or a comma list")
+        p.add_argument("--live-fake", dest="live_fake", action="store_true",
+                       help="trade on the fake's private side (not wired into the drill yet: refused)")
     if name == "fetch-candles":
         p.add_argument("--symbol", default=None)
         p.add_argument("--interval", default=None)

@@ -27,7 +27,7 @@ class ExitCode(IntEnum):
     # state.db belongs to another source/symbol/interval/strategy, or its last
     # candle lies ahead of the market's clock: a restart would hit it again.
     STORE_MISMATCH = 14
-    # 15 is reserved (DRILL_FAILED).
+    DRILL_FAILED = 15  # `drill`: an invariant did not hold (the scorecard names it)
     # live: an order whose placement outcome stayed unknown after the bounded
     # lookups by its client id; it is named, never sent again.
     ORDER_UNRESOLVED = 16

@@ -74,7 +74,7 @@ def test_each_command_help_lists_what_it_accepts_and_nothing_else(
     ("args", "flag", "owners"),
     [
         (["backtest", "--health-port", "9"], "--health-port", "run, replay, preflight, config"),
-        (["status", "--speed", "5"], "--speed", "run, preflight, config, fake-exchange"),
+        (["status", "--speed", "5"], "--speed", "run, preflight, config, fake-exchange, drill"),
         (["replay", "x.csv", "--duration", "5"], "--duration", "run, backtest, validate, optimize, preflight, config"),
         (["stop", "--source=mock"], "--source", "run, preflight, config"),
         (["validate", "x.csv", "--no-report"], "--no-report", "backtest, optimize"),

@@ -336,3 +336,27 @@ def test_decisions_note_tells_an_empty_journal_from_a_missing_one(tmp_path: Path
         else:
             assert "no events.jsonl" not in text
             assert "events.jsonl holds 2 events" in text and "none of them a decision" in text
+
+
+def test_a_run_whose_files_end_in_a_torn_row_still_reports(tmp_path: Path, workspace: Path) -> None:
+    """Issue 15 (found by the drill): a session that hit a full disk leaves
+    candles.csv, equity.csv and trades.csv cut in the middle of their last
+    row (the disk filled mid-write); ``laptop-agents report`` refused the run
+    ("unreadable", exit 9) or read the torn row as data. A last line without
+    its newline is now ignored, as the journal's torn tail is."""
+    run = tmp_path / "torn"
+    w = RunWriter(run)
+    drive(w, 80)
+    w.finish(FIELDS)
+    whole = build_report(run) and json.loads((run / "summary.json").read_text())
+    for name in ("candles.csv", "equity.csv", "trades.csv"):
+        path = run / name
+        data = path.read_bytes()
+        last = data.rstrip(b"\n").rfind(b"\n") + 1
+        path.write_bytes(data[: last + (len(data) - last) // 2])  # the last row cut in half, no newline
+    (run / "report.html").unlink()
+    assert main(["report", str(run)]) == ExitCode.OK
+    torn = json.loads((run / "summary.json").read_text())
+    assert torn["candles"] == whole["candles"] - 1  # the torn candle row is not a candle
+    assert torn["last_ts"] == whole["last_ts"] - M1
+    assert torn["metrics"]["trades"] == whole["metrics"]["trades"] - 1  # nor the torn trade a trade

@@ -10,16 +10,19 @@ from laptop_agents.domain.contracts import MarketItem, MarketSource, SourceError
 from laptop_agents.domain.models import Candle, FundingRate, Tick
 from laptop_agents.exchange.feed import FeedOptions
 from laptop_agents.exchange.rest import BitunixRestClient
+from laptop_agents.sources.bitunix import BitunixSource
 from tests.exchange.support import (
     assert_contiguous,
     candles,
     collect,
     errors,
     fake_exchange,
+    fast_options,
     make_source,
     n_candles,
     run,
     then_candles,
+    trading,
 )
 
 
@@ -236,3 +239,58 @@ def test_warmup_failure_raises_typed_error() -> None:
             return "no error"
 
         assert run(go()).startswith("AuthError: /api/v1/futures/market/kline: bitunix code 10004")
+
+
+def test_a_restart_warms_every_candle_since_the_stores_last_one() -> None:
+    """Issue 15 (found by the drill): a session restarted after a downtime of
+    more than ``warmup_bars`` intervals warmed only the latest bars, so the
+    candles between the store's last one and that window were never seen --
+    no stop or target checked on them, indicators missing them. The warm-up
+    now reaches back to the store's last candle (capped, then reported)."""
+    with fake_exchange() as fake:
+        probe = make_source(fake, warmup_bars=1)
+
+        async def newest() -> int:
+            try:
+                return (await probe.warmup())[-1].ts
+            finally:
+                await probe.aclose()
+
+        last_stored = run(newest()) - 300 * 60_000  # the store stopped 300 bars ago
+        source = BitunixSource(trading(fake, warmup_bars=50), options=fast_options(), resume_after_ts=last_stored)
+
+        async def go() -> list[Candle]:
+            try:
+                return await source.warmup()
+            finally:
+                await source.aclose()
+
+        warm = run(go())
+        assert warm[0].ts == last_stored + 60_000  # nothing between the store and the warm-up is lost
+        assert_contiguous(warm)
+        assert len(warm) >= 300
+
+
+def test_a_fresh_start_or_a_short_downtime_warms_warmup_bars() -> None:
+    with fake_exchange() as fake:
+        source = BitunixSource(trading(fake, warmup_bars=50), options=fast_options(), resume_after_ts=None)
+
+        async def go() -> list[Candle]:
+            try:
+                return await source.warmup()
+            finally:
+                await source.aclose()
+
+        warm = run(go())
+        assert len(warm) == 50
+        again = BitunixSource(trading(fake, warmup_bars=50), options=fast_options(),
+                              resume_after_ts=warm[-10].ts)
+        warm2 = run(_warm(again))
+        assert len(warm2) >= 50 and warm2[0].ts <= warm[-9].ts  # never less than warmup_bars
+
+
+async def _warm(source: BitunixSource) -> list[Candle]:
+    try:
+        return await source.warmup()
+    finally:
+        await source.aclose()

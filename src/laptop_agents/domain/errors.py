@@ -25,7 +25,8 @@ The tree (module in brackets)::
     │   ├── ControlRefused                  [console.view]  a dashboard control the session cannot honour
     │   ├── CredentialsError                [exchange.credentials]
     │   ├── MockFaultsError                 [sources.mock]
-    │   └── FaultSpecError                  [testing.fake_exchange.faults]
+    │   ├── FaultSpecError                  [testing.fake_exchange.faults]
+    │   └── DrillPlanError                  [testing.drill.plan]  drill options
     ├── InputDataError                      exit 9: a data file cannot be used
     │   ├── CandleFileError                 [sources.candle_files]
     │   ├── RecordingError                  [sources.recording]

@@ -50,6 +50,10 @@ class FeedOptions:
     initial_funding: bool = True  # one REST funding read when the stream starts
     max_gap_bars: int = 1440  # a push further ahead than this is refused as a bad frame
     max_backfill_attempts: int = 3  # then the hole is skipped and reported
+    # A restart warms every candle since the store's last one, up to this many
+    # (then the older ones are reported as lost): bars missed while the process
+    # was down must still reach the broker (stops, targets) and the indicators.
+    max_resume_bars: int = 10_080
 
     def channels(self, interval: str) -> list[str]:
         out = [protocol.kline_channel(interval)]
@@ -66,6 +70,7 @@ class FeedOptions:
             "initial_funding": self.initial_funding,
             "max_gap_bars": self.max_gap_bars,
             "max_backfill_attempts": self.max_backfill_attempts,
+            "max_resume_bars": self.max_resume_bars,
         }
 
 
@@ -233,9 +238,22 @@ class MarketFeed:
         self.last_candle_ts: int | None = None
         self.last_data_ts: int | None = None
 
-    async def warmup(self, count: int) -> list[Candle]:
-        """The latest ``count`` closed candles over REST; the stream continues after them."""
+    async def warmup(self, count: int, resume_after_ts: int | None = None) -> list[Candle]:
+        """The latest ``count`` closed candles over REST, and every closed candle
+        since ``resume_after_ts`` (the store's last one) when that reaches further
+        back, up to ``max_resume_bars``; the stream continues after them."""
         candles = await self.rest.closed_candles(self.symbol, self.interval, count)
+        iv = self.assembler.iv
+        if resume_after_ts is not None and candles and candles[0].ts > resume_after_ts + iv:
+            first_missed = resume_after_ts + iv
+            lo = max(first_missed, candles[0].ts - self.options.max_resume_bars * iv)
+            older = await self.rest.candles_between(self.symbol, self.interval, lo, candles[0].ts - iv)
+            candles = sorted({c.ts: c for c in (*older, *candles)}.values(), key=lambda c: c.ts)
+            if lo > first_missed:
+                log.warning("restart after a long downtime: %d candle(s) from %s to %s are older than "
+                            "max_resume_bars (%d) and were not warmed", (lo - first_missed) // iv,
+                            ms_to_iso(first_missed), ms_to_iso(lo - iv), self.options.max_resume_bars,
+                            extra={"fields": {"from_ts": first_missed, "to_ts": lo - iv}})
         self.assembler.prime(candles)
         if candles:
             self.last_candle_ts = candles[-1].ts

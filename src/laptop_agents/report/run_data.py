@@ -8,6 +8,7 @@ with ``laptop-agents report``, is read exactly as its end would have read it.
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections import Counter, deque
 from collections.abc import Mapping
@@ -56,11 +57,26 @@ class RunData:
     interval_ms: int = 60_000
 
 
+def _torn(path: Path) -> bool:
+    """The file ends in the middle of a line: the process died, or the disk
+    filled, while writing its last row (rows are written whole, newline last)."""
+    with open(path, "rb") as fh:
+        fh.seek(-1, io.SEEK_END)
+        return fh.read(1) != b"\n"
+
+
+def _whole_rows(path: Path) -> bytes:
+    data = path.read_bytes()
+    return data[: data.rfind(b"\n") + 1]
+
+
 def _read_csv_columns(path: Path, schema: Mapping[str, pa.DataType]) -> dict[str, np.ndarray]:
     if not path.exists() or path.stat().st_size == 0:
         return {name: np.zeros(0, dtype=np.int64 if name == "ts" else float) for name in schema}
+    # A torn last row (see _torn) is not data, like the journal's torn tail.
+    source: Any = pa.BufferReader(_whole_rows(path)) if _torn(path) else path
     try:
-        table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(column_types=dict(schema)))
+        table = pacsv.read_csv(source, convert_options=pacsv.ConvertOptions(column_types=dict(schema)))
     except pa.ArrowInvalid as exc:
         raise ReportError(f"{path}: unreadable ({str(exc).splitlines()[0]})") from None
     return {
@@ -83,7 +99,11 @@ def read_trades(path: Path) -> list[dict[str, Any]]:
     """trades.csv rows with numbers parsed (ts as int)."""
     if not path.exists():
         return []
-    with open(path, encoding="utf-8", newline="") as fh:
+    if path.stat().st_size and _torn(path):
+        lines: Any = io.StringIO(_whole_rows(path).decode("utf-8", "replace"), newline="")
+    else:
+        lines = open(path, encoding="utf-8", newline="")
+    with lines as fh:
         return [
             {k: (v if k in ("side", "exit_reason") else _num(v)) for k, v in row.items()}
             for row in csv.DictReader(fh)

@@ -146,7 +146,11 @@ class AsyncRunner(Generic[E]):
         except Exception as exc:
             source_status = {"status_error": type(exc).__name__}
         uptime = self.clock.monotonic() - self._started_mono
-        return self.state.healthy(), health_body(self.parts.engine, source_status, self.state, self.opts, uptime)
+        body = health_body(self.parts.engine, source_status, self.state, self.opts, uptime)
+        # The event loop's live tasks: a month-long session must not grow them (the soak watches this).
+        with contextlib.suppress(RuntimeError):
+            body["tasks"] = len(asyncio.all_tasks())
+        return self.state.healthy(), body
 
     @property
     def health(self) -> operator.HealthEndpoint | None:
@@ -219,6 +223,7 @@ class AsyncRunner(Generic[E]):
                 await self.console.start()
             except Exception as exc:  # the console is a window, never a reason to stop
                 self.log.error("console could not start: %s", exc)
+        self.step.log_resume(opts.run_id)
         self.step.journal_session("start", run_id=opts.run_id, mode=opts.mode, source=self.parts.source.description)
         self.controls.restore()
         if opts.kill_file is not None:

@@ -7,6 +7,12 @@ never is). A candle at or before the engine's last one is skipped; one that
 closed too long ago (backfill after a gap) only warms the indicators and is
 never traded at a stale price.
 
+At DEBUG level each step says, just before its commit, how its candles were
+routed (``session.route``: traded, or warmed at start-up or because they came
+late, with the market's lateness), and each session says which candle it
+resumed after: with the store's last candle at each restart, that accounts
+for every candle -- what a drill or a post-mortem checks.
+
 A failed commit the store rolled back ("database is locked", a full disk) is
 retried after a pause on the event loop -- the supervisors keep running --
 and a cancellation that arrives during the pause waits until the step is
@@ -17,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sqlite3
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, Protocol, TypeVar
@@ -25,6 +32,7 @@ from laptop_agents.domain.contracts import StepResult
 from laptop_agents.domain.events import AgentError, Event, SessionEvent
 from laptop_agents.domain.models import Candle
 from laptop_agents.fileio import problem as io_problem
+from laptop_agents.logs import get_logger
 from laptop_agents.session.clock import SessionClock
 from laptop_agents.session.parts import E, SessionParts
 from laptop_agents.session.state import SessionFatal, SessionState
@@ -38,6 +46,20 @@ STORE_RETRIES = 3
 STORE_RETRY_PAUSE_S = 0.05
 
 T = TypeVar("T")
+
+route_log = get_logger("session.route")
+
+
+def runs_of(ts: Sequence[int], step_ms: int) -> list[list[int]]:
+    """Ascending times as ``[first, last]`` runs of consecutive intervals (a
+    warm-up of 200 candles is one pair, a hole in it shows as two)."""
+    out: list[list[int]] = []
+    for t in ts:
+        if out and t == out[-1][1] + step_ms:
+            out[-1][1] = t
+        else:
+            out.append([t, t])
+    return out
 
 
 class StepListener(Protocol):
@@ -100,13 +122,15 @@ class CandleStep(Generic[E]):
             state.skipped()
             return
         if self.clock.closed_late(candle.ts, self.interval_ms, self.parts.source.late_after_ms):
-            state.counts["late_warmup"] += await self.warm([candle])
+            state.counts["late_warmup"] += await self.warm([candle], why="late")
             return
         async with self.lock:
             result = self.engine_call(engine.on_candle, candle)
             if not result.processed:
                 state.skipped()
                 return
+            if route_log.isEnabledFor(logging.DEBUG):
+                self.route("trade", [candle.ts])
             await self.commit(result)
         state.processed()
         clock = self.clock
@@ -118,8 +142,9 @@ class CandleStep(Generic[E]):
         state.counts["candles"] += 1
         state.step_latency.add(clock.perf_ns() - arrived_ns)
 
-    async def warm(self, candles: Sequence[Candle]) -> int:
-        """Indicators only, never traded; the steps commit as one transaction."""
+    async def warm(self, candles: Sequence[Candle], *, why: str = "warmup") -> int:
+        """Indicators only, never traded; the steps commit as one transaction.
+        ``why``: ``warmup`` (the source's history at start) or ``late``."""
         engine = self.parts.engine
         results = []
         for c in candles:
@@ -133,10 +158,27 @@ class CandleStep(Generic[E]):
         merged = merge(results)
         if merged is not None:
             async with self.lock:
+                if route_log.isEnabledFor(logging.DEBUG):
+                    self.route(why, [r.ts for r in results])
                 await self.commit(merged)
             self.publish(merged, None)
             self.state.processed()
         return len(results)
+
+    def route(self, how: str, ts: Sequence[int]) -> None:
+        """The DEBUG line of one step, written before its commit: a line whose
+        candles lie after the store's last one at the end of this process was
+        never committed (the next session reprocesses them)."""
+        now = self.clock.market_now()
+        late = None if now is None else now - (ts[-1] + self.interval_ms)
+        route_log.debug("candles %s: %d", how, len(ts), extra={"console": False, "fields": {
+            "route": how, "runs": runs_of(ts, self.interval_ms), "n": len(ts), "late_ms": late, "pid": os.getpid()}})
+
+    def log_resume(self, run_id: str) -> None:
+        """The DEBUG line of a session's start: the candle it resumes after (None: a fresh store)."""
+        route_log.debug("session resumes after candle %s", self.parts.engine.last_candle_ts, extra={
+            "console": False, "fields": {"route": "resume", "last_candle_ts": self.parts.engine.last_candle_ts,
+                                         "run_id": run_id, "pid": os.getpid()}})
 
     def engine_call(self, fn: Callable[[T], StepResult], item: T) -> StepResult:
         """An engine exception is an engine bug, never a market-data error: mark

@@ -29,6 +29,43 @@ from laptop_agents.sources.recording import Recorder, RecordingTransport
 from laptop_agents.wallclock import now_ms
 
 
+class ExchangeClock:
+    """The market's "now" for an exchange whose clock runs ``speed`` times real
+    time (a fast fake exchange: ``--speed`` with ``--source bitunix``).
+
+    The wall clock means nothing to such a market, so the session's market time
+    (the late-candle rule, event stamps, the duration) follows the exchange's
+    own timestamps instead: the newest one seen (a push's ``ts``, a REST reply's
+    ``Date``), advanced by the monotonic clock times ``speed`` in between. It
+    only moves forward -- a timestamp behind the estimate (a delayed frame, the
+    Date header's whole seconds) is ignored -- so a candle can never be judged
+    earlier than it was. Before the exchange said anything it reads the wall
+    clock. At speed 1 the session keeps the wall clock as before."""
+
+    def __init__(self, speed: float, *, monotonic: Callable[[], float] = time.monotonic,
+                 wall_ms: Callable[[], int] = now_ms) -> None:
+        if speed <= 0:
+            raise ValueError(f"speed must be positive, got {speed}")
+        self.speed = speed
+        self._monotonic = monotonic
+        self._wall_ms = wall_ms
+        self._anchor_ms: int | None = None
+        self._anchor_mono = 0.0
+
+    def observe(self, exchange_ms: int | None) -> None:
+        """An exchange timestamp was seen: move the clock forward to it."""
+        if exchange_ms is None:
+            return
+        if self._anchor_ms is None or exchange_ms > self.now_ms():
+            self._anchor_ms = int(exchange_ms)
+            self._anchor_mono = self._monotonic()
+
+    def now_ms(self) -> int:
+        if self._anchor_ms is None:
+            return self._wall_ms()
+        return self._anchor_ms + int((self._monotonic() - self._anchor_mono) * 1000.0 * self.speed)
+
+
 @dataclass(frozen=True)
 class BitunixSourceOptions:
     """Tuning knobs; the defaults suit the real exchange, tests shorten the times."""
@@ -56,8 +93,14 @@ class BitunixSource:
         clock: Callable[[], int] = now_ms,
         options: BitunixSourceOptions | None = None,
         rng: random.Random | None = None,
+        resume_after_ts: int | None = None,
+        market_clock: ExchangeClock | None = None,
     ) -> None:
         self.trading = trading
+        # The store's last processed candle: the warm-up reaches back to it.
+        self.resume_after_ts = resume_after_ts
+        # A fast exchange's clock, fed with every exchange timestamp seen (None: the wall clock rules).
+        self.market_clock = market_clock
         self.symbol = trading.symbol
         self.interval = trading.interval
         protocol.rest_interval(self.interval)  # fail now, with the allowed list, not at the first request
@@ -85,6 +128,7 @@ class BitunixSource:
                 symbol=self.symbol,
                 interval=self.interval,
                 warmup_bars=trading.warmup_bars,
+                resume_after_ts=resume_after_ts,
                 rest_url=trading.bitunix_rest_url,
                 ws_url=trading.bitunix_ws_url,
                 channels=self.options.feed.channels(self.interval),
@@ -94,16 +138,24 @@ class BitunixSource:
         self._last_item_mono: float | None = None
 
     async def warmup(self) -> list[Candle]:
-        return await self.feed.warmup(self.trading.warmup_bars)
+        candles = await self.feed.warmup(self.trading.warmup_bars, self.resume_after_ts)
+        if self.market_clock is not None:
+            self.market_clock.observe(self.rest.last_server_ms)
+        return candles
 
     async def stream(self) -> AsyncIterator[MarketItem]:
+        clock = self.market_clock
         for item in await self.feed.start():
             yield item
         recorder = self.recorder
         async for event in self.ws.events():
             if recorder is not None:
                 recorder.ws_event(event)
-            for item in await self.feed.handle(event):
+            items = await self.feed.handle(event)
+            if clock is not None:
+                clock.observe(self.feed.last_data_ts)
+                clock.observe(self.rest.last_server_ms)
+            for item in items:
                 self._last_item_mono = time.monotonic()
                 yield item
 

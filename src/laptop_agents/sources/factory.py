@@ -107,7 +107,10 @@ def build_source(
             description=f"mock (seed {trading.seed}, speed {trading.speed:g}x)",
         )
     if trading.source == "bitunix":
-        from laptop_agents.sources.bitunix import BitunixSource  # lazy: websocket + HTTP stacks (~0.25 s)
+        from laptop_agents.sources.bitunix import (  # lazy: websocket + HTTP stacks (~0.25 s)
+            BitunixSource,
+            ExchangeClock,
+        )
 
         recorder = None
         if trading.record:
@@ -117,10 +120,14 @@ def build_source(
 
             run_dir.mkdir(parents=True, exist_ok=True)
             recorder = Recorder(run_dir / "market.jsonl")
-        source = BitunixSource(trading, recorder=recorder)
+        # --speed with bitunix: the exchange's clock runs that fast (a fast fake
+        # exchange), so market time follows the exchange's timestamps.
+        fast = ExchangeClock(trading.speed) if trading.speed != 1.0 else None
+        source = BitunixSource(trading, recorder=recorder, resume_after_ts=resume_after_ts, market_clock=fast)
         return SessionSource(
-            source, now_ms, 1.0, live=True, recorder=recorder,
-            description=f"bitunix {trading.bitunix_ws_url}" + (" (recording)" if recorder else ""),
+            source, fast.now_ms if fast is not None else now_ms, trading.speed, live=True, recorder=recorder,
+            description=f"bitunix {trading.bitunix_ws_url}" + (f" (exchange at {trading.speed:g}x)" if fast else "")
+            + (" (recording)" if recorder else ""),
             late_after_ms=2 * interval_ms(trading.interval),
         )
     if trading.source == "replay":

@@ -326,8 +326,9 @@ class RecordingReplaySource:
 
     ``realtime=False`` replays as fast as possible; ``True`` keeps the
     recorded spacing between websocket events. Warm-up uses the recorded
-    ``warmup_bars``, whatever the replaying session's setting, because the
-    recorded REST pages answer exactly that request."""
+    ``warmup_bars`` (and the store's last candle the live run resumed after),
+    whatever the replaying session's setting, because the recorded REST pages
+    answer exactly those requests."""
 
     name = "replay"
 
@@ -341,6 +342,8 @@ class RecordingReplaySource:
             self.symbol = normalize_symbol(str(meta["symbol"]))
             self.interval = parse_interval(str(meta["interval"]))
             self.warmup_bars = int(meta.get("warmup_bars", 0))
+            resume = meta.get("resume_after_ts")
+            self.resume_after_ts = None if resume is None else int(resume)
             feed_opts = FeedOptions(**meta.get("feed", {}))
             rest_opts = RestOptions(**meta.get("rest", {}))
         except (KeyError, TypeError, ValueError) as exc:
@@ -360,7 +363,7 @@ class RecordingReplaySource:
 
     async def warmup(self) -> list[Candle]:
         self._warmed = True
-        return await self.feed.warmup(self.warmup_bars)
+        return await self.feed.warmup(self.warmup_bars, self.resume_after_ts)
 
     async def stream(self) -> AsyncIterator[MarketItem]:
         if not self._warmed:

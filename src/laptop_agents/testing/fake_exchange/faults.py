@@ -10,7 +10,8 @@ where SECONDS is the wall time after start:
 - ``disconnect@30``          close every websocket (``disconnect=1001@30`` sets the close code)
 - ``silence@90:20``          no pushes for 20 s while staying connected (pongs still answered)
 - ``silence_all@90:20``      ... and no pongs either
-- ``malformed@40:3``         the next 3 pushes are not valid JSON
+- ``malformed@40:3``         the next 3 pushes are not valid JSON (garbage)
+- ``truncated@40:3``         the next 3 pushes are cut short (a torn frame: valid JSON up to the cut)
 - ``bad_shape@40:3``         the next 3 pushes are JSON of the wrong shape
 - ``duplicate@40:2``         the next 2 kline pushes are sent twice
 - ``out_of_order@40:2``      2 kline pushes for an older candle are slipped in
@@ -19,6 +20,9 @@ where SECONDS is the wall time after start:
 - ``slow@12:2.5``            the next REST reply is delayed 2.5 s
 - ``rest_duplicate_rows@5:1`` / ``rest_shuffle_rows@5:1``  kline rows repeated / out of order
 - ``reject_connect@5:3``     the next 3 websocket handshakes are refused
+- ``kline_gap@40:2``         no kline pushes for 2 s (connected, other channels and pongs go on):
+                             the client sees the candles jump and must fetch the hole over REST
+- ``clock_jump=600@40``      the exchange's clock jumps 600 simulated seconds (negative: back)
 
 Private side (the fake trades; see ``trading.py``):
 
@@ -40,9 +44,9 @@ from typing import Any
 
 from laptop_agents.domain.errors import UsageError
 
-WS_FRAME_KINDS = ("malformed", "bad_shape", "duplicate", "out_of_order")
+WS_FRAME_KINDS = ("malformed", "truncated", "bad_shape", "duplicate", "out_of_order")
 REST_KINDS = ("http_status", "error_code", "slow", "rest_duplicate_rows", "rest_shuffle_rows")
-OTHER_KINDS = ("disconnect", "silence", "reject_connect")
+OTHER_KINDS = ("disconnect", "silence", "reject_connect", "kline_gap", "clock_jump")
 PRIVATE_QUEUED_KINDS = ("place_timeout", "cancel_5xx", "reject_order", "delay_fills")
 PRIVATE_ACTION_KINDS = ("private_disconnect", "position_by_hand")
 PRIVATE_KINDS = PRIVATE_QUEUED_KINDS + PRIVATE_ACTION_KINDS
@@ -61,7 +65,8 @@ class Fault:
     delay_fills); ``path`` restricts a REST fault to paths starting with it.
     Private faults: ``accepted`` (did the exchange act before failing the
     reply), ``qty`` (position_by_hand, signed), ``account`` (a uid; default:
-    every account for queued faults, the first account for position_by_hand)."""
+    every account for queued faults, the first account for position_by_hand).
+    ``market_s``: the signed jump of ``clock_jump``, in simulated seconds."""
 
     kind: str
     count: int = 1
@@ -76,6 +81,7 @@ class Fault:
     accepted: bool = True
     qty: float = 0.0
     account: str | None = None
+    market_s: float = 0.0
 
     def __post_init__(self) -> None:
         self.kind = _ALIASES.get(self.kind, self.kind)
@@ -99,8 +105,10 @@ class Fault:
             raise FaultSpecError(f"fault http_status needs a status 400..599, got {self.status}")
         if self.kind == "error_code" and (self.code is None or self.code == 0):
             raise FaultSpecError("fault error_code needs a non-zero code")
-        if self.kind == "silence" and self.seconds <= 0:
-            raise FaultSpecError("fault silence needs seconds > 0")
+        if self.kind in ("silence", "kline_gap") and self.seconds <= 0:
+            raise FaultSpecError(f"fault {self.kind} needs seconds > 0")
+        if self.kind == "clock_jump" and self.market_s == 0:
+            raise FaultSpecError("fault clock_jump needs a non-zero market_s (simulated seconds; negative goes back)")
 
     @classmethod
     def from_dict(cls, obj: Any) -> Fault:
@@ -158,6 +166,10 @@ def _fault_from_parts(kind: str, value: str, arg: str) -> Fault:
         return Fault("silence", seconds=float(arg or 10), pong=kind != "silence_all")
     if canonical == "slow":
         return Fault("slow", seconds=float(arg or 2))
+    if canonical == "kline_gap":
+        return Fault("kline_gap", seconds=float(arg or 2))
+    if canonical == "clock_jump":
+        return Fault("clock_jump", market_s=float(value or 0))
     if canonical == "disconnect":
         return Fault("disconnect", close_code=int(value or 1011))
     if canonical in ("place_timeout", "delay_fills"):
@@ -182,6 +194,7 @@ class FaultBook:
     reject_connects: int = 0
     silent_until: float = 0.0  # loop time
     silence_pongs: bool = False
+    kline_gap_until: float = 0.0  # loop time
     private_faults: list[Fault] = field(default_factory=list)
     fired: list[str] = field(default_factory=list)
 
@@ -192,6 +205,7 @@ class FaultBook:
         self.reject_connects = 0
         self.silent_until = 0.0
         self.silence_pongs = False
+        self.kline_gap_until = 0.0
 
     def arm(self, fault: Fault, now: float) -> None:
         """Arm a fault (``disconnect`` is acted on by the exchange itself)."""
@@ -207,9 +221,14 @@ class FaultBook:
         elif fault.kind == "silence":
             self.silent_until = max(self.silent_until, now + fault.seconds)
             self.silence_pongs = not fault.pong
+        elif fault.kind == "kline_gap":
+            self.kline_gap_until = max(self.kline_gap_until, now + fault.seconds)
 
     def silent(self, now: float) -> bool:
         return now < self.silent_until
+
+    def kline_gap(self, now: float) -> bool:
+        return now < self.kline_gap_until
 
     def pongs_silent(self, now: float) -> bool:
         return self.silent(now) and self.silence_pongs

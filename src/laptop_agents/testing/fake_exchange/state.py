@@ -49,6 +49,14 @@ class FakeExchangeConfig:
     funding_as_list: bool = False  # funding_rate data as a one-item list (M)
     max_final_pushes: int = 5  # closed candles re-pushed with final values after a rollover
     faults: tuple[ScheduledFault, ...] = ()
+    # Drills: the market stops at ``end_ms`` (simulated; the last candle is the
+    # one closing there), funding is this constant fraction per 8 h instead of
+    # the synthetic one, and with ``final_values`` every push of a candle
+    # carries its final values, so the touch a client sees does not depend on
+    # which push it saw last (whatever the timing, a market order meets the close).
+    end_ms: int | None = None
+    funding_rate: float | None = None
+    final_values: bool = False
     trading: FakeTradingConfig = field(default_factory=FakeTradingConfig)  # accounts, fees, matching
     # Where prices are counted from: None = the fake's own origin (the same
     # market relative to its start in every run); 0 = the Unix epoch, the
@@ -67,15 +75,23 @@ class FakeExchangeConfig:
 
 
 class SimClock:
-    """Simulated UTC ms: ``start_ms`` plus wall time elapsed times ``speed``."""
+    """Simulated UTC ms: ``start_ms`` plus wall time elapsed times ``speed``,
+    plus any injected jumps, held at ``end_ms`` if one is set."""
 
-    def __init__(self, speed: float, start_ms: int | None = None) -> None:
+    def __init__(self, speed: float, start_ms: int | None = None, end_ms: int | None = None) -> None:
         self.speed = speed
         self.start_ms = now_ms() if start_ms is None else start_ms
+        self.end_ms = end_ms
+        self.offset_ms = 0
         self._t0 = time.monotonic()
 
     def now_ms(self) -> int:
-        return self.start_ms + int((time.monotonic() - self._t0) * 1000.0 * self.speed)
+        now = self.start_ms + self.offset_ms + int((time.monotonic() - self._t0) * 1000.0 * self.speed)
+        return now if self.end_ms is None else min(now, self.end_ms)
+
+    def jump(self, ms: int) -> None:
+        """The clock jumps ``ms`` (negative: back), as a host's clock can."""
+        self.offset_ms += ms
 
 
 @dataclass(eq=False)
@@ -132,7 +148,7 @@ class FakeExchange:
 
     def __init__(self, config: FakeExchangeConfig) -> None:
         self.config = config
-        self.clock = SimClock(config.speed, config.start_ms)
+        self.clock = SimClock(config.speed, config.start_ms, config.end_ms)
         self.interval_ms = interval_ms(config.interval)
         start_open = protocol.candle_open(self.clock.start_ms, self.interval_ms)
         origin = start_open - config.history_bars * self.interval_ms
@@ -182,7 +198,7 @@ class FakeExchange:
     def candle_at(self, index: int, now: int) -> Candle:
         """Closed candle ``index``, or the forming one as seen at ``now``."""
         open_ts = self.market.open_ts(index)
-        if open_ts + self.interval_ms <= now:
+        if open_ts + self.interval_ms <= now or self.config.final_values:
             return self.market.candle(index)
         return self.market.partial(index, now - open_ts)
 
@@ -213,7 +229,8 @@ class FakeExchange:
     def funding(self, now: int) -> tuple[float, int, int]:
         """(rate fraction, current period start, next funding time)."""
         period_start = now - now % FUNDING_PERIOD_MS
-        return self.market.funding_rate(now), period_start, period_start + FUNDING_PERIOD_MS
+        rate = self.market.funding_rate(now) if self.config.funding_rate is None else self.config.funding_rate
+        return rate, period_start, period_start + FUNDING_PERIOD_MS
 
     # -- websocket registry --------------------------------------------------------
     def open_conn(self, now: float) -> WsConn:
@@ -292,6 +309,10 @@ class FakeExchange:
             for conn in conns:
                 self.stats["ws_disconnects_injected"] += 1
                 conn.request_close(fault.close_code, "injected disconnect")
+            return
+        if fault.kind == "clock_jump":
+            self.faults.fired.append(fault.kind)
+            self.clock.jump(int(fault.market_s * 1000))
             return
         if fault.kind in PRIVATE_ACTION_KINDS:
             self.faults.fired.append(fault.kind)

@@ -79,12 +79,16 @@ class _Pusher:
     def __init__(self, ex: FakeExchange) -> None:
         self.ex = ex
         self.malformed_n = 0
+        self.truncated_n = 0
         self.bad_shape_n = 0
 
     def kline_frames(self, conn: WsConn, channel: str, symbol: str, now: int) -> list[str | bytes]:
         ex = self.ex
         market = ex.market
         index = market.index_at(now)
+        if ex.faults.kline_gap(asyncio.get_running_loop().time()):
+            conn.last_index = index  # the candles of the gap are never pushed, not even as finals
+            return []
         payloads: list[dict[str, Any]] = []
         if conn.last_index is not None and index > conn.last_index:
             first = max(conn.last_index, index - ex.config.max_final_pushes)
@@ -100,6 +104,11 @@ class _Pusher:
                 bad = _MALFORMED[self.malformed_n % len(_MALFORMED)]
                 self.malformed_n += 1
                 frames.append(text[: len(text) // 2] if bad == "half" else bad)
+                continue
+            if fault == "truncated":
+                cut = max(1, len(text) * (1 + self.truncated_n % 9) // 10)  # 10 % .. 90 % of the frame
+                self.truncated_n += 1
+                frames.append(text[:cut])
                 continue
             if fault == "bad_shape":
                 frames.append(_bad_shape(ex, payload, self.bad_shape_n))
