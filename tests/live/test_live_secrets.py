@@ -21,7 +21,7 @@ def test_no_secret_in_any_output_of_a_live_session(tmp_path: Path) -> None:
     account = FakeAccount(KEY, SECRET, "20000002")
     fake = start_fake_exchange(seed=7, speed=600.0, push_interval_s=0.05, epoch_ts=0,
                                trading=FakeTradingConfig(accounts=(account,)),
-                               faults="place_timeout@2:11,private_disconnect@4")
+                               faults="place_timeout@0:11,private_disconnect@4")  # armed before the first order
     ws = tmp_path / "ws"
     env = {"BITUNIX_API_KEY": KEY, "BITUNIX_API_SECRET": SECRET}
     try:
