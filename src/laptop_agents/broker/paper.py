@@ -38,7 +38,6 @@ from laptop_agents.domain.events import (
     OrderEvent,
     OrderExpired,
 )
-from laptop_agents.domain.fast import fast_init
 from laptop_agents.domain.models import (
     CancelIntent,
     Candle,
@@ -56,11 +55,8 @@ DEFAULT_STARTING_EQUITY = 10_000.0  # quote currency (USD/USDT), as the seed's d
 if TYPE_CHECKING:  # the broker depends on domain only; config sections are read by attribute
     from laptop_agents.config import BrokerConfig, RiskConfig
 
-
-# Built once per candle: without the frozen dataclass __init__ (see
-# laptop_agents.domain.fast), and the state without the named tuple's
-# argument parsing (tuple.__new__ with every field, in field order).
-new_account_view = fast_init(AccountView)
+# The state without the named tuple's argument parsing (tuple.__new__ with
+# every field, in field order): built on every candle the store commits.
 _new_state = tuple.__new__
 
 
@@ -197,7 +193,7 @@ class PaperBroker:
             and breaker.day_start_equity - eq >= self.limits.max_daily_loss * start
         )
         orders = self.orders
-        return new_account_view(
+        return AccountView(
             ts, eq_quote, qty, entry, tuple(orders) if orders else (), blocked, self.funding_rate
         )
 
