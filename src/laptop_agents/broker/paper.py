@@ -55,9 +55,10 @@ DEFAULT_STARTING_EQUITY = 10_000.0  # quote currency (USD/USDT), as the seed's d
 if TYPE_CHECKING:  # the broker depends on domain only; config sections are read by attribute
     from laptop_agents.config import BrokerConfig, RiskConfig
 
-# The state without the named tuple's argument parsing (tuple.__new__ with
-# every field, in field order): built on every candle the store commits.
-_new_state = tuple.__new__
+# Named tuples built on every candle (the account view; the state, on every
+# candle the store commits) without the named tuple's interpreted __new__:
+# tuple.__new__ with every field, in field order.
+_new_tuple = tuple.__new__
 
 
 class PaperBroker:
@@ -193,8 +194,8 @@ class PaperBroker:
             and breaker.day_start_equity - eq >= self.limits.max_daily_loss * start
         )
         orders = self.orders
-        return AccountView(
-            ts, eq_quote, qty, entry, tuple(orders) if orders else (), blocked, self.funding_rate
+        return _new_tuple(
+            AccountView, (ts, eq_quote, qty, entry, tuple(orders) if orders else (), blocked, self.funding_rate)
         )
 
     def entries_blocked(self) -> str:
@@ -472,7 +473,7 @@ class PaperBroker:
         """The durable state (processed ids aside: see :mod:`laptop_agents.broker.state`)."""
         ledger, breaker = self.ledger, self.breaker
         orders = self.orders
-        return _new_state(BrokerState, (
+        return _new_tuple(BrokerState, (
             ledger.start_balance, ledger.balance, ledger.realized_pnl, ledger.fees_paid, ledger.funding_paid,
             ledger.trades_closed, ledger.fill_count, ledger.position, self.funding_rate, self.mark,
             self.mark_ts, self.volume, self.next_funding_ts, breaker.next_day_ts, breaker.day_start_equity,

@@ -6,11 +6,20 @@ They are built on every candle, so they live apart from the protocols of
 :mod:`laptop_agents.domain.contracts` (which re-exports them): this module is
 part of the compiled core (see :mod:`laptop_agents._compiled`), and mypyc
 compiles plain classes, not ``runtime_checkable`` protocols.
+
+Why their constructors are written out: mypyc compiles a dataclass's
+methods except the ``__init__`` that ``dataclasses`` generates, which stays
+interpreted (and, frozen, sets each field through ``object.__setattr__``):
+that alone cost more than the rest of a compiled step. ``AccountView`` is a
+named tuple (immutable, and built by ``tuple.__new__`` in C); the two
+mutable records keep the dataclass's ``__eq__`` and ``__repr__`` with an
+``__init__`` of their own.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from laptop_agents.domain.events import Event
 from laptop_agents.domain.models import CancelIntent, Fill, OrderIntent
@@ -18,13 +27,12 @@ from laptop_agents.domain.models import CancelIntent, Fill, OrderIntent
 Intent = OrderIntent | CancelIntent
 
 
-@dataclass(frozen=True, slots=True)
-class AccountView:
+class AccountView(NamedTuple):
     """What a strategy may know about the account when it decides.
 
     ``position_qty`` is signed (long > 0, short < 0). ``working_orders`` are the
     client ids of orders resting at the broker. ``entries_blocked`` is true when
-    the circuit breaker or a hard limit forbids new entries.
+    the circuit breaker or a hard limit forbids new entries. Immutable.
     """
 
     ts: int
@@ -44,6 +52,10 @@ class StrategyOutput:
     intents: list[Intent] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
 
+    def __init__(self, intents: list[Intent] | None = None, events: list[Event] | None = None) -> None:
+        self.intents = [] if intents is None else intents
+        self.events = [] if events is None else events
+
 
 @dataclass(slots=True)
 class StepResult:
@@ -60,3 +72,19 @@ class StepResult:
     # Account after the step, for equity curves, heartbeat and /health.
     equity: float = 0.0
     position_qty: float = 0.0
+
+    def __init__(
+        self,
+        ts: int,
+        processed: bool = True,
+        events: list[Event] | None = None,
+        fills: list[Fill] | None = None,
+        equity: float = 0.0,
+        position_qty: float = 0.0,
+    ) -> None:
+        self.ts = ts
+        self.processed = processed
+        self.events = [] if events is None else events
+        self.fills = [] if fills is None else fills
+        self.equity = equity
+        self.position_qty = position_qty
