@@ -65,9 +65,29 @@ def clean() -> int:
     return removed
 
 
+def _up_to_date() -> bool:
+    """Whether the manifest lists exactly these modules, built from these sources,
+    and every extension is there (``make test`` then does not rebuild)."""
+    try:
+        recorded = json.loads((SRC / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return False
+    suffix = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
+    modules = recorded.get("modules") if isinstance(recorded, dict) else None
+    return (
+        isinstance(modules, dict)
+        and recorded.get("python") == sys.version.split()[0]
+        and set(modules) == set(COMPILED_MODULES)
+        and all(modules[m] == source_digest(SRC, m) for m in COMPILED_MODULES)
+        and all((SRC / (m.replace(".", "/") + suffix)).exists() for m in COMPILED_MODULES)
+        and any(SRC.glob("*__mypyc*" + suffix))
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--clean", action="store_true", help="remove the compiled modules and exit")
+    ap.add_argument("--force", action="store_true", help="rebuild even when the build matches the sources")
     args = ap.parse_args(argv)
     if args.clean:
         print(f"compiled core: removed {clean()} extension module(s); the package is pure Python")
@@ -81,6 +101,9 @@ def main(argv: list[str] | None = None) -> int:
         from setuptools import setup
     except ImportError as exc:
         print(f"compiled core: skipped (mypyc not importable: {exc}); the pure-Python core is used")
+        return 0
+    if not args.force and _up_to_date():
+        print(f"compiled core: up to date ({len(COMPILED_MODULES)} modules built from these sources)")
         return 0
     clean()
     paths = [str(Path(mod.replace(".", "/") + ".py")) for mod in COMPILED_MODULES]
