@@ -41,6 +41,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from laptop_agents.domain.fast import fast_init
 from laptop_agents.domain.models import Candle, Tick
 
 BLOCK = 1024  # bars per block (about 17 hours of 1-minute bars)
@@ -50,6 +51,9 @@ _MASK64 = (1 << 64) - 1
 _GAP_P = 0.002  # chance of a gap between a close and the next open
 _SPIKE_P = 0.003  # chance of a spike inside a bar
 _GARCH_A, _GARCH_B = 0.08, 0.90
+
+_new_candle = fast_init(Candle)  # validated: the rounding below must keep low <= open/close <= high
+
 
 @dataclass(frozen=True, slots=True)
 class _Shocks:
@@ -62,10 +66,12 @@ class _Shocks:
     wick_lo: np.ndarray
     volume: np.ndarray  # (BLOCK,) volume before its dependence on the bar's move
 
+
 @dataclass(frozen=True, slots=True)
 class _Block:
     candles: list[Candle]
     path: np.ndarray  # (BLOCK, substeps) unrounded intrabar prices at each step's end
+
 
 class SyntheticMarket:
     """Deterministic candles, one every ``interval_ms``; index 0 opens at ``origin_ts``.
@@ -210,7 +216,7 @@ class SyntheticMarket:
         step = self.interval_ms
         first = self._epoch + block * BLOCK * step
         candles = [
-            Candle(first + i * step, o, h, lo_, c, v)
+            _new_candle(first + i * step, o, h, lo_, c, v)
             for i, (o, h, lo_, c, v) in enumerate(
                 zip(
                     q_open.tolist(), q_high.tolist(), q_low.tolist(), q_close.tolist(), volume.tolist(),

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from laptop_agents.domain.fast import fast_init
 from laptop_agents.domain.isotime import ms_to_iso
 from laptop_agents.domain.models import Candle, DomainError, FundingRate
 from laptop_agents.domain.timeframes import SUPPORTED_INTERVALS, interval_ms, parse_interval
@@ -228,17 +229,30 @@ def apply_policy(bars: Bars, report: DataReport, path: Path, *, strict: bool, in
     return CandleFile(path=path, candles=candles, interval=name, interval_ms=step, funding=funding, report=report)
 
 
+_trusted_candle = fast_init(Candle, validate=False)
+
+
 def build_candles(bars: Bars) -> list[Candle]:
-    """The cleaned bars as candles, each checked by ``Candle`` itself (a row
-    that fails, none should after the cleaning above, raises its usual error)."""
-    cols = (bars.ts.astype(np.int64).tolist(), bars.open.tolist(), bars.high.tolist(), bars.low.tolist(),
-            bars.close.tolist(), bars.volume.tolist())  # fmt: skip
+    """The cleaned bars as candles. ``Candle.__post_init__`` checks each bar
+    one at a time (about half of a year's load time); here its exact
+    conditions are checked for all rows at once with numpy, and only then are
+    the candles built without re-checking. A row that fails (none should,
+    after the cleaning above) goes through the checking constructor, which
+    raises its usual error."""
+    o, h, lo, c, v = bars.open, bars.high, bars.low, bars.close, bars.volume
+    with np.errstate(invalid="ignore", over="ignore"):
+        ok = (
+            np.isfinite(o + h + lo + c + v)
+            & (lo <= o) & (o <= h) & (lo <= c) & (c <= h) & (v >= 0.0) & (lo > 0.0)
+        )  # fmt: skip
+    cols = (bars.ts.astype(np.int64).tolist(), o.tolist(), h.tolist(), lo.tolist(), c.tolist(), v.tolist())
+    make = _trusted_candle if bool(ok.all()) else Candle
     # Half a million new objects that all survive: each automatic collection
     # would re-scan every candle built so far (the classic bulk-load case).
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return list(map(Candle, *cols))
+        return list(map(make, *cols))
     finally:
         if was_enabled:
             gc.enable()
