@@ -99,6 +99,14 @@ COMMANDS: dict[str, Command] = {
                 "laptop_agents.testing.fake_exchange.commands:cmd_fake_exchange"),
         Command("fetch-candles", "download candle history from Bitunix REST to a Parquet/CSV file",
                 "laptop_agents.backtest.fetch:cmd_fetch_candles"),
+        Command("orders", "the open orders on the exchange account (live keys from the environment)",
+                "laptop_agents.ops.account:cmd_orders"),
+        Command("positions", "the open positions on the exchange account (live keys from the environment)",
+                "laptop_agents.ops.account:cmd_positions"),
+        Command("balance", "the futures balance of the exchange account (live keys from the environment)",
+                "laptop_agents.ops.account:cmd_balance"),
+        Command("flatten", "cancel every open order and close the position on the exchange, then verify "
+                "(asks first unless --yes)", "laptop_agents.ops.account:cmd_flatten"),
         Command("strategies", "list the built-in strategies and their parameters (value, allowed range, meaning)",
                 "laptop_agents.ops.strategies:cmd_strategies"),
     )
@@ -167,6 +175,11 @@ TRADING_OPTIONS: dict[str, frozenset[str] | None] = {
     "backtest": _OFFLINE | {"duration", "seed"},  # duration and seed: the mock market without a file
     "validate": _OFFLINE | {"duration", "seed"},
     "optimize": _OFFLINE | {"duration", "seed"},
+    # the exchange account commands: the market and the exchange's address (a fake exchange in tests)
+    "orders": frozenset({"symbol", "bitunix_rest_url"}),
+    "positions": frozenset({"symbol", "bitunix_rest_url"}),
+    "balance": frozenset({"bitunix_rest_url"}),
+    "flatten": frozenset({"symbol", "bitunix_rest_url"}),
     "replay": _OFFLINE | {"replay_file", "replay_realtime", "health_port", "dashboard", "dashboard_port",
                           "dashboard_host", "stale_timeout", "max_errors", "max_md_errors"},
 }
@@ -177,6 +190,7 @@ DATA_OPTIONS: dict[str, frozenset[str] | None] = {
                            "report_plotly"}),
     "replay": frozenset({"file", "data", "strict", "time_column", "time_unit", "report_plotly"}),  # funding comes from the recording; the report is always written
 }
+ACCOUNT_COMMANDS = ("orders", "positions", "balance", "flatten")
 STRATEGIES_HINT = "`laptop-agents strategies` lists them with their parameters"
 
 
@@ -201,7 +215,9 @@ class _Options:
 
 # Commands that only read the workspace: a read-only or damaged workspace does
 # not stop them (status is what you run to find out what is wrong).
-READ_ONLY_COMMANDS = frozenset({"status", "config", "dashboard"})
+# The exchange account commands write nothing there either: a flatten must work
+# on a read-only or full disk.
+READ_ONLY_COMMANDS = frozenset({"status", "config", "dashboard", "orders", "positions", "balance", "flatten"})
 
 
 def _store_true_or_none(group: argparse._ArgumentGroup, *flags: str, dest: str, help: str) -> None:
@@ -365,6 +381,14 @@ def _add_subcommand_options(name: str, p: argparse.ArgumentParser) -> None:
         add_validate_options(p)
     if name == "optimize":
         add_optimize_options(p)
+    if name in ACCOUNT_COMMANDS:
+        add_trading_options(p, TRADING_OPTIONS[name])
+        p.add_argument("--timeout", type=float, default=None, metavar="SEC",
+                       help="seconds to wait for each exchange request (default 10)")
+        p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+        if name == "flatten":
+            p.add_argument("--yes", action="store_true",
+                           help="do not ask (needed without a terminal, e.g. in a script)")
     if name == "report":
         p.add_argument("run_dir", help="a run directory (runs/<run_id>)")
     if name == "config":

@@ -25,6 +25,7 @@ class ExitCode(IntEnum):
     # state.db belongs to another source/symbol/interval/strategy, or its last
     # candle lies ahead of the market's clock: a restart would hit it again.
     STORE_MISMATCH = 14
+    FLATTEN_INCOMPLETE = 17  # a flatten left an order or a position open (or could not verify it)
     KILL_SWITCH = 0  # documented alias: a kill-switch exit is a clean exit
 
 

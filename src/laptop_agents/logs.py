@@ -89,7 +89,10 @@ def scrub_obj(obj: Any) -> Any:
 
 
 class JsonLineFormatter(logging.Formatter):
-    """One JSON object per line: time, level, component, message, fields."""
+    """One JSON object per line: time, level, component, message, pid, fields.
+
+    The pid tells apart the processes that share a workspace's log: the
+    watchdog and each session it restarted."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -97,6 +100,7 @@ class JsonLineFormatter(logging.Formatter):
             "level": record.levelname,
             "component": record.name,
             "message": record.getMessage(),
+            "pid": record.process,
         }
         fields = getattr(record, "fields", None)
         if fields:

@@ -128,6 +128,19 @@ def _store_status(ws: Path) -> dict[str, Any]:
         return engine.status().to_dict()
 
 
+def _resume_records(ws: Path, pid: int) -> list[dict[str, Any]]:
+    """The "resuming" log records of the session with ``pid`` (logs/system.jsonl)."""
+    out = []
+    for line in (ws / "logs" / "system.jsonl").read_text(encoding="utf-8").splitlines():
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if rec.get("pid") == pid and str(rec.get("message", "")).startswith("resuming from the state store"):
+            out.append(rec)
+    return out
+
+
 def _has_exposure(hb: dict[str, Any]) -> bool:
     pos = hb.get("position") or {}
     return hb.get("status") == "running" and (bool(pos.get("qty")) or bool(hb.get("working_orders")))
@@ -175,12 +188,16 @@ def test_hung_session_is_restarted_with_its_position_kept(started: Any, ws: Path
     pid1 = first["pid"]
     os.kill(pid1, signal.SIGSTOP)  # frozen: no heartbeat, no exit
     frozen_at = time.time()
-    second = wd.wait_heartbeat(lambda hb: hb.get("pid") not in (None, pid1) and hb.get("candles") == 0,
-                               timeout=40)
-    stored = _store_status(ws)
-    assert second["position"] == stored["position"]
-    assert second["working_orders"] == len(stored["working_orders"])
-    assert bool(stored["position"]["qty"]) or stored["working_orders"]  # not flattened by the restart
+    stored = _store_status(ws)  # what the frozen session last committed: what the restart must resume
+    assert bool(stored["position"]["qty"]) or stored["working_orders"]
+    second = wd.wait_heartbeat(lambda hb: hb.get("pid") not in (None, pid1), timeout=40)
+    # The restarted session says what it resumed (the heartbeat may already be a few candles on).
+    resumed = _resume_records(ws, second["pid"])
+    assert len(resumed) == 1, resumed
+    fields = resumed[0]["fields"]
+    assert fields["position"] == stored["position"]  # not flattened by the hang, the kill or the restart
+    assert fields["working_orders"] == len(stored["working_orders"])
+    assert fields["last_candle_ts"] == stored["last_candle_ts"]
     assert second["ts_ms"] / 1000.0 - frozen_at >= 4.0 - HEARTBEAT_S  # not before the hang timeout
     assert not psutil.pid_exists(pid1) or psutil.Process(pid1).status() == psutil.STATUS_ZOMBIE
     hung = wd.lines("is hung")

@@ -17,5 +17,6 @@
 - ``private_updates``   private frames -> typed updates; fills counted exactly once
 - ``ws_private``        private websocket: login, channels, gap signal on reconnect
 - ``private_feed``      private updates with every gap filled from REST
+- ``flatten``           cancel all + close all on one symbol, verified on the exchange
 - ``fake/``     a fake Bitunix exchange on 127.0.0.1 with fault injection; it trades
 """

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import random
 import time
 from collections import deque
@@ -45,6 +46,12 @@ from laptop_agents.logs import get_logger, scrub
 from laptop_agents.wallclock import now_ms
 
 log = get_logger("exchange.ws")
+# websockets logs every frame at DEBUG, shortened but with its start: the
+# private login frame's API key and a piece of its signature among them. The
+# connections log through this logger instead, which never goes below INFO
+# (opening, closing and errors stay visible).
+PROTOCOL_LOG = logging.getLogger("laptop_agents.exchange.ws.protocol")
+PROTOCOL_LOG.setLevel(logging.INFO)
 
 # Recent backoff delays kept for status and tests; a month of reconnects must
 # not grow the process.
@@ -261,6 +268,7 @@ class BitunixWsClient:
             "close_timeout": self.options.close_timeout_s,
             "max_size": self.options.max_frame_bytes,
             "user_agent_header": f"btc-laptop-agents websockets/{websockets.__version__}",
+            "logger": PROTOCOL_LOG,
         }
         if self._loopback:
             kwargs["proxy"] = None

@@ -27,6 +27,7 @@ from typing import Any
 from laptop_agents import interrupts
 from laptop_agents.config import SECRET_ENV_NAMES, AppConfig
 from laptop_agents.context import CommandContext
+from laptop_agents.domain.isotime import ms_to_iso
 from laptop_agents.engine import Engine
 from laptop_agents.engine.recovery import open_engine
 from laptop_agents.exit_codes import ExitCode
@@ -178,7 +179,23 @@ def _open_state(
     except BaseException:
         store.close()
         raise
+    if engine.last_candle_ts is not None:
+        _say_resumed(ctx, path, engine)
     return store, engine
+
+
+def _say_resumed(ctx: CommandContext, path: Path | str, engine: Engine) -> None:
+    """One INFO line when a session continues a stored state: after a crash or a
+    hang the user (and a test) sees the position and orders it picked up."""
+    st = engine.status()
+    pos = st.position
+    held = "flat" if not pos.qty else f"{pos.side} {pos.qty:.10g} @ {pos.entry_price:.10g}" if pos.entry_price \
+        else f"{pos.side} {pos.qty:.10g}"
+    ctx.log.info("resuming from the state store %s: last candle %s, position %s, %d working orders", path,
+                 ms_to_iso(st.last_candle_ts) if st.last_candle_ts is not None else "none", held,
+                 len(st.working_orders),
+                 extra={"fields": {"last_candle_ts": st.last_candle_ts, "position": pos.to_dict(),
+                                   "working_orders": len(st.working_orders)}})
 
 
 def _session(

@@ -233,3 +233,33 @@ def test_ctrl_c_puts_the_trial_back_and_the_same_command_resumes(tmp_path: Path)
     assert len(done) >= 5 and not study.get_trials(states=(TrialState.WAITING, TrialState.RUNNING))
     rerun = [t for t in done if t.system_attrs.get("failed_trial") == interrupted.number]
     assert len(rerun) == 1 and rerun[0].params == interrupted.params
+
+
+EXAMPLE = PROJECT_ROOT / "examples" / "strategies" / "ema_pullback.py"
+
+
+def test_a_user_strategy_by_path_is_optimized_on_sensible_ranges(tmp_path: Path, workspace: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """The worked example declares no search hints: the study searches its validation bounds made
+    searchable (never from 5e-324), says so in one note, and its best file runs the same strategy."""
+    data = candle_file(tmp_path, 2400)
+    spec = f"{EXAMPLE}:EmaPullback"
+    code = main(["optimize", str(data), "--strategy", spec, "--splits", "2", "--train-frac", "0.6",
+                 "--min-trades", "0", "--trials", "5", "--run-id", "opt"])
+    err = capsys.readouterr().err
+    assert code == ExitCode.OK, err
+    assert "stop_atr: 0.02 .. 20 (log scale)" in err and "target_r: 0.02 .. 20 (log scale)" in err
+    assert "fast: 2 .. 1000 (log scale)" in err and "cooldown: 0 .. 10000" in err
+    assert "e-324" not in err
+    assert "note: PullbackParams declares no search hints" in err
+    doc = read_json(workspace / "runs" / "opt" / "study.json")
+    assert doc["strategy"] == "ema_pullback.py:EmaPullback" or doc["strategy"].endswith("EmaPullback")
+    tried = [row["params"] for row in doc.get("trials", [])] or [doc["best"]["params"]]
+    for params in tried:
+        assert 0.02 <= params["stop_atr"] <= 20 and 2 <= params["fast"] <= 1000
+    best = workspace / "runs" / "opt" / "best-strategy.yaml"
+    chosen = yaml.safe_load(best.read_text())
+    assert chosen["stop_atr"] == doc["best"]["params"]["stop_atr"]
+    assert main(["backtest", str(data), "--strategy", spec, "--strategy-file", str(best), "--run-id", "bt"]) \
+        == ExitCode.OK
+    capsys.readouterr()

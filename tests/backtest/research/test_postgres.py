@@ -62,7 +62,8 @@ def test_two_workers_one_killed_on_postgres(tmp_path: Path, pg: PgServer) -> Non
             except KeyError:  # not created yet
                 continue
             mine = [t for t in study.get_trials(deepcopy=False) if str(t.user_attrs.get("worker", "")).endswith(f":{b.pid}")]
-            running = [t for t in mine if t.state == TrialState.RUNNING]
+            # A running trial whose parameters are all drawn (a trial is RUNNING a moment before they are)
+            running = [t for t in mine if t.state == TrialState.RUNNING and len(t.params) == 2]  # fast, slow
             if any(t.state == TrialState.COMPLETE for t in mine) and running:
                 os.kill(b.pid, signal.SIGKILL)  # mid-trial: no chance to clean up
                 killed = running[0]
@@ -83,6 +84,7 @@ def test_two_workers_one_killed_on_postgres(tmp_path: Path, pg: PgServer) -> Non
     lost = next(t for t in trials if t.number == killed.number)
     assert lost.state == TrialState.FAIL
     rerun = [t for t in by_state[TrialState.COMPLETE] if t.system_attrs.get("failed_trial") == killed.number]
+    assert killed.params and lost.params == killed.params
     assert len(rerun) == 1 and rerun[0].params == killed.params
     assert str(rerun[0].user_attrs["worker"]).endswith(f":{a.pid}")
     # The trials were split between the two workers.

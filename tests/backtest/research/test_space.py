@@ -71,9 +71,33 @@ def test_a_plugin_model_gives_its_space_from_its_field_constraints() -> None:
     assert dims["lookback"] == Dim("lookback", "int", 5, 200)
     assert dims["exit_mode"].choices == ("stop", "trail", "time")
     assert dims["use_volume"].choices == (False, True)
-    assert dims["band"].low is not None and 0 < dims["band"].low < 1e-300 and dims["band"].high is not None
+    # "above zero" is searched from a thousandth of the maximum, on a log scale (not from 5e-324)
+    assert dims["band"].low == pytest.approx(1e-4) and dims["band"].log and dims["band"].high is not None
     assert dims["band"].high < 0.1  # gt / lt are open: the range stays inside
+    assert not dims["lookback"].log  # 5 .. 200 spans less than two decades: linear
     assert dims["gates.threshold"] == Dim("gates.threshold", "float", 0.0, 2.0, 0.25)
+
+
+class WideParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    period: int = Field(14, ge=1, le=1000)  # two decades or more: log scale
+    cooldown: int = Field(10, ge=0, le=10_000)  # starts at 0: no log scale possible
+    stop: float = Field(1.5, gt=0, le=20)
+    floor: float = Field(0.5, ge=0.1, le=5)  # closed bounds are taken as they are
+
+
+def test_ranges_from_bounds_alone_are_searched_where_they_make_sense() -> None:
+    space = space_from_params(WideParams())
+    assert space.dims == (Dim("period", "int", 1, 1000, None, True), Dim("cooldown", "int", 0, 10_000),
+                          Dim("stop", "float", 0.02, 20.0, None, True), Dim("floor", "float", 0.1, 5.0))
+    assert len(space.notes) == 1 and "WideParams declares no search hints" in space.notes[0]
+    assert "stop: 0.02 .. 20 (log scale)" in space.lines()
+    # the study's identity is the dims, not the advice
+    assert "notes" not in space.to_json()
+    # a hinted model or an explicit range is taken as it is, with no note
+    assert not space_from_params(HintedParams()).notes
+    explicit = parse_space({"stop": {"low": 0.5, "high": 20}, "period": {}}, WideParams(), "space file 's.yaml'")
+    assert explicit.dims == (Dim("stop", "float", 0.5, 20.0), Dim("period", "int", 1, 1000, None, True))
 
 
 class HintedParams(BaseModel):

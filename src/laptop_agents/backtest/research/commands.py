@@ -226,6 +226,8 @@ def cmd_optimize(ctx: CommandContext) -> int:
                    + (f"; {workers} workers here" if workers > 1 else ""), "dim")
         for line in space.lines():
             _line(err, f"  {line}", "dim")
+        for note in space.notes:
+            _line(err, f"note: {note}", "yellow")
         ctx.log.debug("optimize start", extra={"fields": {"study": name, "storage": shown, "budget": budget,
                                                          "workers": workers, "created": created}})
         progress = _Progress(study, budget, metric, enabled=sys.stderr.isatty())

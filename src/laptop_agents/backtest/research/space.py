@@ -109,6 +109,7 @@ class Space:
     dims: tuple[Dim, ...]
     fixed: tuple[tuple[str, Scalar], ...] = ()
     grid: tuple[dict[str, Scalar], ...] = field(default=())  # a grid: every combination once, in order
+    notes: tuple[str, ...] = ()  # said to the user beside the ranges (not part of the study's identity)
 
     def suggest(self, trial: optuna.Trial) -> dict[str, Any]:
         """The trial's parameter overrides (fixed values first, then the searched ones)."""
@@ -151,6 +152,7 @@ class Leaf:
     lower: float | None  # inclusive after gt -> next value
     upper: float | None
     step: float | None
+    positive: bool = False  # the lower bound is ``gt=0``: any value above zero
 
     @property
     def numeric(self) -> bool:
@@ -175,18 +177,20 @@ def leaves(model: type[BaseModel], prefix: str = "") -> list[Leaf]:
             optional = len(args) < len(get_args(ann))
             ann = args[0] if len(args) == 1 else ann
         lower = upper = step = None
+        positive = False
         for m in info.metadata:
             for attr in ("ge", "gt"):
                 v = getattr(m, attr, None)
                 if v is not None:
                     lower = float(v) if attr == "ge" else (float(v) + 1 if ann is int else math.nextafter(float(v), math.inf))
+                    positive = attr == "gt" and float(v) == 0.0 and ann is not int
             for attr in ("le", "lt"):
                 v = getattr(m, attr, None)
                 if v is not None:
                     upper = float(v) if attr == "le" else (float(v) - 1 if ann is int else math.nextafter(float(v), -math.inf))
             if getattr(m, "multiple_of", None) is not None:
                 step = float(m.multiple_of)
-        out.append(Leaf(prefix + name, info, ann, optional, lower, upper, step))
+        out.append(Leaf(prefix + name, info, ann, optional, lower, upper, step, positive))
     return out
 
 
@@ -258,6 +262,8 @@ def dim_for(name: str, targets: Sequence[Leaf], hint: Any, where: str) -> Dim | 
         raise SpaceError(f"{where}: {name}: low {_show(low)} is above high {_show(high)}")
     step = _number(spec["step"], f"{where}: {name}: step") if "step" in spec else first.step
     log = bool(spec.get("log", False))
+    if not ({"low", "high", "log"} & set(spec)) and step is None:
+        low, log = _bounds_only(low, high, positive=all(t.positive for t in targets))
     if step is not None and step <= 0:
         raise SpaceError(f"{where}: {name}: step must be > 0, got {_show(step)}")
     if log and (low <= 0 or step is not None and not is_int):
@@ -273,6 +279,22 @@ def dim_for(name: str, targets: Sequence[Leaf], hint: Any, where: str) -> Dim | 
     if step is not None:
         high = low + math.floor((high - low) / step + 1e-9) * step
     return Dim(name, "float", low, high, step, log)
+
+
+# A range taken from validation bounds alone is made for refusing nonsense, not
+# for searching: ``gt=0, le=20`` would start the search at 5e-324 and spend half
+# its trials above 10. Such a range is searched from a thousandth of its upper
+# bound when it only says "above zero", and on a log scale when it spans two
+# decades or more (a period of 2 .. 1000 bars: 2-10 matters as much as 200-1000).
+POSITIVE_FLOOR = 1e-3
+BOUNDS_LOG_SPAN = 100.0
+
+
+def _bounds_only(low: float, high: float, *, positive: bool) -> tuple[float, bool]:
+    """The low end and the scale of a range that comes from the field's bounds only."""
+    if positive and high > 0:
+        low = max(low, high * POSITIVE_FLOOR)
+    return low, low > 0 and high / low >= BOUNDS_LOG_SPAN
 
 
 def _check_value(name: str, targets: Sequence[Leaf], v: Any, where: str) -> None:
@@ -357,7 +379,13 @@ def space_from_params(params: BaseModel, hints: Mapping[str, Any] | None = None)
                 dims.append(d)
     if not dims:
         raise SpaceError(f"{model.__name__} has no parameter with a searchable range: use --space or --grid")
-    return Space(tuple(dims))
+    notes: tuple[str, ...] = ()
+    if not hints:
+        notes = (f"{model.__name__} declares no search hints: its ranges are its fields' validation bounds "
+                 f"(log scale where they span {BOUNDS_LOG_SPAN:g}x, a float > 0 from a thousandth of its maximum); "
+                 "narrow them with json_schema_extra={\"search\": ...} on the fields or --space "
+                 "(docs/strategies.md)",)
+    return Space(tuple(dims), notes=notes)
 
 
 def parse_space(doc: Any, params: BaseModel, where: str) -> Space:

@@ -50,6 +50,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -267,7 +268,7 @@ def open_study(storage: BaseStorage, name: str, spec: SweepSpec, *, where: str =
             for i, combo in enumerate(spec.grid):
                 study.enqueue_trial(dict(combo), user_attrs={"combo": i})
         study.set_user_attr("ready", True)
-        return study, True
+        return _atomic_queue(study), True
     if study.directions != [StudyDirection.MAXIMIZE]:
         raise StudyError(f"study {name!r}{where} is not a study of this program (its direction is not 'maximize')")
     deadline = time.monotonic() + 60
@@ -282,7 +283,7 @@ def open_study(storage: BaseStorage, name: str, spec: SweepSpec, *, where: str =
             raise StudyError(
                 f"study {name!r}{where} was made with {key} {theirs.get(key, '(none)')!s}, not {mine}: "
                 "run it with the same settings to join it, or use another --study name")
-    return study, False
+    return _atomic_queue(study), False
 
 
 def _storage(study: optuna.Study) -> Any:
@@ -338,18 +339,51 @@ class _Heartbeat:
             self._thread.join()
 
 
-def _pop_waiting(study: optuna.Study) -> optuna.Trial | None:
-    """Take one waiting trial (atomically: another worker taking it first is skipped), or None."""
+def _claim(storage: Any, trial_id: int) -> bool:
+    """WAITING -> RUNNING for one worker only. On a database the check and the write are one
+    conditional UPDATE: Optuna's own claim reads the state first, and SQLite ignores its
+    ``FOR UPDATE`` (Python's sqlite3 even reads outside the transaction), so two workers that
+    both read "waiting" both won the trial and the second crashed telling it."""
+    backend = getattr(storage, "_backend", storage)
+    engine = getattr(backend, "engine", None)
+    if engine is None:  # in memory: one process, Optuna's claim runs under the storage's lock
+        try:
+            return bool(storage.set_trial_state_values(trial_id, state=TrialState.RUNNING))
+        except UpdateFinishedTrialError:
+            return False
+    from optuna.storages._rdb import models
+    from sqlalchemy import update
+
+    table = models.TrialModel
+    with engine.begin() as conn:
+        done = conn.execute(update(table)
+                            .where(table.trial_id == trial_id, table.state == TrialState.WAITING)
+                            .values(state=TrialState.RUNNING, datetime_start=datetime.now()))  # Optuna's local time
+    return done.rowcount == 1
+
+
+def _pop_waiting_id(study: optuna.Study) -> int | None:
+    """Claim the first waiting trial another worker has not claimed; its id, or None."""
     storage, sid = _storage(study), study._study_id
     for t in storage.get_all_trials(sid, deepcopy=False, states=(TrialState.WAITING,)):
-        try:
-            if not storage.set_trial_state_values(t._trial_id, state=TrialState.RUNNING):
-                continue
-        except UpdateFinishedTrialError:
-            continue
-        study._thread_local.cached_all_trials = None  # what Study.ask does: the sampler sees fresh trials
-        return optuna.Trial(study, t._trial_id)
+        if _claim(storage, t._trial_id):
+            return int(t._trial_id)
     return None
+
+
+def _atomic_queue(study: optuna.Study) -> optuna.Study:
+    """``study.ask()`` pops a re-queued trial with Optuna's read-then-write claim: give it ours."""
+    setattr(study, "_pop_waiting_trial_id", lambda: _pop_waiting_id(study))  # noqa: B010 (a private hook)
+    return study
+
+
+def _pop_waiting(study: optuna.Study) -> optuna.Trial | None:
+    """Take one waiting trial (atomically: another worker taking it first is skipped), or None."""
+    trial_id = _pop_waiting_id(study)
+    if trial_id is None:
+        return None
+    study._thread_local.cached_all_trials = None  # what Study.ask does: the sampler sees fresh trials
+    return optuna.Trial(study, trial_id)
 
 
 def requeue(study: optuna.Study, trial: FrozenTrial) -> None:
