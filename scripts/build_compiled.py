@@ -92,18 +92,22 @@ def main(argv: list[str] | None = None) -> int:
     if args.clean:
         print(f"compiled core: removed {clean()} extension module(s); the package is pure Python")
         return 0
+    fresh = _up_to_date()
+    if fresh and not args.force:
+        print(f"compiled core: up to date ({len(COMPILED_MODULES)} modules built from these sources)")
+        return 0
     cc = _compiler()
     if cc is None:
-        print("compiled core: skipped (no C compiler found); the pure-Python core is used")
+        # A stale build that cannot be rebuilt goes (it would only print its notice on every run).
+        stale = not fresh and clean() > 0
+        print("compiled core: skipped (no C compiler found" + ("; the stale build was removed" if stale else "")
+              + "); the pure-Python core is used")  # fmt: skip
         return 0
     try:
         from mypyc.build import mypycify
         from setuptools import setup
     except ImportError as exc:
         print(f"compiled core: skipped (mypyc not importable: {exc}); the pure-Python core is used")
-        return 0
-    if not args.force and _up_to_date():
-        print(f"compiled core: up to date ({len(COMPILED_MODULES)} modules built from these sources)")
         return 0
     clean()
     paths = [str(Path(mod.replace(".", "/") + ".py")) for mod in COMPILED_MODULES]

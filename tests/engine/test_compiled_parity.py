@@ -119,3 +119,13 @@ def test_the_pure_switch_loads_every_core_module_from_its_source() -> None:
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["pure", "True"]
+
+
+def test_without_a_c_compiler_the_build_says_so_in_one_line_and_leaves_the_core_alone() -> None:
+    before = core_kind()
+    env = dict(os.environ, CC=str(PROJECT_ROOT / "no-such-cc"))
+    proc = subprocess.run([sys.executable, str(PROJECT_ROOT / "scripts" / "build_compiled.py"), "--force"],
+                          env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["compiled core: skipped (no C compiler found); the pure-Python core is used"]
+    assert core_kind() == before  # an up-to-date build (or none) is not touched
