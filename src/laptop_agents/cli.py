@@ -136,6 +136,9 @@ CONFIG_FLAGS: dict[str, str] = {
     "record": "trading.record",
     "bitunix_rest_url": "trading.bitunix_rest_url",
     "bitunix_ws_url": "trading.bitunix_ws_url",
+    "bitunix_private_ws_url": "trading.bitunix_private_ws_url",
+    "reconcile_minutes": "trading.reconcile_minutes",
+    "adopt": "trading.adopt",
     "warmup_bars": "trading.warmup_bars",
     "stale_timeout": "system.stale_timeout_s",
     "health_port": "system.health_port",
@@ -252,6 +255,8 @@ def add_trading_options(p: argparse.ArgumentParser, only: Collection[str] | None
     m.flag("--record", dest="record", help="record every raw market message to the run directory")
     m.add("--bitunix-rest-url", dest="bitunix_rest_url", default=None, metavar="URL")
     m.add("--bitunix-ws-url", dest="bitunix_ws_url", default=None, metavar="URL")
+    m.add("--bitunix-private-ws-url", dest="bitunix_private_ws_url", default=None, metavar="URL",
+          help="private websocket (live execution's order pushes)")
     m.add("--warmup-bars", dest="warmup_bars", type=int, default=None, metavar="N",
           help="candles fetched before trading starts (bitunix source)")
 
@@ -285,6 +290,11 @@ def add_trading_options(p: argparse.ArgumentParser, only: Collection[str] | None
            help="paper (default) or live (seed flag)")
     se.flag("--enable-live", dest="enable_live",
             help="the explicit switch live execution needs (with --execution-mode live and API keys)")
+    se.add("--reconcile-minutes", dest="reconcile_minutes", type=float, default=None, metavar="MIN",
+           help="live: compare the exchange's orders, position and balance with the books every MIN minutes "
+                "(and at start; default 5)")
+    se.flag("--adopt", dest="adopt",
+            help="live: take over a position found on the exchange that the books cannot explain (journaled)")
     se.flag("--preflight", dest="preflight", help="run the preflight checks before starting (seed flag)")
     se.flag("--dashboard", dest="dashboard",
             help="serve the live web dashboard (with /health and /metrics) on 127.0.0.1 (seed flag)")

@@ -114,6 +114,11 @@ class TradingConfig(_Section):
     record: bool = False
     bitunix_rest_url: str = "https://fapi.bitunix.com"
     bitunix_ws_url: str = "wss://fapi.bitunix.com/public/"
+    bitunix_private_ws_url: str = "wss://fapi.bitunix.com/private/"  # live execution's order/position pushes
+    # Live execution: exchange vs books every N minutes (and at start), and
+    # whether an unexplained exchange position found at start is taken over.
+    reconcile_minutes: float = Field(5.0, gt=0, le=1440)
+    adopt: bool = False
     warmup_bars: int = Field(200, ge=0, le=5000)
 
     @field_validator("symbol", mode="before")
@@ -132,7 +137,7 @@ class TradingConfig(_Section):
         except DomainError as exc:
             raise ValueError(str(exc)) from None
 
-    @field_validator("bitunix_rest_url", "bitunix_ws_url")
+    @field_validator("bitunix_rest_url", "bitunix_ws_url", "bitunix_private_ws_url")
     @classmethod
     def _url(cls, v: str) -> str:
         if not v.startswith(("http://", "https://", "ws://", "wss://")):

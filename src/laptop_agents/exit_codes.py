@@ -19,13 +19,21 @@ class ExitCode(IntEnum):
     STORE_CORRUPT = 8  # state.db is unreadable; it is kept for inspection
     BAD_INPUT = 9  # bad candle file / replay file / data that cannot be used
     DISK_FULL = 10  # could not write state or output (no space, read-only)
-    NOT_IMPLEMENTED = 11  # live execution with every gate open: order execution is not wired in yet (issue 12)
+    # Unused since live execution was built (issue 12); the number stays
+    # retired so a script that knew it never sees it mean something else.
+    NOT_IMPLEMENTED = 11
     LIVE_NOT_ALLOWED = 12  # live execution requested without every gate open
     RECONCILE_MISMATCH = 13  # live: exchange state differs from local state
     # state.db belongs to another source/symbol/interval/strategy, or its last
     # candle lies ahead of the market's clock: a restart would hit it again.
     STORE_MISMATCH = 14
-    FLATTEN_INCOMPLETE = 17  # a flatten left an order or a position open (or could not verify it)
+    # 15 is reserved (DRILL_FAILED).
+    # live: an order whose placement outcome stayed unknown after the bounded
+    # lookups by its client id; it is named, never sent again.
+    ORDER_UNRESOLVED = 16
+    # a flatten (the command, or a live session's stop) left an order or a
+    # position open, or could not verify it; what is left is printed.
+    FLATTEN_INCOMPLETE = 17
     KILL_SWITCH = 0  # documented alias: a kill-switch exit is a clean exit
 
 

@@ -30,6 +30,10 @@ class StopReason(StrEnum):
     # A recording replay asked for something the live run did not (or the
     # recording is damaged): its decisions would no longer be the live ones.
     REPLAY_DIVERGED = "replay_diverged"
+    # Live execution: see laptop_agents.session.execution.
+    ORDER_UNRESOLVED = "order_unresolved"
+    RECONCILE_MISMATCH = "reconcile_mismatch"
+    FLATTEN_INCOMPLETE = "flatten_incomplete"
     CRASH = "crash"
 
 
@@ -46,6 +50,9 @@ EXIT_CODES: dict[StopReason, ExitCode] = {
     StopReason.DISK_FULL: ExitCode.DISK_FULL,
     StopReason.STORE_CORRUPT: ExitCode.STORE_CORRUPT,
     StopReason.REPLAY_DIVERGED: ExitCode.BAD_INPUT,
+    StopReason.ORDER_UNRESOLVED: ExitCode.ORDER_UNRESOLVED,
+    StopReason.RECONCILE_MISMATCH: ExitCode.RECONCILE_MISMATCH,
+    StopReason.FLATTEN_INCOMPLETE: ExitCode.FLATTEN_INCOMPLETE,
     StopReason.CRASH: ExitCode.CRASH,
 }
 

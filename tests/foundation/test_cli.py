@@ -119,14 +119,16 @@ def test_every_command_names_a_handler_that_exists() -> None:
         assert callable(cli._load_handler(cmd)), cmd.name
 
 
-def test_live_execution_with_every_gate_open_says_it_is_not_wired_yet(workspace: Path) -> None:
+def test_live_execution_with_every_gate_open_and_no_exchange_stops_as_a_crash(workspace: Path) -> None:
+    """Every gate open, the exchange unreachable (a closed loopback port): the
+    start-up reconciliation cannot read it, so the session stops as a crash (a
+    watchdog retries), says why in one line, and shows no key."""
     keys = {"BITUNIX_API_KEY": "k" * 16, "BITUNIX_API_SECRET": "s" * 16}
-    out = run(["run", "--workspace", str(workspace), "--source", "bitunix", "--execution-mode", "live",
-               "--enable-live"], env=keys)
-    assert out.returncode == ExitCode.NOT_IMPLEMENTED, out.stderr
-    lines = [ln for ln in out.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1 and "live order execution is not built yet" in lines[0] and "use paper" in lines[0]
-    assert "k" * 16 not in out.stdout + out.stderr
-    assert not (workspace / "lock").exists() and not (workspace / "state.db").exists()  # nothing was started
-
-
+    out = run(["run", "--workspace", str(workspace), "--source", "mock", "--speed", "600", "--execution-mode",
+               "live", "--enable-live", "--bitunix-rest-url", "http://127.0.0.1:9",
+               "--bitunix-private-ws-url", "ws://127.0.0.1:9/private/", "--no-live-view"], env=keys)
+    assert out.returncode == ExitCode.CRASH, out.stdout + out.stderr
+    line = next(x for x in out.stdout.splitlines() if x.startswith("stopped:"))
+    assert "crash" in line and "not sent" in line, line
+    assert "k" * 16 not in out.stdout + out.stderr and "s" * 16 not in out.stdout + out.stderr
+    assert "Traceback" not in out.stdout + out.stderr

@@ -19,6 +19,7 @@ from laptop_agents.domain.events import (
     OrderCancelled,
     OrderEvent,
     OrderExpired,
+    Reconciled,
     SessionEvent,
     TradeClosed,
     event_from_dict,
@@ -46,6 +47,7 @@ SAMPLES: list[tuple[Event, list[str]]] = [
     (AgentError(11, "setup_signal", "KeyError: 'x'"), ["agent", "error"]),
     (SessionEvent(12, "stop", {"reason": "kill_switch", "exit_code": 0, "detail": None}),
      ["event", "reason", "exit_code", "detail"]),
+    (Reconciled(13, "filled_while_down", "c-4", "0.01 at 100.0"), ["what", "client_id", "detail"]),
 ]  # fmt: skip
 
 

@@ -4,6 +4,9 @@
 - ``scripted:hold``  -- a scripted strategy that opens a long position with a
   market order on the first traded candle and keeps one far-away limit order
   working, so a kill-switch / signal test has something to cancel and flatten;
+- ``scripted:hold_near`` -- the same with the limit 3 % away (inside an exchange's price band);
+- ``scripted:day`` -- a live day at a human pace: an entry and a resting limit (which
+  expires) every 20 candles, an exit ten candles later;
 - ``scripted:lose``  -- buys with a stop one tick under the close on every flat
   candle, so trades lose (fees + stop) and a circuit breaker trips quickly;
 - ``scripted:roundtrip`` -- buys on every flat candle and sells on the next, so
@@ -62,13 +65,15 @@ class ScriptedStrategy:
         out = StrategyOutput()
         if account.entries_blocked and self.plan != "roundtrip":  # roundtrip asks anyway: the broker refuses
             return out
-        if self.plan == "hold":
+        if self.plan in ("hold", "hold_near"):
+            # hold_near: the resting limit within an exchange's price band (live tests)
+            far = 0.97 if self.plan == "hold_near" else 0.8
             if account.position_qty == 0 and not account.working_orders:
                 out.intents.append(OrderIntent(self._id(candle, "m"), Side.BUY, OrderType.MARKET, 0.01,
                                                reason="scripted entry"))
             elif account.position_qty != 0 and not account.working_orders:
                 out.intents.append(OrderIntent(self._id(candle, "l"), Side.BUY, OrderType.LIMIT, 0.01,
-                                               price=round(candle.close * 0.8, 1), reason="scripted far limit"))
+                                               price=round(candle.close * far, 1), reason="scripted far limit"))
         elif self.plan == "roundtrip":
             if account.position_qty == 0:
                 out.intents.append(OrderIntent(self._id(candle, "o"), Side.BUY, OrderType.MARKET, 0.01,
@@ -78,6 +83,21 @@ class ScriptedStrategy:
                 out.intents.append(OrderIntent(self._id(candle, "c"), Side.SELL, OrderType.MARKET, 0.01,
                                                reduce_only=True, reason="scripted exit"))
             out.events.append(Decision(candle.ts, "enter" if account.position_qty == 0 else "exit", "scripted"))
+        elif self.plan == "day":
+            # A simulated day of live trading at a human pace: every 20 candles a
+            # market entry with a resting limit below (it expires: a cancel),
+            # ten candles later a reduce-only exit of whatever is held.
+            minute = candle.ts // 60_000
+            if minute % 20 == 0 and account.position_qty == 0:
+                out.intents.append(OrderIntent(self._id(candle, "e"), Side.BUY, OrderType.MARKET, 0.01,
+                                               reason="scripted entry"))
+                out.intents.append(OrderIntent(self._id(candle, "r"), Side.BUY, OrderType.LIMIT, 0.01,
+                                               price=round(candle.close * 0.995, 1), expire_ts=candle.ts + 600_000,
+                                               reason="scripted resting"))
+            elif minute % 20 == 10 and account.position_qty > 0:
+                out.intents.append(OrderIntent(self._id(candle, "x"), Side.SELL, OrderType.MARKET,
+                                               round(account.position_qty, 4), reduce_only=True,
+                                               reason="scripted exit"))
         elif self.plan == "lose":
             if account.position_qty == 0 and not account.working_orders:
                 out.intents.append(OrderIntent(self._id(candle, "x"), Side.BUY, OrderType.MARKET, 0.05,
@@ -203,7 +223,42 @@ def _install_pause(phase: str) -> None:
         raise SystemExit(f"unknown pause phase {phase!r}: {', '.join(PAUSE_PHASES)}")
 
 
+def _install_live_kill(spec: str) -> None:
+    """``live_kill:POINT:N`` -- ``kill -9`` this process at the N-th time live
+    execution reaches POINT (``committed``: the order's row is durable, not yet
+    sent; ``sent``: about to send; ``acked``: the exchange accepted it, the
+    acknowledgement not yet recorded; ``booked``: a fill committed, not yet
+    journaled; ``any``: whichever comes N-th). Writes ``$LA_TEST_PAUSE_MARKER``
+    (if set) with the point first, so the test knows where it died."""
+    import signal
+
+    from laptop_agents.session.execution import LiveExecution
+
+    point, _, n = spec.partition(":")
+    target = int(n or "1")
+    counts: dict[str, int] = {}
+
+    def hook(self: Any, where: str) -> None:
+        key = "any" if point == "any" else where
+        if key != point:
+            return
+        counts[key] = counts.get(key, 0) + 1
+        if counts[key] == target:
+            marker = os.environ.get(PAUSE_MARKER_ENV)
+            if marker:
+                with open(marker, "w", encoding="utf-8") as fh:
+                    fh.write(where)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    LiveExecution.hook = hook  # type: ignore[method-assign]
+
+
 def install(spec: str) -> None:
+    for part in spec.split("+"):  # several changes: "scripted:roundtrip+live_kill:acked:2"
+        _install_one(part)
+
+
+def _install_one(spec: str) -> None:
     kind, _, arg = spec.partition(":")
     if kind == "scripted":
         _install_scripted(arg or "hold")
@@ -211,6 +266,8 @@ def install(spec: str) -> None:
         _install_agent_failure(int(arg or "3"))
     elif kind == "pause":
         _install_pause(arg)
+    elif kind == "live_kill":
+        _install_live_kill(arg)
     elif kind:
         raise SystemExit(f"unknown {HARNESS_ENV} {spec!r}")
 

@@ -38,7 +38,7 @@ def test_a_v1_store_is_migrated_to_one_plain_state_blob(tmp_path: Path, name: st
         counts = [conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in ("fills", "trades", "processed_ids")]
     before = decode_v1(core, strategy, orders)
     with StateStore(db) as store:
-        assert store.schema_version == SCHEMA_VERSION == 2
+        assert store.schema_version == SCHEMA_VERSION == 3
     with sqlite3.connect(db) as conn:
         assert _columns(conn, "engine_state") == ["id", "last_candle_ts", "state", "commits"]
         assert conn.execute("SELECT name FROM sqlite_master WHERE name = 'engine_state_v1'").fetchone() is None
@@ -59,7 +59,7 @@ def test_a_v1_state_that_cannot_be_carried_over_is_refused_and_left_as_it_was(tm
     conn.execute("UPDATE engine_state SET strategy = ?", (b"LA-REFS1\x80\x05N.",))
     conn.close()  # the last connection: checkpointed into the file
     before = db.read_bytes()
-    with pytest.raises(StoreCorruptError, match=r"cannot be migrated to schema 2 .*fresh workspace.*kept for inspection"):
+    with pytest.raises(StoreCorruptError, match=r"cannot be migrated to schema 3 .*fresh workspace.*kept for inspection"):
         StateStore(db)
     assert db.read_bytes() == before
     with sqlite3.connect(db) as conn:

@@ -111,11 +111,13 @@ class Ledger:
         liquidity: str,
         reason: str,
         order: WorkingOrder | OrderIntent | None = None,
+        fee: float | None = None,
     ) -> tuple[Fill, TradeClosed | None]:
         """Book one fill: net it against the position (reduce, close or
         reverse), pay the fee, and close the trade when flat. A new position
         takes the order's bracket; an add keeps the trade's 1 R."""
-        fee = self.fee(qty, price, self.maker if liquidity == "maker" else self.taker)
+        if fee is None:  # live fills bring the exchange's own fee
+            fee = self.fee(qty, price, self.maker if liquidity == "maker" else self.taker)
         s = side.sign
         pos = self.position
         remaining = qty

@@ -226,9 +226,10 @@ class PaperBroker:
         liquidity: str,
         reason: str,
         order: WorkingOrder | OrderIntent | None = None,
+        fee: float | None = None,
     ) -> None:
         """Book a fill in the ledger and journal it (and the trade it closed)."""
-        fill, trade = self.ledger.execute(ts, client_id, side, qty, price, liquidity, reason, order)
+        fill, trade = self.ledger.execute(ts, client_id, side, qty, price, liquidity, reason, order, fee)
         self.fills.append(fill)
         self.events.append(FillEvent(ts, client_id, side, qty, price, fill.fee, liquidity, reason))
         if trade is not None:

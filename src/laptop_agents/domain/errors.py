@@ -44,6 +44,7 @@ The tree (module in brackets)::
     ├── AlreadyRunningError                 [lock]      exit 7
     ├── ReportError                         [report.run_data]
     ├── SessionFatal                        [session.state]  ends a session; exit code by its stop reason
+    ├── ReconcileMismatch                   [session.execution]  live: exchange vs books, exit 13
     ├── ExchangeError                       [exchange.errors]  (its own tree is in that module)
     └── FakeExchangeError, OrderRefused     [testing.fake_exchange]
 """

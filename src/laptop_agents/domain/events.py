@@ -282,12 +282,29 @@ class SessionEvent(Event):
         return {"ts": self.ts, "kind": "session", "event": self.event, **self.details}
 
 
+@dataclass(frozen=True, slots=True)
+class Reconciled(Event):
+    """Live execution: a difference between the exchange and the local books
+    that was explained and applied (``what``: filled_while_down,
+    cancelled_while_down, not_placed, resolved, adopted_position, balance...),
+    journaled so the books say why they changed outside a candle."""
+
+    kind: ClassVar[str] = "reconciled"
+    what: str
+    client_id: str | None = None
+    detail: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ts": self.ts, "kind": "reconciled", "what": self.what, "client_id": self.client_id,
+                "detail": self.detail}
+
+
 # ---------------------------------------------------------------- back from JSON
 
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.kind: cls
     for cls in (OrderEvent, FillEvent, TradeClosed, OrderCancelled, OrderExpired, Funding, BreakerTrip,
-                BreakerReset, Decision, Journal, AgentError, SessionEvent)
+                BreakerReset, Decision, Journal, AgentError, SessionEvent, Reconciled)
 }  # fmt: skip
 
 _DECISION_FIELDS = ("ts", "kind", "action", "reason", "side", "qty", "client_id")

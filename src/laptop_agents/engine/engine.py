@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
+from laptop_agents.broker.live import ExchangeUpdate, LiveBroker
 from laptop_agents.broker.paper import DEFAULT_STARTING_EQUITY, PaperBroker
 from laptop_agents.broker.state import WorkingOrder
 from laptop_agents.config import AppConfig
@@ -86,7 +87,7 @@ class PersistPayload(NamedTuple):
 
 
 class Engine:
-    """Strategy + paper broker + event ordering for one symbol.
+    """Strategy + broker (paper, or live: ``broker/live.py``) + event ordering for one symbol.
 
     ``engine.strategy`` is always the instance passed in: a restore loads the
     stored state into it (``Strategy.restore_state``).
@@ -96,7 +97,10 @@ class Engine:
         self.config = config
         self.strategy = strategy
         self.instrument = instrument_for(config.trading.symbol)
-        self.broker = broker or PaperBroker(
+        # Live execution swaps the broker, never the engine: the live broker
+        # checks and books like the paper one, the exchange does the trading.
+        kind = LiveBroker if config.trading.execution_mode == "live" else PaperBroker
+        self.broker = broker or kind(
             self.instrument, config.broker, config.risk, starting_equity(config, strategy)
         )
         self.identity = EngineIdentity(
@@ -228,6 +232,51 @@ class Engine:
         return StepResult(
             ts=ts, processed=True, events=events, fills=fills, equity=b.equity(), position_qty=b.position_qty
         )
+
+    # ------------------------------------------------------------------ live execution
+    @property
+    def live(self) -> bool:
+        return isinstance(self.broker, LiveBroker)
+
+    def on_exchange(self, updates: Iterable[ExchangeUpdate], ts: int, notes: Iterable[tuple[str, str | None, str]] = ()
+                    ) -> StepResult:
+        """What the exchange did (fills, orders gone), fed in by the session's
+        execution client between candles: an input like a candle, so the
+        same sequence of inputs always gives the same books. ``notes`` are
+        reconciliations to journal with it (what, client id, detail).
+        Returns the step to commit; ``last_candle_ts`` does not move."""
+        b = self.broker
+        if not isinstance(b, LiveBroker):
+            raise TypeError("on_exchange needs the live broker (trading.execution_mode=live)")
+        events: list[Event] = self._pending
+        self._pending = []
+        fills: list[Fill] = []
+        for what, cid, detail in notes:
+            b.note(ts, what, cid, detail)
+        for update in updates:
+            b.apply(update)
+            if b.events:
+                self._relay(events, fills)
+        if fills and b.mark is not None:
+            b.check_breaker(ts)
+        self._relay(events, fills)
+        return StepResult(ts=ts, processed=True, events=events, fills=fills, equity=b.equity(),
+                          position_qty=b.position_qty)
+
+    def adopt_position(self, qty: float, entry_price: float, ts: int, detail: str) -> StepResult:
+        """``--adopt``: the exchange's position becomes the books' (journaled)."""
+        b = self.broker
+        if not isinstance(b, LiveBroker):
+            raise TypeError("adopt_position needs the live broker")
+        b.adopt_position(qty, entry_price, ts, detail)
+        return self.on_exchange((), ts)
+
+    def take_outbox(self) -> tuple[list[WorkingOrder], list[str]]:
+        """Orders to send and client ids to cancel since the last call (live only)."""
+        b = self.broker
+        if not isinstance(b, LiveBroker):
+            return [], []
+        return b.take_outbox()
 
     @property
     def entries_paused(self) -> bool:

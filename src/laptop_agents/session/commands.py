@@ -92,7 +92,7 @@ def _live_gate(config: AppConfig) -> tuple[int, str] | None:
         return ExitCode.LIVE_NOT_ALLOWED, "live execution needs --enable-live (trading.live_enabled) as well"
     if missing:
         return ExitCode.LIVE_NOT_ALLOWED, f"live execution needs {', '.join(missing)} in the environment"
-    return ExitCode.NOT_IMPLEMENTED, "live order execution is not built yet (issue: live execution); use paper"
+    return None
 
 
 TOKEN_ENV = "LA_DASHBOARD_TOKEN"
@@ -270,12 +270,28 @@ def _session(
           f"{ctx.config.trading.execution_mode}" + (f", {ctx.config.trading.duration_min:g} min" if source.clock else ""))
     if live:
         print(f"stop it with: laptop-agents stop --workspace {ws.root}   (or create {ws.kill_file})")
-    parts = SessionParts(engine=engine, store=store, journal=journal, source=source, writer=writer)
+    execution = None
+    if live and ctx.config.trading.execution_mode == "live":
+        from laptop_agents.exchange.credentials import CredentialsError
+        from laptop_agents.session.execution import build_execution  # lazy: the private stack, live only
+
+        try:
+            execution = build_execution(ctx.config, engine, store, run_id=run_id, log=ctx.log)
+        except CredentialsError as exc:
+            store.close()
+            _err(str(exc))
+            return ExitCode.LIVE_NOT_ALLOWED
+        print(f"live execution: {ctx.config.trading.bitunix_rest_url} (orders are real)")
+    parts = SessionParts(engine=engine, store=store, journal=journal, source=source, writer=writer,
+                         execution=execution)
     runner = AsyncRunner(ctx.config, parts, options, log=ctx.log)
     # From here a Ctrl-C before the runner's own handlers (or one swallowed
     # during the start-up) is a graceful stop, recorded like SIGINT.
     with interrupts.diverted(lambda: runner.request_stop(StopReason.SIGNAL, "SIGINT")):
         outcome = asyncio.run(runner.run())
+    if execution is not None:
+        for line in execution.mismatch_lines:  # one line per difference the books cannot explain
+            _err(f"reconcile: {line}")
     _print_summary(outcome.summary, outcome.report)
     print(f"stopped: {outcome.reason.value} (exit {outcome.exit_code})" + (f" - {outcome.detail}" if outcome.detail else ""))
     print(f"workspace: {ws.root}")

@@ -89,6 +89,8 @@ class SessionParts(Generic[E]):
     journal: JournalLike
     source: SessionSource
     writer: WriterLike | None = None
+    # Live execution (session/execution.LiveExecution); None in paper and replay.
+    execution: Any = None
 
 
 @dataclass

@@ -125,6 +125,9 @@ class AsyncRunner(Generic[E]):
                                  interval_ms=self.interval_ms, log=self.log)
         self.controls = SessionControls(parts.engine, self.state, self.step, pause_file=options.pause_file,
                                         run_id=options.run_id, log=self.log)
+        self.execution = parts.execution
+        if self.execution is not None:
+            self.execution.bind(self.step)
         self.console: operator.SessionConsole | None = None
         if operator.wanted(options):
             self.console = operator.SessionConsole(config, parts, options, self.state, self.controls,
@@ -222,6 +225,15 @@ class AsyncRunner(Generic[E]):
             tasks.append(asyncio.create_task(self.supervisors.kill_switch(opts.kill_file), name="kill-switch"))
         if self.pulse.writer is not None or self.parts.writer is not None:
             tasks.append(asyncio.create_task(self.supervisors.heartbeat(), name="heartbeat"))
+        ex = self.execution
+        if ex is not None:
+            # Live: the private stream first (nothing it reports is lost), then
+            # every unacknowledged order resolved and the books reconciled --
+            # before the first candle -- then the sender and the periodic check.
+            tasks.append(asyncio.create_task(ex.feed(), name="private-feed"))
+            await ex.start()
+            tasks.append(asyncio.create_task(ex.sender(), name="order-sender"))
+            tasks.append(asyncio.create_task(ex.reconciler(), name="reconciler"))
 
     async def _trade(self, tasks: list[asyncio.Task[None]]) -> None:
         """The trading phase: market data, stale-data guard, duration; until a stop."""

@@ -107,10 +107,31 @@ class Shutdown(Generic[E]):
         result: StepResult | None = None
         try:
             ts = self.clock.event_ts(engine.last_candle_ts, self.interval_ms)
-            if reason in USER_STOPS:
+            execution = self.parts.execution
+            if reason in USER_STOPS and execution is not None:
+                # Live: the exchange cancels and closes (and is asked whether
+                # anything is left); its fills came back through the engine.
+                flatten = self.config.system.flatten_on_kill if state.flatten is None else state.flatten
+                try:
+                    left = await execution.stop(flatten=flatten)
+                except Exception as exc:
+                    left = f"the stop could not finish on the exchange: {exc}"
+                if left:
+                    reason = StopReason.FLATTEN_INCOMPLETE
+                    state.reason = reason
+                    state.detail = left
+                view = read_engine(engine)
+                result = StepResult(ts=ts, processed=True, equity=float(view.equity or 0.0),
+                                    position_qty=view.position_qty)
+            elif reason in USER_STOPS:
                 flatten = self.config.system.flatten_on_kill if state.flatten is None else state.flatten
                 result = engine.shutdown(ts, flatten=flatten, reason=reason.value)
             else:
+                if execution is not None and reason is not StopReason.ORDER_UNRESOLVED:
+                    try:
+                        await execution.settle()
+                    except Exception as exc:  # the restart's reconciliation catches up
+                        self.log.warning("could not settle the open orders: %s", exc)
                 view = read_engine(engine)
                 result = StepResult(ts=ts, processed=True, equity=float(view.equity or 0.0),
                                     position_qty=view.position_qty)
@@ -144,6 +165,9 @@ class Shutdown(Generic[E]):
         return None
 
     async def _close(self) -> None:
+        if self.parts.execution is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.parts.execution.aclose(), TASK_GRACE_S)
         with contextlib.suppress(Exception):
             self.parts.store.close()
         with contextlib.suppress(Exception):

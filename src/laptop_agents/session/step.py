@@ -86,6 +86,11 @@ class CandleStep(Generic[E]):
         # the market-data task re-raises it once the step is done.
         self.cancel_deferred = False
         self.listener: StepListener | None = None
+        # Live execution (session/execution.py): its rows are committed with
+        # each step, and the lock keeps its exchange steps from landing
+        # between an engine step and that step's commit.
+        self.executor: Any = None
+        self.lock = asyncio.Lock()
 
     # ------------------------------------------------------------ inputs
     async def candle(self, candle: Candle, arrived_ns: int, arrived_cpu_ns: int = 0) -> None:
@@ -97,11 +102,12 @@ class CandleStep(Generic[E]):
         if self.clock.closed_late(candle.ts, self.interval_ms, self.parts.source.late_after_ms):
             state.counts["late_warmup"] += await self.warm([candle])
             return
-        result = self.engine_call(engine.on_candle, candle)
-        if not result.processed:
-            state.skipped()
-            return
-        await self.commit(result)
+        async with self.lock:
+            result = self.engine_call(engine.on_candle, candle)
+            if not result.processed:
+                state.skipped()
+                return
+            await self.commit(result)
         state.processed()
         clock = self.clock
         committed_ns = clock.perf_ns() - arrived_ns
@@ -126,7 +132,8 @@ class CandleStep(Generic[E]):
                 results.append(r)
         merged = merge(results)
         if merged is not None:
-            await self.commit(merged)
+            async with self.lock:
+                await self.commit(merged)
             self.publish(merged, None)
             self.state.processed()
         return len(results)
@@ -149,19 +156,33 @@ class CandleStep(Generic[E]):
             raise
 
     # ------------------------------------------------------------ persistence
-    async def commit(self, result: StepResult) -> None:
+    async def commit(self, result: StepResult, live_orders: Sequence[Any] = ()) -> None:
         """One transaction for the step. A failed write (the store rolled it back,
         so a retry is safe) is retried a few times, each retry spending the
-        error budget; then the session stops with ``disk_full``."""
+        error budget; then the session stops with ``disk_full``.
+
+        Live: the step's new orders get their rows (and client ids) here and
+        are committed with it; only then are they handed to the sender."""
         parts, state = self.parts, self.state
+        executor = self.executor
+        rows = list(live_orders)
+        if executor is not None:
+            rows += executor.prepare(result.ts)
         for attempt in range(STORE_RETRIES + 1):
             try:
-                parts.store.commit(parts.engine, result)
+                if rows:
+                    parts.store.commit(parts.engine, result, rows)  # type: ignore[call-arg]
+                else:
+                    parts.store.commit(parts.engine, result)
+                if executor is not None:
+                    executor.committed()
                 return
             except Exception as exc:
                 reason = store_error_reason(exc)
                 retryable = reason is StopReason.DISK_FULL or isinstance(exc, sqlite3.OperationalError)
                 if not retryable:
+                    if executor is not None:
+                        executor.abandon()
                     if reason is not None:
                         raise SessionFatal(reason, f"state store: {exc}") from exc
                     # Unclassified: the engine has stepped past what the store
@@ -170,6 +191,8 @@ class CandleStep(Generic[E]):
                     state.engine_broken = True
                     raise
                 if attempt == STORE_RETRIES:
+                    if executor is not None:
+                        executor.abandon()
                     raise SessionFatal(StopReason.DISK_FULL, f"state store: {exc}") from exc
                 self.log.warning("state commit failed (%s), retry %d/%d", exc, attempt + 1, STORE_RETRIES)
                 state.spend("store_retry")

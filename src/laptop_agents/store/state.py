@@ -56,9 +56,15 @@ from laptop_agents.engine import (
 from laptop_agents.engine.state import StateEncoder, decode_state, decode_v1, encode_state
 from laptop_agents.exit_codes import ExitCode
 from laptop_agents.fileio import problem
+from laptop_agents.store.live_orders import (
+    CREATE_LIVE_ORDERS,
+    SELECT_LIVE_ORDERS,
+    UPSERT_LIVE_ORDER,
+    LiveOrder,
+)
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 PAGE_SIZE = 4096
 
 
@@ -130,6 +136,8 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
             state BLOB NOT NULL,
             commits INTEGER NOT NULL)""",
     ),
+    # 3: live execution's orders, committed before they are sent (store/live_orders.py).
+    3: (CREATE_LIVE_ORDERS,),
 }
 
 _ORDER_COLUMNS = ", ".join(WORKING_ORDER_FIELDS)
@@ -329,14 +337,19 @@ class StateStore:
         return int(self.conn.execute("SELECT version FROM schema_version").fetchone()[0])
 
     # ------------------------------------------------------------------ write
-    def commit(self, engine: Engine, result: StepResult) -> None:
+    def commit(self, engine: Engine, result: StepResult, live_orders: tuple[LiveOrder, ...] | list[LiveOrder] = ()
+               ) -> None:
         """Write everything ``result`` changed in ONE transaction.
 
         Call it after every processed step (candle, warmup, shutdown); a
         skipped candle (``processed=False``) writes nothing. What is written
         comes from ``engine.persist_payload()``; ``engine.persisted()``
-        acknowledges it once durable."""
+        acknowledges it once durable. ``live_orders`` (live execution) are
+        written in the same transaction: an order is durable with the step
+        that decided it, before it is sent, and a booked fill with its row."""
         if not result.processed:
+            if live_orders:
+                self.put_live_orders(live_orders)
             return
         payload = engine.persist_payload()
         identity = payload.identity
@@ -351,6 +364,7 @@ class StateStore:
             and not payload.orders_changed
             and not result.fills
             and not trade_events
+            and not live_orders
         ):
             # Most candles change only the engine_state row: one UPDATE in
             # autocommit mode is one atomic transaction by itself, without the
@@ -415,6 +429,8 @@ class StateStore:
                     conn.executemany(
                         "INSERT INTO trades VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", trade_rows
                     )
+                if live_orders:
+                    conn.executemany(UPSERT_LIVE_ORDER, [o.to_row() for o in live_orders])
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
@@ -536,6 +552,27 @@ class StateStore:
     def trades(self) -> list[dict[str, Any]]:
         """Closed trades, oldest first."""
         return self._rows("SELECT * FROM trades ORDER BY seq")
+
+    def put_live_orders(self, orders: tuple[LiveOrder, ...] | list[LiveOrder]) -> None:
+        """Write live order rows alone (an acknowledgement: no engine change), one transaction."""
+        if not orders:
+            return
+        conn = self.conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany(UPSERT_LIVE_ORDER, [o.to_row() for o in orders])
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        except sqlite3.DatabaseError as exc:
+            raise self._write_error(exc) from None
+
+    def live_orders(self) -> list[LiveOrder]:
+        """Every live order row, oldest first."""
+        return [LiveOrder.from_row(r) for r in self.conn.execute(SELECT_LIVE_ORDERS).fetchall()]
 
     def processed_ids(self) -> set[str]:
         return {r[0] for r in self.conn.execute("SELECT client_id FROM processed_ids")}

@@ -214,8 +214,10 @@ def test_ctrl_c_puts_the_trial_back_and_the_same_command_resumes(tmp_path: Path)
             trials = open_study(url, "s").get_trials(deepcopy=False)
         except Exception:  # not created yet, or its tables are being made right now
             continue
-        if any(t.state == TrialState.COMPLETE for t in trials) and any(t.state == TrialState.RUNNING for t in trials):
-            interrupted = next(t for t in trials if t.state == TrialState.RUNNING)
+        # a running trial whose parameters are all drawn (a trial is RUNNING a moment before they are)
+        running = [t for t in trials if t.state == TrialState.RUNNING and len(t.params) == 2]
+        if any(t.state == TrialState.COMPLETE for t in trials) and running:
+            interrupted = running[0]
             proc.send_signal(signal.SIGINT)
             break
     out, err = proc.communicate(timeout=60)

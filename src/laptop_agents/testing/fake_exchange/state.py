@@ -50,6 +50,10 @@ class FakeExchangeConfig:
     max_final_pushes: int = 5  # closed candles re-pushed with final values after a rollover
     faults: tuple[ScheduledFault, ...] = ()
     trading: FakeTradingConfig = field(default_factory=FakeTradingConfig)  # accounts, fees, matching
+    # Where prices are counted from: None = the fake's own origin (the same
+    # market relative to its start in every run); 0 = the Unix epoch, the
+    # mock source's count, so a mock-fed session sees the fake's own prices.
+    epoch_ts: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "symbol", normalize_symbol(self.symbol))
@@ -134,7 +138,8 @@ class FakeExchange:
         origin = start_open - config.history_bars * self.interval_ms
         # Counted from its own origin: the fake's market relative to its start is
         # the same in every run, which its tests and drills rely on.
-        self.market = SyntheticMarket(config.seed, origin, self.interval_ms, epoch_ts=origin)
+        epoch = origin if config.epoch_ts is None else config.epoch_ts
+        self.market = SyntheticMarket(config.seed, origin, self.interval_ms, epoch_ts=epoch)
         self.faults = FaultBook()
         self.conns: dict[int, WsConn] = {}
         self.closed_conns: deque[dict[str, Any]] = deque(maxlen=200)
