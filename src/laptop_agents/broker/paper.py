@@ -26,6 +26,8 @@ import math
 from collections import deque
 from typing import TYPE_CHECKING
 
+from mypy_extensions import mypyc_attr
+
 from laptop_agents.broker.fills import FillModel, fill_reason
 from laptop_agents.broker.ledger import QTY_EPS, Ledger
 from laptop_agents.broker.limits import DAY_MS, CircuitBreaker, RiskLimits
@@ -61,6 +63,7 @@ if TYPE_CHECKING:  # the broker depends on domain only; config sections are read
 _new_tuple = tuple.__new__
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # the compiled core: LiveBroker derives from it in Python
 class PaperBroker:
     """One symbol, one net position, working orders, hard limits and the breaker."""
 
