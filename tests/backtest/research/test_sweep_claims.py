@@ -103,3 +103,29 @@ def test_ask_takes_a_requeued_trial_with_the_same_atomic_claim(tmp_path: Path) -
     assert raced and raced[0] is not None
     assert raced[0].number == 0 and mine.number == 1  # the queued trial went to one worker only
     assert raced[0].suggest_int("x", 0, 5) == 1
+
+
+def test_two_processes_creating_the_same_study_file_at_once_both_open_it(tmp_path: Path) -> None:
+    """Optuna creates its tables after checking which are missing; another worker (or a second
+    machine's ``optimize`` on a shared file) creating them in between made the first one fail with
+    'table ... already exists' (exit 2). The other creator is forced into that gap here."""
+    from optuna.storages._rdb import models
+
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    other: list[Any] = []
+
+    def another_creator_first(target: Any, connection: Any, **kw: Any) -> None:
+        if not other:
+            other.append(None)
+            other[0] = sweep.open_storage(url)  # the other process's connection creates the tables now
+
+    event.listen(models.BaseModel.metadata, "before_create", another_creator_first)
+    try:
+        mine = sweep.open_storage(url)
+    finally:
+        event.remove(models.BaseModel.metadata, "before_create", another_creator_first)
+    assert other and other[0] is not None
+    a = optuna.create_study(study_name="shared", storage=mine, direction="maximize")
+    b = optuna.load_study(study_name="shared", storage=other[0])
+    a.enqueue_trial({"x": 2})
+    assert [t.state for t in b.get_trials()] == [TrialState.WAITING]

@@ -150,12 +150,21 @@ def open_storage(url: str | None, *, heartbeat_s: int = DEFAULT_HEARTBEAT_S) -> 
             kwargs = {"connect_args": {"timeout": 60}}
         else:
             kwargs = {"pool_pre_ping": True}
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ExperimentalWarning)
-            return RDBStorage(
-                url, engine_kwargs=kwargs, heartbeat_interval=heartbeat_s, grace_period=3 * heartbeat_s,
-                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(),
-            )
+        for attempt in range(SCHEMA_ATTEMPTS):
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", ExperimentalWarning)
+                    return RDBStorage(
+                        url, engine_kwargs=kwargs, heartbeat_interval=heartbeat_s, grace_period=3 * heartbeat_s,
+                        heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(),
+                    )
+            except Exception as exc:
+                # Optuna creates the tables it found missing a moment before: another worker (another
+                # machine) creating them in that gap is a race, not a broken database. Open it again.
+                if attempt + 1 == SCHEMA_ATTEMPTS or not _schema_race(exc):
+                    raise
+                time.sleep(0.1 * (attempt + 1))
+        raise AssertionError("unreachable")  # the loop returns or raises
     except ImportError as exc:
         raise StudyError(f"cannot open the study storage {shown}: its database driver is not installed "
                          f"({_first_line(exc)}); for PostgreSQL: pip install 'psycopg[binary]'") from None
@@ -165,6 +174,15 @@ def open_storage(url: str | None, *, heartbeat_s: int = DEFAULT_HEARTBEAT_S) -> 
         raise StudyError(f"cannot open the study storage {shown}: {_first_line(exc)}") from None
     except Exception as exc:  # SQLAlchemy's errors: refused connection, bad URL, unknown dialect
         raise StudyError(f"cannot open the study storage {shown}: {_first_line(exc)}") from None
+
+
+SCHEMA_ATTEMPTS = 5
+
+
+def _schema_race(exc: BaseException) -> bool:
+    """A table or the schema's version row made by another process while this one made them too."""
+    text = str(exc).lower()
+    return "already exists" in text or ("unique" in text and "version_info" in text) or "duplicate key" in text
 
 
 def _first_line(exc: BaseException) -> str:
