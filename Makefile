@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 RUN_ARGS ?=
 
-.PHONY: venv run smoke test lint typecheck unit slow bench clean postgres chromium
+.PHONY: venv run smoke test lint typecheck unit slow bench clean postgres chromium compiled pure
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -30,9 +30,20 @@ smoke: venv
 
 ## The full test suite: lint, types, every test including the slow ones
 ## (the real one-minute smoke session, a study on a real PostgreSQL server).
-## Soak tests only with LA_SOAK=1.
-test: venv lint typecheck postgres chromium
+## It runs on the compiled core when a C compiler is there (see `compiled`),
+## with the parity test against the pure one. Soak tests only with LA_SOAK=1.
+test: venv lint typecheck postgres chromium compiled
 	LA_SLOW=1 $(BIN)/pytest -q -n 2 --dist loadgroup
+
+## The optional compiled core: the deterministic modules built with mypyc, in
+## place under src/ (about a minute; nothing to do when the build matches the
+## sources). Without a C compiler one line says it skipped and the pure-Python
+## core runs. `make pure` removes the build; LA_PURE=1 ignores it for one command.
+compiled: venv
+	@$(BIN)/python scripts/build_compiled.py
+
+pure:
+	@test ! -x $(BIN)/python || $(BIN)/python scripts/build_compiled.py --clean
 
 lint: venv
 	$(BIN)/ruff check src tests bench examples
@@ -78,5 +89,5 @@ chromium:
 bench: venv
 	@for f in bench/*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
 
-clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+clean: pure
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build/mypyc

@@ -7,7 +7,6 @@ import pickle
 
 import pytest
 
-from laptop_agents.domain.contracts import AccountView
 from laptop_agents.domain.events import Decision, FillEvent
 from laptop_agents.domain.fast import fast_init
 from laptop_agents.domain.models import Candle, DomainError, Fill, OrderIntent, OrderType, Side
@@ -15,7 +14,6 @@ from laptop_agents.domain.models import Candle, DomainError, Fill, OrderIntent, 
 new_intent = fast_init(OrderIntent)
 new_decision = fast_init(Decision)
 new_fill_event = fast_init(FillEvent)
-new_view = fast_init(AccountView)
 new_fill = fast_init(Fill)
 trusted_candle = fast_init(Candle, validate=False)
 
@@ -28,7 +26,6 @@ def test_builds_equal_instances_with_the_same_defaults() -> None:
         (new_decision(5, "enter", "x", context={"qty": 1.0}), Decision(5, "enter", "x", context={"qty": 1.0})),
         (new_fill_event(5, "c", Side.BUY, 1.0, 2.0, 0.1, "taker", "entry"),
          FillEvent(5, "c", Side.BUY, 1.0, 2.0, 0.1, "taker", "entry")),
-        (new_view(ts=3, equity=1.0), AccountView(ts=3, equity=1.0)),
         (new_fill(1, "c", Side.BUY, 1.0, 2.0, 0.1, "taker"), Fill(1, "c", Side.BUY, 1.0, 2.0, 0.1, "taker")),
         (trusted_candle(1, 2.0, 3.0, 1.0, 2.5, 0.0), Candle(1, 2.0, 3.0, 1.0, 2.5, 0.0)),
     ]  # fmt: skip
@@ -65,7 +62,7 @@ def test_validation_runs_unless_the_caller_validated_already() -> None:
 
 def test_missing_argument_is_a_type_error_like_the_dataclass() -> None:
     with pytest.raises(TypeError):
-        new_view(ts=1)
+        new_fill(1, "c")
 
 
 def test_refuses_classes_it_cannot_reproduce() -> None:

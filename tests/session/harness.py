@@ -115,20 +115,34 @@ def _install_scripted(plan: str) -> None:
 
 
 def _install_agent_failure(every: int) -> None:
+    """The default strategy with its CVD agent replaced by one that raises on
+    every ``every``-th update. A subclass instance put in the strategy, not a
+    patched method: the compiled core (mypyc) calls its own methods directly,
+    so patching the class would go unnoticed there."""
+    import laptop_agents.strategy as strategy_pkg
     from laptop_agents.strategy import agents
 
-    original = agents.CvdDivergence.update
     calls = {"n": 0}
     skip = int(os.environ.get("LA_TEST_AGENT_FAIL_SKIP", "0"))
 
-    def update(self: Any, high: float, low: float, close: float, volume: float) -> None:
-        calls["n"] += 1
-        n = calls["n"] - skip
-        if n > 0 and n % every == 0:
-            raise RuntimeError(f"injected agent failure #{n // every}")
-        original(self, high, low, close, volume)
+    class FailingCvd(agents.CvdDivergence):
+        __slots__ = ()
 
-    agents.CvdDivergence.update = update  # type: ignore[method-assign]
+        def update(self, high: float, low: float, close: float, volume: float) -> None:
+            calls["n"] += 1
+            n = calls["n"] - skip
+            if n > 0 and n % every == 0:
+                raise RuntimeError(f"injected agent failure #{n // every}")
+            super().update(high, low, close, volume)
+
+    original = strategy_pkg.build_strategy
+
+    def build_strategy(config: Any, **kw: Any) -> Any:
+        strategy = original(config, **kw)
+        strategy.cvd_divergence = FailingCvd(strategy.params.cvd)
+        return strategy
+
+    strategy_pkg.build_strategy = build_strategy  # type: ignore[assignment]
 
 
 PAUSE_MARKER_ENV = "LA_TEST_PAUSE_MARKER"

@@ -11,9 +11,9 @@ from typing import Any
 
 from laptop_agents.domain.contracts import AccountView, Intent, StrategyOutput
 from laptop_agents.domain.events import AgentError, Event
-from laptop_agents.domain.models import Candle, FundingRate, Instrument, OrderType, Side
+from laptop_agents.domain.models import Candle, FundingRate, Instrument, OrderIntent, OrderType, Side
 from laptop_agents.strategy.emit import decision_event
-from laptop_agents.strategy.agents import JournalCoach, new_intent
+from laptop_agents.strategy.agents import JournalCoach
 from laptop_agents.strategy.indicators import SMA
 from laptop_agents.strategy.params import SmaCrossParams
 from laptop_agents.strategy.sizing import floor_to_step, position_size, round_to_tick
@@ -140,7 +140,7 @@ class ReferenceSmaCross:
             if close_qty > 0.0:
                 qty = floor_to_step(close_qty, inst.qty_step) or close_qty
                 intents.append(
-                    new_intent(cid, side, OrderType.MARKET, qty, reduce_only=True, reason="sma_cross_exit")
+                    OrderIntent(cid, side, OrderType.MARKET, qty, reduce_only=True, reason="sma_cross_exit")
                 )
                 events.append(decision_event(ts, dict(base, action="exit", reason="cross", qty=qty, client_id=cid)))
                 self._last_entry_dir = 0
@@ -160,7 +160,7 @@ class ReferenceSmaCross:
             if close_qty > 0.0:
                 # Cannot size the new leg: still honour the cross by closing.
                 intents.append(
-                    new_intent(cid, side, OrderType.MARKET, close_qty, reduce_only=True, reason="sma_cross_exit")
+                    OrderIntent(cid, side, OrderType.MARKET, close_qty, reduce_only=True, reason="sma_cross_exit")
                 )
                 events.append(
                     decision_event(ts, dict(base, action="exit", reason="cross", qty=close_qty, client_id=cid))
@@ -170,7 +170,7 @@ class ReferenceSmaCross:
         self._block_reported = False
         qty = round(close_qty + size, 12)
         intents.append(
-            new_intent(
+            OrderIntent(
                 cid,
                 side,
                 OrderType.MARKET,

@@ -19,6 +19,13 @@ from tests.strategy.test_supervisor import TinyAccount
 CONFIG_TYPES = (BaseModel, Instrument)
 
 
+def attribute_names(cls: type) -> tuple[str, ...]:
+    """The instance attributes a class declares: its ``__slots__``, or in the
+    compiled core (mypyc, where a class has no ``__slots__``) the attribute
+    list mypyc records for pickling."""
+    return tuple(cls.__dict__.get("__slots__", ())) or tuple(cls.__dict__.get("__mypyc_attrs__", ()))
+
+
 def structure(obj: Any) -> Any:
     """Every slot of every object reachable from ``obj``, floats bit-exact,
     configuration objects (parameters, instrument) left out: two strategies
@@ -35,7 +42,7 @@ def structure(obj: Any) -> Any:
         return (type(obj).__name__, [structure(x) for x in obj])
     if isinstance(obj, dict):
         return ("dict", [(k, structure(v)) for k, v in obj.items()])
-    slots = [s for cls in type(obj).__mro__ for s in getattr(cls, "__slots__", ())]
+    slots = [s for cls in type(obj).__mro__ for s in attribute_names(cls)]
     missing = object()
     fields = {s: structure(getattr(obj, s, missing)) if hasattr(obj, s) else "<unset>" for s in slots}
     # A class without __slots__ of its own (a strategy on the base) keeps its attributes in __dict__.
@@ -170,7 +177,7 @@ def test_a_pickle_of_the_earlier_vwap_layout_still_loads() -> None:
     class LegacyPickler(pickle.Pickler):
         def reducer_override(self, obj: Any) -> Any:
             if type(obj) is RollingVWAP:
-                slots = {s: getattr(obj, s) for s in RollingVWAP.__slots__ if s not in ("_pvs", "_vs")}
+                slots = {s: getattr(obj, s) for s in attribute_names(RollingVWAP) if s not in ("_pvs", "_vs")}
                 slots["_buf"] = deque(zip(obj._pvs, obj._vs, strict=True), maxlen=obj.period)
                 return copyreg.__newobj__, (RollingVWAP,), (None, slots)
             return NotImplemented

@@ -26,6 +26,8 @@ import math
 from collections import deque
 from typing import TYPE_CHECKING
 
+from mypy_extensions import mypyc_attr
+
 from laptop_agents.broker.fills import FillModel, fill_reason
 from laptop_agents.broker.ledger import QTY_EPS, Ledger
 from laptop_agents.broker.limits import DAY_MS, CircuitBreaker, RiskLimits
@@ -38,7 +40,6 @@ from laptop_agents.domain.events import (
     OrderEvent,
     OrderExpired,
 )
-from laptop_agents.domain.fast import fast_init
 from laptop_agents.domain.models import (
     CancelIntent,
     Candle,
@@ -56,14 +57,13 @@ DEFAULT_STARTING_EQUITY = 10_000.0  # quote currency (USD/USDT), as the seed's d
 if TYPE_CHECKING:  # the broker depends on domain only; config sections are read by attribute
     from laptop_agents.config import BrokerConfig, RiskConfig
 
-
-# Built once per candle: without the frozen dataclass __init__ (see
-# laptop_agents.domain.fast), and the state without the named tuple's
-# argument parsing (tuple.__new__ with every field, in field order).
-new_account_view = fast_init(AccountView)
-_new_state = tuple.__new__
+# Named tuples built on every candle (the account view; the state, on every
+# candle the store commits) without the named tuple's interpreted __new__:
+# tuple.__new__ with every field, in field order.
+_new_tuple = tuple.__new__
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # the compiled core: LiveBroker derives from it in Python
 class PaperBroker:
     """One symbol, one net position, working orders, hard limits and the breaker."""
 
@@ -197,8 +197,8 @@ class PaperBroker:
             and breaker.day_start_equity - eq >= self.limits.max_daily_loss * start
         )
         orders = self.orders
-        return new_account_view(
-            ts, eq_quote, qty, entry, tuple(orders) if orders else (), blocked, self.funding_rate
+        return _new_tuple(
+            AccountView, (ts, eq_quote, qty, entry, tuple(orders) if orders else (), blocked, self.funding_rate)
         )
 
     def entries_blocked(self) -> str:
@@ -477,7 +477,7 @@ class PaperBroker:
         """The durable state (processed ids aside: see :mod:`laptop_agents.broker.state`)."""
         ledger, breaker = self.ledger, self.breaker
         orders = self.orders
-        return _new_state(BrokerState, (
+        return _new_tuple(BrokerState, (
             ledger.start_balance, ledger.balance, ledger.realized_pnl, ledger.fees_paid, ledger.funding_paid,
             ledger.trades_closed, ledger.fill_count, ledger.position, self.funding_rate, self.mark,
             self.mark_ts, self.volume, self.next_funding_ts, breaker.next_day_ts, breaker.day_start_equity,

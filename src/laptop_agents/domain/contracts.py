@@ -13,54 +13,35 @@ the typed records of :mod:`laptop_agents.domain.events`.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from laptop_agents.domain.events import Event
 from laptop_agents.domain.models import (
-    CancelIntent,
     Candle,
-    Fill,
     FundingRate,
-    OrderIntent,
     Tick,
 )
+from laptop_agents.domain.records import AccountView, Intent, StepResult, StrategyOutput
 
+__all__ = [
+    "AccountView",
+    "Intent",
+    "MarketItem",
+    "MarketSource",
+    "SourceError",
+    "StateTuple",
+    "StepResult",
+    "Strategy",
+    "StrategyOutput",
+]
 
-@dataclass(frozen=True, slots=True)
-class AccountView:
-    """What a strategy may know about the account when it decides.
-
-    ``position_qty`` is signed (long > 0, short < 0). ``working_orders`` are the
-    client ids of orders resting at the broker. ``entries_blocked`` is true when
-    the circuit breaker or a hard limit forbids new entries.
-    """
-
-    ts: int
-    equity: float
-    position_qty: float = 0.0
-    entry_price: float = 0.0
-    working_orders: tuple[str, ...] = ()
-    entries_blocked: bool = False
-    funding_rate: float | None = None
-
-
-Intent = OrderIntent | CancelIntent
 
 # What ``Strategy.snapshot_state`` returns: plain data only (tuples, lists,
 # dicts of str/int/float/bool/None/bytes; no objects of ours, no enums), led
 # by a tag string that names the layout and its version ("supervisor/1"). The
 # engine stores it every candle; a module rename can never make it unreadable.
 StateTuple = tuple[Any, ...]
-
-
-@dataclass(slots=True)
-class StrategyOutput:
-    """A strategy's answer for one candle: intents for the broker and events
-    (decision, journal, agent_error) for the journal."""
-
-    intents: list[Intent] = field(default_factory=list)
-    events: list[Event] = field(default_factory=list)
 
 
 @runtime_checkable
@@ -99,23 +80,6 @@ class Strategy(Protocol):
         strategy; ``ValueError`` when it does not fit the configured strategy
         (another layout, other indicator periods), and then nothing changed."""
         ...
-
-
-@dataclass(slots=True)
-class StepResult:
-    """Everything one input changed, for the shell to persist and publish.
-
-    ``processed`` is False when the Engine skipped the input (a candle at or
-    before the last processed one), in which case nothing is to be written.
-    """
-
-    ts: int
-    processed: bool = True
-    events: list[Event] = field(default_factory=list)
-    fills: list[Fill] = field(default_factory=list)
-    # Account after the step, for equity curves, heartbeat and /health.
-    equity: float = 0.0
-    position_qty: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

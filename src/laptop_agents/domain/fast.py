@@ -1,9 +1,12 @@
-"""Cheaper constructors for the frozen slots dataclasses built on hot paths.
+"""Cheaper constructors for the frozen slots dataclasses built in bulk.
 
 A frozen dataclass's generated ``__init__`` sets each field through
-``object.__setattr__`` (the price of immutability): an ``OrderIntent`` costs
-about 3 us, an ``AccountView`` or ``Event`` about 1 us, and the Engine builds
-some of them on every candle of a year-long backtest. :func:`fast_init`
+``object.__setattr__`` (the price of immutability): a ``Candle`` costs about
+1 us, and the candle loaders build half a million of them for a year of
+one-minute bars. The core no longer uses this: its per-candle records are
+compiled by mypyc in the optional compiled core (see
+:mod:`laptop_agents._compiled`), where a class has no slots to set this way,
+and written so that they need no trick in pure Python either. :func:`fast_init`
 returns a function with the same signature (same defaults) that creates the
 instance and stores each field with its slot descriptor directly, then runs
 the class's own ``__post_init__`` validation unless the caller proved the

@@ -14,8 +14,8 @@ snapshot, REST backfill, a replay read from the start) never counts one twice.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import NamedTuple
+from collections.abc import Iterable, Sequence
+from typing import Any, NamedTuple
 
 from laptop_agents.broker.live import ExchangeUpdate, LiveBroker
 from laptop_agents.broker.paper import DEFAULT_STARTING_EQUITY, PaperBroker
@@ -152,7 +152,10 @@ class Engine:
             else:
                 if out.events:
                     events.extend(out.events)
-                for intent in out.intents:
+                # Checked, not trusted: a strategy may put anything in the list
+                # (and the compiled core would reject a wrong type on reading it).
+                intents: Sequence[object] = out.intents
+                for intent in intents:
                     if not isinstance(intent, _INTENTS):
                         events.append(_agent_error(ts, strategy.name, TypeError(f"bad intent {intent!r}")))
                         continue
@@ -361,7 +364,10 @@ class Engine:
     # ------------------------------------------------------------------ state
     def state(self) -> EngineState:
         """Everything but the processed ids that a restart continues from."""
-        return EngineState(self.last_candle_ts, self.funding, self.broker.state(), self.strategy.snapshot_state())
+        # The strategy's word, taken as it is (Any): the state codec checks it
+        # and names a bad value; the compiled core must not reject it earlier.
+        strategy: Any = self.strategy
+        return EngineState(self.last_candle_ts, self.funding, self.broker.state(), strategy.snapshot_state())
 
     def persist_payload(self) -> PersistPayload:
         """The state to write for the step just taken (see :class:`PersistPayload`).
@@ -392,8 +398,9 @@ class Engine:
                 f"(explicit state, but {type(strategy).__name__} cannot restore one); "
                 "use a fresh workspace for the new strategy settings"
             )
+        stored: Any = state  # the stored snapshot as it is: the strategy checks it, not the compiled core
         try:
-            restore(state.strategy)
+            restore(stored.strategy)
         except ValueError as exc:  # the strategy's word that the state does not fit its configuration
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise EngineStateError(f"{first}; use a fresh workspace for the new strategy settings") from None

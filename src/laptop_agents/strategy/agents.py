@@ -22,7 +22,10 @@ over years of 1-minute data and Enum lookups would dominate its cost.
 from __future__ import annotations
 
 from collections import deque
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from mypy_extensions import mypyc_attr
 
 from laptop_agents.domain.events import (
     Event,
@@ -32,8 +35,7 @@ from laptop_agents.domain.events import (
     OrderExpired,
     TradeClosed,
 )
-from laptop_agents.domain.fast import fast_init
-from laptop_agents.domain.models import Instrument, OrderIntent
+from laptop_agents.domain.models import Instrument
 from laptop_agents.strategy.emit import journal_event
 from laptop_agents.strategy.indicators import (
     ATR,
@@ -54,11 +56,6 @@ from laptop_agents.strategy.params import (
 )
 from laptop_agents.strategy.sizing import leverage, notional_usd, position_size, round_away, round_to_tick
 
-# Intents are built on the per-candle path: without the frozen dataclass
-# __init__, with OrderIntent's own validation (laptop_agents.domain.fast).
-# Events come from laptop_agents.strategy.emit.
-new_intent = fast_init(OrderIntent)
-
 UP, DOWN, CHOP = 1, -1, 0
 TREND_NAMES = {UP: "UP", DOWN: "DOWN", CHOP: "CHOP"}
 DIVERGENCE_NAMES = {1: "BULLISH", -1: "BEARISH", 0: "NONE"}
@@ -73,6 +70,7 @@ LIMIT, MARKET = "LIMIT", "MARKET"
 _EDGE = 1e-12
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class MarketIntake:
     """Trend from EMA(fast)/EMA(slow) (SMA-seeded) and the close; ATR; regime.
 
@@ -82,7 +80,7 @@ class MarketIntake:
     until both EMAs and the ATR have warmed up (trend CHOP meanwhile).
     """
 
-    name = "market_intake"
+    name: ClassVar[str] = "market_intake"
     __slots__ = ("atr", "close", "ema_fast", "ema_slow", "highvol", "lowvol", "ready", "regime", "trend")
 
     def __init__(self, p: MarketParams) -> None:
@@ -127,13 +125,14 @@ class MarketIntake:
         return (self.ema_fast.dump(), self.ema_slow.dump(), self.atr.dump(), self.trend, self.regime,
                 self.ready, self.close)  # fmt: skip
 
-    def load(self, state: tuple[Any, ...]) -> None:
+    def load(self, state: Sequence[Any]) -> None:
         fast, slow, atr, self.trend, self.regime, self.ready, self.close = state
         self.ema_fast.load(fast)
         self.ema_slow.load(slow)
         self.atr.load(atr)
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class DerivativesFlows:
     """Funding-rate gate. The latest observed rate (a fraction per 8 h) is
     snapshotted every ``derivatives_refresh_bars`` bars (and on the first bar):
@@ -143,7 +142,7 @@ class DerivativesFlows:
     funding → half size"). Thresholds are configured in percent per 8 h.
     """
 
-    name = "derivatives_flows"
+    name: ClassVar[str] = "derivatives_flows"
     __slots__ = ("_bars", "gate", "half", "halt", "latest", "no_trade", "rate", "refresh_bars", "size_mult")
 
     def __init__(self, gates: FundingGates, engine: EngineParams) -> None:
@@ -184,10 +183,11 @@ class DerivativesFlows:
     def dump(self) -> tuple[Any, ...]:
         return (self.latest, self.rate, self._bars, self.gate, self.size_mult)
 
-    def load(self, state: tuple[Any, ...]) -> None:
+    def load(self, state: Sequence[Any]) -> None:
         self.latest, self.rate, self._bars, self.gate, self.size_mult = state
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class CvdDivergence:
     """Synthetic CVD (per-candle delta ``((c-l)-(h-c))/(h-l)*v``, cumulated)
     and divergence against the previous ``lookback`` (4) candles:
@@ -203,7 +203,7 @@ class CvdDivergence:
     when price made a new extreme.
     """
 
-    name = "cvd_divergence"
+    name: ClassVar[str] = "cvd_divergence"
     __slots__ = ("_cvds", "_highs", "_lows", "cvd", "signal")
 
     def __init__(self, p: CvdParams) -> None:
@@ -234,7 +234,7 @@ class CvdDivergence:
         return (self._lows.maxlen, self.cvd.dump(), tuple(self._lows), tuple(self._highs), tuple(self._cvds),
                 self.signal)  # fmt: skip
 
-    def load(self, state: tuple[Any, ...]) -> None:
+    def load(self, state: Sequence[Any]) -> None:
         n, cvd, lows, highs, cvds, self.signal = state
         if n != self._lows.maxlen:
             raise ValueError(
@@ -247,6 +247,7 @@ class CvdDivergence:
             dq.extend(values)
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class Setup:
     """A trade idea from :class:`SetupSignal`: direction, order type and bracket."""
 
@@ -294,12 +295,13 @@ class Setup:
                 self.level, self.target_kind)  # fmt: skip
 
     @classmethod
-    def from_dump(cls, state: tuple[Any, ...]) -> Setup:
+    def from_dump(cls, state: Sequence[Any]) -> Setup:
         name, side, order_type, entry, stop, target, trailing, level, target_kind = state
         return cls(name, side, order_type, entry, stop, target, trailing=trailing, level=level,
                    target_kind=target_kind)  # fmt: skip
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class SetupSignal:
     """Finds at most one setup on a closed candle.
 
@@ -323,7 +325,7 @@ class SetupSignal:
     ``blocked`` names the filter together with ``blocked_setup``.
     """
 
-    name = "setup_signal"
+    name: ClassVar[str] = "setup_signal"
     __slots__ = (
         "_hi",
         "_lo",
@@ -487,7 +489,7 @@ class SetupSignal:
             None if b is None else b.dump(),
         )  # fmt: skip
 
-    def load(self, state: tuple[Any, ...]) -> None:
+    def load(self, state: Sequence[Any]) -> None:
         hi, lo, vol, vwap, ef, es, self.prev_hi, self.prev_lo, self.prev_vol_mean, self.blocked, b = state
         self._hi.load(hi)
         self._lo.load(lo)
@@ -498,6 +500,7 @@ class SetupSignal:
         self.blocked_setup = None if b is None else Setup.from_dump(b)
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class ExecutionRiskSentinel:
     """GO/NO-GO and size for a setup.
 
@@ -509,7 +512,7 @@ class ExecutionRiskSentinel:
     :func:`laptop_agents.strategy.sizing.position_size`.
     """
 
-    name = "execution_risk_sentinel"
+    name: ClassVar[str] = "execution_risk_sentinel"
     __slots__ = ("cooldown_bars", "cooldown_until", "instrument", "max_leverage", "max_notional", "risk_pct")
 
     def __init__(
@@ -551,6 +554,7 @@ class ExecutionRiskSentinel:
         return qty, reason, mult
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class PendingTrigger:
     """Tracks the strategy's one working LIMIT entry and cancels it when it has
     been working for ``pending_trigger_max_bars`` candles without filling.
@@ -561,7 +565,7 @@ class PendingTrigger:
     expired, rejected, cancelled) is forgotten.
     """
 
-    name = "pending_trigger"
+    name: ClassVar[str] = "pending_trigger"
     __slots__ = ("client_id", "max_bars", "placed_bar")
 
     def __init__(self, engine: EngineParams) -> None:
@@ -597,10 +601,11 @@ class PendingTrigger:
     def dump(self) -> tuple[Any, ...]:
         return (self.client_id, self.placed_bar)
 
-    def load(self, state: tuple[Any, ...]) -> None:
+    def load(self, state: Sequence[Any]) -> None:
         self.client_id, self.placed_bar = state
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class RiskGate:
     """The last check before an entry reaches the broker: funding HALT,
     ``entries_blocked`` (circuit breaker / broker limits), a bracket on the
@@ -608,7 +613,7 @@ class RiskGate:
     (max position notional, max leverage) as a second line of defence behind
     the sizing caps."""
 
-    name = "risk_gate"
+    name: ClassVar[str] = "risk_gate"
     __slots__ = ("instrument", "max_leverage", "max_notional", "rr_min")
 
     def __init__(self, risk: RiskParams, instrument: Instrument, max_notional: float, max_leverage: float) -> None:
@@ -651,10 +656,11 @@ def _plan_dump(plan: dict[str, Any] | None) -> tuple[Any, ...] | None:
     return tuple(plan.values())
 
 
-def _plan_load(values: tuple[Any, ...] | None) -> dict[str, Any] | None:
+def _plan_load(values: Sequence[Any] | None) -> dict[str, Any] | None:
     return None if values is None else dict(zip(_PLAN_KEYS, values, strict=False))
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class JournalCoach:
     """Journal lines for a plan's life: created, filled, exited, cancelled,
     expired, rejected; exit lines carry coaching tags.
@@ -666,7 +672,7 @@ class JournalCoach:
     exit's price move in units of the plan's entry-to-stop distance.
     """
 
-    name = "journal_coach"
+    name: ClassVar[str] = "journal_coach"
     STOPPED_FAST_BARS = 3
     __slots__ = ("closing", "open", "pending")
 
@@ -681,7 +687,7 @@ class JournalCoach:
     def dump(self) -> tuple[Any, ...]:
         return (_plan_dump(self.pending), _plan_dump(self.open), _plan_dump(self.closing))
 
-    def load(self, state: tuple[Any, ...]) -> None:
+    def load(self, state: Sequence[Any]) -> None:
         self.pending, self.open, self.closing = (_plan_load(p) for p in state)
 
     def plan_created(

@@ -36,16 +36,26 @@ import copy
 import inspect
 import operator
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from mypy_extensions import mypyc_attr
+from pydantic import BaseModel
 
 from laptop_agents.domain.contracts import AccountView, StrategyOutput
 from laptop_agents.domain.events import Event
-from laptop_agents.domain.models import CancelIntent, Candle, FundingRate, Instrument, OrderType, Side
-from laptop_agents.strategy.agents import JournalCoach, new_intent
+from laptop_agents.domain.models import (
+    CancelIntent,
+    Candle,
+    FundingRate,
+    Instrument,
+    OrderIntent,
+    OrderType,
+    Side,
+)
+from laptop_agents.strategy.agents import JournalCoach
 from laptop_agents.strategy.emit import agent_error, decision_event
+from laptop_agents.strategy.params import Parameters
 from laptop_agents.strategy.sizing import BELOW_MIN_QTY, floor_to_step, position_size, round_to_tick
 
 __all__ = [
@@ -87,6 +97,8 @@ def _not_fitting(what: str) -> ValueError:
     return ValueError(f"{what}: the stored strategy was built from a differently shaped configuration")
 
 
+# The compiled core (mypyc): users' strategies derive from these in Python, and strategies pickle.
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class StrategyCore:
     """Plumbing shared by every strategy of ours (see the module docstring).
 
@@ -140,7 +152,7 @@ class StrategyCore:
     def _dump_state(self) -> tuple[Any, ...]:
         raise NotImplementedError
 
-    def _load_state(self, values: tuple[Any, ...] | list[Any]) -> None:
+    def _load_state(self, values: Sequence[Any]) -> None:
         raise NotImplementedError
 
     def snapshot_state(self) -> tuple[Any, ...]:
@@ -149,10 +161,11 @@ class StrategyCore:
         they are not in it."""
         return (self.state_tag, *self._dump_state())
 
-    def restore_state(self, state: tuple[Any, ...] | list[Any]) -> None:
+    def restore_state(self, state: object) -> None:
         """Load :meth:`snapshot_state` output into this (freshly built)
         strategy. All or nothing: a state that does not fit the configured
-        strategy raises ``ValueError`` and leaves the strategy as it was."""
+        strategy raises ``ValueError`` and leaves the strategy as it was
+        (stored data is untrusted: any object is checked, not assumed)."""
         if not isinstance(state, tuple | list) or not state or state[0] != self.state_tag:
             stored = state[0] if isinstance(state, tuple | list) and state else type(state).__name__
             raise _not_fitting(f"the stored strategy state is {stored!r}, not a {self.state_tag!r} state")
@@ -168,14 +181,6 @@ class StrategyCore:
 
 
 # -- the user-facing base ------------------------------------------------------------
-
-
-class Parameters(BaseModel):
-    """A convenient base for a strategy's parameters: unknown keys are refused
-    (a mistyped key in a parameter file must stop the run, not be ignored)
-    and values are frozen."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class Feed:
@@ -226,6 +231,7 @@ def _tuple_getter(names: tuple[str, ...]) -> Callable[[Any], tuple[Any, ...]]:
 P = TypeVar("P", bound=BaseModel)
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class BaseStrategy(StrategyCore, Generic[P]):
     """Subclass this to write a strategy; see ``docs/strategies.md``.
 
@@ -258,7 +264,7 @@ class BaseStrategy(StrategyCore, Generic[P]):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if not cls.__dict__.get("kind"):
+        if not vars(cls).get("kind"):
             cls.kind = cls.__name__
         cls.state_tag = f"{cls.kind}/{cls.state_version}"
 
@@ -537,7 +543,7 @@ class BaseStrategy(StrategyCore, Generic[P]):
         self._block_reported = False
         total = round(close_qty + size, 12)
         sent_stop = stop_px if attach_stop else None
-        out.intents.append(new_intent(
+        out.intents.append(OrderIntent(
             cid, side, OrderType.MARKET if limit is None else OrderType.LIMIT, total, price=limit, stop=sent_stop,
             target=target_px, trailing=trailing, reason=f"{setup}_reverse" if close_qty else setup,
         ))  # fmt: skip
@@ -574,7 +580,7 @@ class BaseStrategy(StrategyCore, Generic[P]):
 
     def _exit(self, out: StrategyOutput, ts: int, cid: str, side: Side, qty: float, base: dict[str, Any],
               reason: str, setup: str) -> None:  # fmt: skip
-        out.intents.append(new_intent(cid, side, OrderType.MARKET, qty, reduce_only=True, reason=f"{setup}_exit"))
+        out.intents.append(OrderIntent(cid, side, OrderType.MARKET, qty, reduce_only=True, reason=f"{setup}_exit"))
         out.events.append(decision_event(ts, dict(base, action="exit", reason=reason, qty=qty, client_id=cid)))
 
     # -- state -------------------------------------------------------------------
@@ -592,7 +598,7 @@ class BaseStrategy(StrategyCore, Generic[P]):
     def _dump_state(self) -> tuple[Any, ...]:
         return self.snapshot_state()[1:]
 
-    def _load_state(self, values: tuple[Any, ...] | list[Any]) -> None:
+    def _load_state(self, values: Sequence[Any]) -> None:
         inds, names = self._indicator_list, self._field_names
         want = len(inds) + len(names) + 3
         if len(values) != want:

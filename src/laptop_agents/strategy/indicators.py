@@ -10,8 +10,10 @@ Conventions shared by all classes:
 - ``update(...)`` consumes one value (or one candle's fields) and returns the
   new value, or ``None`` while the indicator is still warming up; the same
   value is kept in the ``value`` attribute.
-- Plain attributes and ``__slots__`` only, so instances pickle cheaply (the
-  Engine snapshots the strategy every candle).
+- Plain attributes and ``__slots__`` only, so instances stay small and
+  pickle (the Engine's snapshots use ``dump()``/``load()``; pickling is for
+  users' tools). Compiled by mypyc in the optional compiled core, where
+  ``mypyc_attr`` keeps them picklable and lets users subclass them.
 - Rolling sums (SMA, VWAP) are kept as running totals. Floating-point error
   from adding and subtracting is bounded by recomputing the total exactly
   (``math.fsum`` over the window, O(window)) once per ``window`` updates, and
@@ -24,7 +26,10 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Sequence
 from typing import Any
+
+from mypy_extensions import mypyc_attr
 
 __all__ = [
     "ATR",
@@ -60,6 +65,7 @@ def _check_period(name: str, period: int) -> int:
     return period
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class SMA:
     """Simple moving average of the last ``period`` values."""
 
@@ -105,13 +111,14 @@ class SMA:
     def dump(self) -> tuple[Any, ...]:
         return (self.period, tuple(self._buf), self._sum, self._peak, self._since, self.value)
 
-    def load(self, state: tuple[Any, ...]) -> None:
+    def load(self, state: Sequence[Any]) -> None:
         period, values, self._sum, self._peak, self._since, self.value = state
         _check_shape(type(self).__name__, period, self.period, len(values))
         self._buf.clear()
         self._buf.extend(values)
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class VolumeMean(SMA):
     """Mean volume of the last ``period`` candles (an SMA of volume, named for
     what the sweep filter compares against)."""
@@ -119,6 +126,7 @@ class VolumeMean(SMA):
     __slots__ = ()
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class EMA:
     """Exponential moving average, seeded with the SMA of the first ``period``
     values (so its first value equals that SMA), then
@@ -152,7 +160,7 @@ class EMA:
     def dump(self) -> tuple[Any, ...]:
         return (self.period, self._count, self._seed_sum, self.value)
 
-    def load(self, state: tuple[Any, ...]) -> None:
+    def load(self, state: Sequence[Any]) -> None:
         period, self._count, self._seed_sum, self.value = state
         _check_shape("EMA", period, self.period, 0)
 
@@ -164,6 +172,7 @@ def true_range(high: float, low: float, prev_close: float | None) -> float:
     return max(high - low, abs(high - prev_close), abs(low - prev_close))
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class ATR:
     """Average true range with Wilder smoothing.
 
@@ -213,11 +222,15 @@ class ATR:
     def dump(self) -> tuple[Any, ...]:
         return (self.period, self._prev_close, self._count, self._seed_sum, self.value)
 
-    def load(self, state: tuple[Any, ...]) -> None:
+    def load(self, state: Sequence[Any]) -> None:
         period, self._prev_close, self._count, self._seed_sum, self.value = state
         _check_shape("ATR", period, self.period, 0)
 
 
+_VWAP_ATTRS = ("_nonzero", "_peak", "_pv", "_pvs", "_since", "_v", "_vs", "period", "value")  # its __slots__
+
+
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class RollingVWAP:
     """Volume-weighted average of the typical price ``(h + l + c) / 3`` over the
     last ``period`` candles: ``sum(tp * v) / sum(v)``.
@@ -285,6 +298,10 @@ class RollingVWAP:
     def ready(self) -> bool:
         return self.value is not None
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickling: the attributes by name (what ``__setstate__`` reads back)."""
+        return {name: getattr(self, name) for name in _VWAP_ATTRS}
+
     def __setstate__(self, state: Any) -> None:
         """Unpickling, also of the earlier layout (one deque of ``(tp * v, v)``
         pairs in ``_buf``), so a state store written before the change still
@@ -303,7 +320,7 @@ class RollingVWAP:
             self._nonzero, self.value,
         )  # fmt: skip
 
-    def load(self, state: tuple[Any, ...]) -> None:
+    def load(self, state: Sequence[Any]) -> None:
         period, pvs, vs, self._pv, self._v, self._peak, self._since, self._nonzero, self.value = state
         _check_shape("VWAP", period, self.period, len(vs))
         if len(pvs) != len(vs):
@@ -322,6 +339,7 @@ def candle_delta(high: float, low: float, close: float, volume: float) -> float:
     return ((close - low) - (high - close)) / rng * volume
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class CVD:
     """Cumulative synthetic volume delta (sum of :func:`candle_delta`)."""
 
@@ -343,6 +361,7 @@ class CVD:
         self.value = float(state)
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class RollingMax:
     """Maximum of the last ``period`` values with a monotonic deque: each value
     is pushed and popped at most once, so updates are amortised O(1)."""
@@ -379,13 +398,14 @@ class RollingMax:
     def dump(self) -> tuple[Any, ...]:
         return (self.period, tuple(self._dq), self._i, self.value)
 
-    def load(self, state: tuple[Any, ...]) -> None:
+    def load(self, state: Sequence[Any]) -> None:
         period, pairs, self._i, self.value = state
         _check_shape("RollingMax", period, self.period, len(pairs))
         self._dq.clear()
         self._dq.extend((int(i), float(x)) for i, x in pairs)
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class RollingMin:
     """Minimum of the last ``period`` values (monotonic deque, amortised O(1))."""
 
@@ -421,7 +441,7 @@ class RollingMin:
     def dump(self) -> tuple[Any, ...]:
         return (self.period, tuple(self._dq), self._i, self.value)
 
-    def load(self, state: tuple[Any, ...]) -> None:
+    def load(self, state: Sequence[Any]) -> None:
         period, pairs, self._i, self.value = state
         _check_shape("RollingMin", period, self.period, len(pairs))
         self._dq.clear()

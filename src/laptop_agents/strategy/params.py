@@ -52,6 +52,16 @@ EQUITY_MEANING = "starting equity (USD/USDT) of a fresh state, unless --equity"
 RISK_PCT_MEANING = "risk per trade, percent of equity (1.0 = 1 %), unless --risk-pct"
 
 
+class Parameters(BaseModel):
+    """A convenient base for a strategy's parameters: unknown keys are refused
+    (a mistyped key in a parameter file must stop the run, not be ignored)
+    and values are frozen. Users import it from :mod:`laptop_agents.strategy.base`;
+    it lives here, beside the other pydantic models, because the compiled core
+    (mypyc) builds ``base`` and pydantic models stay interpreted."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
 class StrategyConfigError(UsageError):
     """A bad strategy file, preset name or parameter override; the message is
     the one line shown to the user."""

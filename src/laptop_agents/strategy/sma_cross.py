@@ -25,6 +25,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from mypy_extensions import mypyc_attr
+
 from laptop_agents.domain.contracts import AccountView
 from laptop_agents.domain.models import Candle
 from laptop_agents.strategy.base import BaseStrategy
@@ -32,6 +34,7 @@ from laptop_agents.strategy.indicators import SMA
 from laptop_agents.strategy.params import SmaCrossParams
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class SmaCross(BaseStrategy[SmaCrossParams]):
     """See the module docstring. Its state layout ``sma_cross/1`` is the one
     stores written before the strategy base hold."""

@@ -26,7 +26,10 @@ Quiet candles produce no event at all.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
+
+from mypy_extensions import mypyc_attr
 
 from laptop_agents.domain.contracts import AccountView, Intent, StrategyOutput
 from laptop_agents.domain.events import Event, OrderEvent
@@ -35,6 +38,7 @@ from laptop_agents.domain.models import (
     Candle,
     FundingRate,
     Instrument,
+    OrderIntent,
     OrderType,
     Side,
 )
@@ -53,7 +57,6 @@ from laptop_agents.strategy.agents import (
     RiskGate,
     Setup,
     SetupSignal,
-    new_intent,
 )
 from laptop_agents.strategy.base import StrategyCore
 from laptop_agents.strategy.emit import agent_error, decision_event
@@ -86,6 +89,7 @@ STATE_BLOCKS = frozenset({"entries_blocked", "funding_halt", "funding_no_trade"}
 _STATE_TAG = "supervisor/1"
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class Supervisor(StrategyCore):
     """The default strategy (and its presets): see the module docstring.
 
@@ -261,7 +265,7 @@ class Supervisor(StrategyCore):
         cid = f"{self.id_prefix}-{ts}-0"
         side = Side.BUY if setup.side > 0 else Side.SELL
         limit = setup.order_type == LIMIT
-        intents.append(new_intent(
+        intents.append(OrderIntent(
             client_id=cid,
             side=side,
             type=OrderType.LIMIT if limit else OrderType.MARKET,
@@ -364,7 +368,7 @@ class Supervisor(StrategyCore):
             self.journal_coach.dump(),
         )  # fmt: skip
 
-    def _load_state(self, values: tuple[Any, ...] | list[Any]) -> None:
+    def _load_state(self, values: Sequence[Any]) -> None:
         if len(values) != 11:
             raise ValueError(
                 f"the stored {_STATE_TAG} state has {len(values)} values, not 11: "
