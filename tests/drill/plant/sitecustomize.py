@@ -17,6 +17,9 @@ import sys
 if os.environ.get("LA_TEST_PLANT_BUG") == "double_fill" and "run" in sys.argv and any(
     "faulted" in arg for arg in sys.argv
 ):
+    # The compiled core (make compiled) calls its own methods directly, so a
+    # method patched on the class would go unseen: plant the bug in the pure one.
+    os.environ["LA_PURE"] = "1"
     from laptop_agents.broker import paper
 
     _drain = paper.PaperBroker.drain
