@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +108,9 @@ def test_a_pause_survives_a_restart_and_a_kill_file_carries_its_flatten_word(tmp
     assert out1.reason is StopReason.KILL_SWITCH
     assert out1.summary["position"]["qty"] == 0.0  # the kill file's word beats flatten_on_kill=false
     assert (tmp_path / "pause.json").is_file() and not (tmp_path / "kill.txt").exists()
+    paused_at = json.loads((tmp_path / "pause.json").read_text())["paused_at"]
+    # The product's one time form (domain.isotime.ms_to_iso), as in kill.txt and the reports.
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", paused_at), paused_at
 
     # A strategy that ignores entries_blocked, so the broker's refusal shows.
     second = session(tmp_path, cfg, plan="roundtrip", run_id="live-b")
@@ -121,10 +125,32 @@ def test_a_pause_survives_a_restart_and_a_kill_file_carries_its_flatten_word(tmp
     out2 = asyncio.run(two())
     assert out2.summary["position"]["qty"] == 0.0  # no entry while paused
     ev = events(tmp_path, "live-b")
-    assert [e["source"] for e in controls(tmp_path, "live-b")] == ["pause_file"]
+    assert [(e["source"], e["paused_at"]) for e in controls(tmp_path, "live-b")] == [("pause_file", paused_at)]
     refused = [e for e in ev if e["kind"] == "order"]
     assert refused and all(e["status"] == "rejected" and e["reason"] == "paused" for e in refused)
     assert (tmp_path / "pause.json").is_file()  # still paused for the next start
+
+
+def test_a_pause_file_of_an_earlier_version_still_pauses(tmp_path: Path) -> None:
+    """Before the pause was written in the ``Z`` form, ``paused_at`` ended in
+    ``+00:00``; a user upgrading with such a file must still start paused."""
+    old = {"paused_at": "2026-03-01T10:00:00+00:00", "run_id": "live-old", "source": "dashboard", "pid": 1}
+    (tmp_path / "pause.json").write_text(json.dumps(old) + "\n")
+    runner = session(tmp_path, config(), plan="roundtrip")
+
+    async def main() -> Any:
+        task = asyncio.create_task(runner.run())
+        await until(lambda: runner.counts["candles"] >= 3, what="trading")
+        assert runner.controls.paused
+        runner.request_stop(StopReason.SIGNAL, "test")
+        return await asyncio.wait_for(task, 30)
+
+    out = asyncio.run(main())
+    assert out.summary["position"]["qty"] == 0.0
+    assert [(e["source"], e["paused_at"]) for e in controls(tmp_path)] == [("pause_file", old["paused_at"])]
+    orders = [e for e in events(tmp_path) if e["kind"] == "order"]
+    assert orders and all(e["status"] == "rejected" and e["reason"] == "paused" for e in orders)
+    assert json.loads((tmp_path / "pause.json").read_text()) == old  # left as it was
 
 
 def test_health_port_alone_serves_health_and_metrics_but_no_pages_or_controls(tmp_path: Path) -> None:
