@@ -28,6 +28,19 @@ from tests.exchange.support import START_MS, fake_exchange, run
 SUB = {"op": "subscribe", "args": [{"symbol": "BTCUSDT", "ch": "market_kline_1min"}]}
 
 
+async def _closed_by_server(ws: Any, *send: str) -> int | None:
+    """Send ``send``, then read until the server closes the connection; its
+    close code (None: none sent). A send may meet the close already."""
+    try:
+        for frame in send:
+            await ws.send(frame)
+        async with asyncio.timeout(5):
+            while True:
+                await ws.recv()
+    except websockets.ConnectionClosed as exc:
+        return exc.rcvd.code if exc.rcvd else None
+
+
 def test_kline_rest_newest_first_capped_with_forming_row() -> None:
     with fake_exchange(speed=1.0) as fake:
         market = fake.exchange.market
@@ -101,13 +114,7 @@ def test_silent_client_is_closed_after_the_ping_timeout() -> None:
         async def go() -> int | None:
             async with connect(fake.ws_url, ping_interval=None) as ws:
                 await ws.send(json.dumps(SUB))
-                try:
-                    async with asyncio.timeout(5):
-                        while True:
-                            await ws.recv()
-                except websockets.ConnectionClosed as exc:
-                    return exc.rcvd.code if exc.rcvd else None
-            return None
+                return await _closed_by_server(ws)
 
         assert run(go()) == 1000
         stats = fake.stats()
@@ -121,15 +128,7 @@ def test_more_than_five_messages_a_second_disconnects() -> None:
         async def go() -> int | None:
             async with connect(fake.ws_url, ping_interval=None) as ws:
                 await ws.recv()
-                try:
-                    for i in range(8):
-                        await ws.send(json.dumps({"op": "ping", "ping": i}))
-                    async with asyncio.timeout(5):
-                        while True:
-                            await ws.recv()
-                except websockets.ConnectionClosed as exc:
-                    return exc.rcvd.code if exc.rcvd else None
-            return None
+                return await _closed_by_server(ws, *(json.dumps({"op": "ping", "ping": i}) for i in range(8)))
 
         assert run(go()) == 1008
         stats = fake.stats()
@@ -144,14 +143,6 @@ def test_both_sockets_keep_the_same_connection_rules(private: bool) -> None:
     with fake_exchange(ping_timeout_s=0.6) as fake:
         url = fake.private_ws_url if private else fake.ws_url
 
-        async def closed_by_server(ws: Any) -> int | None:
-            try:
-                async with asyncio.timeout(5):
-                    while True:
-                        await ws.recv()
-            except websockets.ConnectionClosed as exc:
-                return exc.rcvd.code if exc.rcvd else None
-
         async def go() -> tuple[bool, Any, Any, int | None, int | None]:
             await asyncio.to_thread(fake.inject, "reject_connect", count=1)
             try:
@@ -163,11 +154,9 @@ def test_both_sockets_keep_the_same_connection_rules(private: bool) -> None:
                 first = json.loads(await ws.recv())
                 await ws.send(json.dumps({"op": "ping", "ping": 7}))
                 pong = json.loads(await ws.recv())
-                for i in range(5):
-                    await ws.send(json.dumps({"op": "ping", "ping": i}))
-                too_many = await closed_by_server(ws)
+                too_many = await _closed_by_server(ws, *(json.dumps({"op": "ping", "ping": i}) for i in range(5)))
             async with connect(url, ping_interval=None) as ws:
-                silent = await closed_by_server(ws)
+                silent = await _closed_by_server(ws)
             return refused, first, pong, too_many, silent
 
         refused, first, pong, too_many, silent = run(go())
