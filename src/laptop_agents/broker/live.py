@@ -153,13 +153,7 @@ class LiveBroker(PaperBroker):
         """Day roll, stop/target watch, expiry requests, trailing, the mark.
         No simulated fills and no simulated funding: the exchange does both."""
         ts = c.ts
-        if self.mark is None:
-            self._first_price(c)
-        breaker = self.breaker
-        if ts >= breaker.next_day_ts:  # type: ignore[operator]
-            reset = breaker.roll_day(ts, self.equity())
-            if reset is not None:
-                self.events.append(reset)
+        self._open_candle(c)
         pos = self.ledger.position
         if pos is not None:
             hit = self.model.bar_exit(pos, c)
@@ -167,13 +161,7 @@ class LiveBroker(PaperBroker):
                 self._request_exit(ts, hit[2])
         if self.orders:
             self.expire(ts)
-        pos = self.ledger.position
-        if pos is not None and pos.trailing and pos.risk > 0.0 and pos.stop is not None:
-            self.ledger.position = self.model.trail(pos, c.close)
-        self.mark = c.close
-        self.mark_ts = ts
-        self.volume = c.volume
-        self.liquidity_left = self.model.cap(c.volume)
+        self._close_candle(c)
 
     # ------------------------------------------------------------------ the exchange's word
     def apply(self, update: ExchangeUpdate) -> None:

@@ -396,13 +396,7 @@ class PaperBroker:
         """Everything the market did to the account during candle ``c``: day
         roll, funding, expiry, stops/targets, working-order fills, trailing."""
         ts = c.ts
-        if self.mark is None:
-            self._first_price(c)
-        breaker = self.breaker
-        if ts >= breaker.next_day_ts:  # type: ignore[operator]
-            reset = breaker.roll_day(ts, self.equity())
-            if reset is not None:
-                self.events.append(reset)
+        self._open_candle(c)
         if ts >= self.next_funding_ts:  # type: ignore[operator]
             self._funding(c)
         ledger = self.ledger
@@ -415,11 +409,30 @@ class PaperBroker:
             self.expire(ts)
             if self.orders:
                 self._fill_working(c)
+        self._close_candle(c)
+
+    def _open_candle(self, c: Candle) -> None:
+        """What every candle starts with (the live broker's too): the first
+        price, and the UTC day roll before anything is booked in the new day."""
+        ts = c.ts
+        if self.mark is None:
+            self._first_price(c)
+        breaker = self.breaker
+        if ts >= breaker.next_day_ts:  # type: ignore[operator]
+            reset = breaker.roll_day(ts, self.equity())
+            if reset is not None:
+                self.events.append(reset)
+
+    def _close_candle(self, c: Candle) -> None:
+        """What every candle ends with (the live broker's too): the trailing
+        stop follows the close, which becomes the mark; the close's volume is
+        the liquidity orders placed now may take."""
+        ledger = self.ledger
         pos = ledger.position
         if pos is not None and pos.trailing and pos.risk > 0.0 and pos.stop is not None:
             ledger.position = self.model.trail(pos, c.close)
         self.mark = c.close
-        self.mark_ts = ts
+        self.mark_ts = c.ts
         self.volume = c.volume
         self.liquidity_left = self.model.cap(c.volume)
 
