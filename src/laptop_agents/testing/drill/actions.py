@@ -23,6 +23,7 @@ from typing import Any
 
 from laptop_agents.domain.errors import LaptopAgentsError
 from laptop_agents.exchange import protocol
+from laptop_agents.exchange import protocol_private as pp
 from laptop_agents.testing.drill.plan import BY_NAME, PlannedFault
 from laptop_agents.testing.drill.runs import DrillRun, _alive, wait_dead
 from laptop_agents.testing.fake_exchange import Fault
@@ -31,6 +32,9 @@ SILENCE_S = 24.0  # longer than the websocket client's 20 s idle timeout
 GAP_S = 1.5
 REST_GAP_S = 0.6  # a short gap whose REST backfill meets the armed REST fault
 DISK_WAIT_S = 20.0
+PLACE_TIMEOUT_S = 11.0  # the private REST client gives up after 10 s
+IN_FLIGHT_HOLD_S = 6.0
+ORDER_WAIT_S = 90.0  # how long kill9_in_flight waits for the strategy's next order
 
 
 @dataclass
@@ -149,6 +153,35 @@ def _hang(rec: FaultRecord, planned: PlannedFault, run: DrillRun, disk: DiskFill
         rec.notes["watchdog"] = "did not notice the hang within 60 s"
 
 
+def _kill9_in_flight(rec: FaultRecord, planned: PlannedFault, run: DrillRun, disk: DiskFill) -> None:
+    """Hold the next placement's reply and its fill pushes at the exchange,
+    wait until the exchange has accepted that order, then kill -9 the
+    session: it dies with a ``committed`` row whose order is at the exchange."""
+    fake = run.fake
+    if fake is None:
+        raise _NotInjected("the fake exchange is not running")
+    _live_pid(run)
+    seen = len(fake.order_log())
+    fake.inject(Fault("place_timeout", seconds=IN_FLIGHT_HOLD_S))
+    fake.inject(Fault("delay_fills", seconds=IN_FLIGHT_HOLD_S, count=2))
+    deadline = time.time() + ORDER_WAIT_S
+    held: dict[str, Any] | None = None
+    while held is None and time.time() < deadline:
+        held = next((e for e in fake.order_log()[seen:] if e["kind"] == "fault" and e.get("fault") == "place_timeout"),
+                    None)
+        if held is None:
+            time.sleep(0.02)
+    if held is None:
+        fake.clear_faults()  # disarm what no order consumed, so that it does not hit a later fault's window
+        raise _NotInjected(f"the strategy placed no order within {ORDER_WAIT_S:g} s")
+    rec.params = {"faults": [{"kind": "place_timeout", "seconds": IN_FLIGHT_HOLD_S},
+                             {"kind": "delay_fills", "seconds": IN_FLIGHT_HOLD_S, "count": 2}],
+                  "order_accepted": bool(held.get("accepted")), "signal": "SIGKILL"}
+    rec.notes["order_in_flight"] = held.get("client_id")
+    rec.at_wall = time.time()
+    _kill9(rec, planned, run, disk)
+
+
 def _run_dir_of(run: DrillRun, pid: int) -> Path | None:
     """The run directory of session ``pid`` (its heartbeat names it)."""
     beat = run.heartbeat()
@@ -256,4 +289,10 @@ _ACTIONS: dict[str, Callable[[FaultRecord, PlannedFault, DrillRun, DiskFill], An
     "full_disk": _full_disk,
     "corrupt_journal": _corrupt_journal,
     "torn_wal": _torn_wal,
+    # live (--live-fake)
+    "private_ws_drop": _exchange(Fault("private_disconnect", close_code=1011)),
+    "place_5xx": _exchange(Fault("http_status", status=502, count=1, path=pp.PATH_PLACE_ORDER)),
+    "place_timeout": _exchange(Fault("place_timeout", seconds=PLACE_TIMEOUT_S)),
+    "delayed_fills": _exchange(Fault("delay_fills", seconds=4.0, count=2)),
+    "kill9_in_flight": _kill9_in_flight,
 }
