@@ -44,6 +44,24 @@ def test_a_broker_that_doubles_a_fill_fails_the_drill_naming_the_invariants(tmp_
     assert json.loads((Path(card["_root"]) / "scorecard.json").read_text())["verdict"] == "FAIL"
 
 
+@pytest.mark.slow
+def test_a_live_session_that_sends_an_order_twice_fails_the_live_drill_naming_the_invariant(tmp_path: Path) -> None:
+    env = drill_env(tmp_path, PYTHONPATH=os.pathsep.join([str(PLANT), str(PROJECT_ROOT / "src")]),
+                    LA_TEST_PLANT_BUG="double_order")
+    res = subprocess.run([sys.executable, "-m", "laptop_agents", "drill", "--live-fake", "--days", "0.2", "--speed",
+                          "720", "--faults", "kill9"], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True,
+                         timeout=600)
+    assert res.returncode == ExitCode.DRILL_FAILED, res.stdout + res.stderr
+    card = scorecard_of(tmp_path)
+    assert "exchange_orders_once" in card["failed"], card["failed"]
+    checks = {c["name"]: c for c in card["invariants"]}
+    order_check = checks["exchange_orders_once"]
+    assert order_check["detail"].startswith("faulted: ") and "the books have no row for" in order_check["detail"]
+    assert order_check["measured"]["faulted"]["unknown"] >= 1 and order_check["measured"]["baseline"]["unknown"] == 0
+    last = res.stderr.strip().splitlines()[-1]
+    assert last.startswith("drill failed: invariant(s) broken:") and "exchange_orders_once" in last
+
+
 def test_the_plant_is_inert_without_its_switch(tmp_path: Path) -> None:
     """On the path but without LA_TEST_PLANT_BUG, the broker is the real one."""
     code = ("import laptop_agents.broker.paper as p, sys; "

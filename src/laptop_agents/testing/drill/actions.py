@@ -110,6 +110,31 @@ def _exchange(*faults: Fault) -> Callable[[FaultRecord, PlannedFault, DrillRun, 
     return act
 
 
+def _queued(fault: Fault, hold_s: float) -> Callable[[FaultRecord, PlannedFault, DrillRun, DiskFill], None]:
+    """A fault the exchange keeps armed until the next order (or fill) comes:
+    wait until it was consumed, so that what the bot did about it falls in
+    its window; an order that never comes is said, and the fault disarmed."""
+    def act(rec: FaultRecord, planned: PlannedFault, run: DrillRun, disk: DiskFill) -> None:
+        fake = run.fake
+        if fake is None:
+            raise _NotInjected("the fake exchange is not running")
+        before = fake.armed(fault.kind)  # left over by an earlier fault, if any
+        fake.inject(fault)
+        rec.params = {"faults": [_fault_params(fault)]}
+        deadline = time.time() + ORDER_WAIT_S
+        while fake.armed(fault.kind) >= before + fault.count and time.time() < deadline:
+            time.sleep(0.02)
+        if fake.armed(fault.kind) >= before + fault.count:
+            fake.clear_faults()
+            raise _NotInjected(f"armed, but the strategy placed no order (or had no fill) within {ORDER_WAIT_S:g} s")
+        rec.notes["hit_after_s"] = round(time.time() - (rec.at_wall or time.time()), 2)
+        while fake.armed(fault.kind) > before and time.time() < deadline:
+            time.sleep(0.02)
+        rec.effect_until_wall = time.time() + hold_s
+
+    return act
+
+
 def _fault_params(f: Fault) -> dict[str, Any]:
     out = {"kind": f.kind}
     for key in ("count", "seconds", "status", "retry_after", "path", "market_s"):
@@ -163,7 +188,7 @@ def _kill9_in_flight(rec: FaultRecord, planned: PlannedFault, run: DrillRun, dis
     _live_pid(run)
     seen = len(fake.order_log())
     fake.inject(Fault("place_timeout", seconds=IN_FLIGHT_HOLD_S))
-    fake.inject(Fault("delay_fills", seconds=IN_FLIGHT_HOLD_S, count=2))
+    fake.inject(Fault("delay_fills", seconds=IN_FLIGHT_HOLD_S, count=1))
     deadline = time.time() + ORDER_WAIT_S
     held: dict[str, Any] | None = None
     while held is None and time.time() < deadline:
@@ -175,7 +200,7 @@ def _kill9_in_flight(rec: FaultRecord, planned: PlannedFault, run: DrillRun, dis
         fake.clear_faults()  # disarm what no order consumed, so that it does not hit a later fault's window
         raise _NotInjected(f"the strategy placed no order within {ORDER_WAIT_S:g} s")
     rec.params = {"faults": [{"kind": "place_timeout", "seconds": IN_FLIGHT_HOLD_S},
-                             {"kind": "delay_fills", "seconds": IN_FLIGHT_HOLD_S, "count": 2}],
+                             {"kind": "delay_fills", "seconds": IN_FLIGHT_HOLD_S}],
                   "order_accepted": bool(held.get("accepted")), "signal": "SIGKILL"}
     rec.notes["order_in_flight"] = held.get("client_id")
     rec.at_wall = time.time()
@@ -291,8 +316,8 @@ _ACTIONS: dict[str, Callable[[FaultRecord, PlannedFault, DrillRun, DiskFill], An
     "torn_wal": _torn_wal,
     # live (--live-fake)
     "private_ws_drop": _exchange(Fault("private_disconnect", close_code=1011)),
-    "place_5xx": _exchange(Fault("http_status", status=502, count=1, path=pp.PATH_PLACE_ORDER)),
-    "place_timeout": _exchange(Fault("place_timeout", seconds=PLACE_TIMEOUT_S)),
-    "delayed_fills": _exchange(Fault("delay_fills", seconds=4.0, count=2)),
+    "place_5xx": _queued(Fault("http_status", status=502, count=1, path=pp.PATH_PLACE_ORDER), 2.0),
+    "place_timeout": _queued(Fault("place_timeout", seconds=PLACE_TIMEOUT_S), PLACE_TIMEOUT_S),
+    "delayed_fills": _queued(Fault("delay_fills", seconds=4.0, count=2), 4.0),
     "kill9_in_flight": _kill9_in_flight,
 }
