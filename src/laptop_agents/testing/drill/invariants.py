@@ -300,7 +300,8 @@ def _same_position_share(f_fills: Sequence[dict[str, Any]], b_fills: Sequence[di
     def deltas(fills: Sequence[dict[str, Any]]) -> dict[int, float]:
         out: dict[int, float] = {}
         for f in fills:
-            out[f["ts"]] = out.get(f["ts"], 0.0) + (f["qty"] if f["side"] == "BUY" else -f["qty"])
+            t = f["ts"] - f["ts"] % step  # a live fill is at the exchange's time, inside its candle
+            out[t] = out.get(t, 0.0) + (f["qty"] if f["side"] == "BUY" else -f["qty"])
         return out
 
     fd, bd = deltas(f_fills), deltas(b_fills)
