@@ -1,4 +1,5 @@
-"""``laptop-agents drill``: the chaos drill (``--quick``: a day) and the soak (``--soak --days N``).
+"""``laptop-agents drill``: the chaos drill (``--quick``: a day) and the soak (``--soak --days N``),
+paper by default, live on the fake exchange's private side with ``--live-fake``.
 
 Exit 0 only when every invariant holds; ``DRILL_FAILED`` naming the broken
 ones otherwise. Its workspaces, logs and scorecard stay in

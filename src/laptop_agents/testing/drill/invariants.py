@@ -20,6 +20,15 @@ measured allowance, and the only one:
   them, and the final position, when no candle was routed differently);
   the differences after it are measured and listed, and by the replay
   invariant they come from that routing alone.
+
+Live (``--live-fake``): a fill is the exchange's, made by its matching at the
+price and time the order reached it, so neither the replay (it models the
+paper broker) nor the baseline's fills are a reference any more; the
+exchange's own record is (:mod:`.live_books`): ``exchange_orders_once``,
+``exchange_fills_once``, ``position_matches_exchange`` and
+``live_orders_resolved``. ``ledger_matches_replay`` is listed as not
+applicable (``NOT_IN_LIVE``) and ``matches_baseline`` compares the candles
+processed only.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""One run of a drill: a fake exchange, a watchdog-run paper session against
-it, and what the drill sees of it from outside while it runs.
+"""One run of a drill: a fake exchange, a watchdog-run session against it
+(paper, or with ``--live-fake`` live on the fake's private side), and what
+the drill sees of it from outside while it runs.
 
 The session is the real product, started the way a user starts it
 (``python -m laptop_agents watchdog ... -- run --source bitunix ...``) in its
