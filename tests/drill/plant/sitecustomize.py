@@ -11,6 +11,7 @@ installed package: a normal run cannot enable it.
   the drill exists to catch.
 - ``double_order`` (live): each session's first placement is sent twice, the
   copy under a new client id -- an exchange order no intent explains.
+- ``double_live_fill`` (live): each session's first exchange fill is booked twice.
 """
 
 import os
@@ -52,3 +53,24 @@ if os.environ.get("LA_TEST_PLANT_BUG") == "double_order" and "run" in sys.argv a
         return ack
 
     private_rest.BitunixPrivateClient.place_order = _twice  # type: ignore[method-assign]
+
+if os.environ.get("LA_TEST_PLANT_BUG") == "double_live_fill" and "run" in sys.argv and any(
+    "faulted" in arg for arg in sys.argv
+):
+    # A live bug: the first fill each session takes from the exchange is fed
+    # to the engine twice, so the books count it twice.
+    os.environ["LA_PURE"] = "1"
+    from laptop_agents.broker.live import ExchangeFill
+    from laptop_agents.session import execution
+
+    _apply = execution.LiveExecution.apply
+    _booked_twice: list[object] = []
+
+    async def _apply_doubled(self, updates, rows, notes=()):  # type: ignore[no-untyped-def]
+        fills = [u for u in updates if isinstance(u, ExchangeFill)]
+        if fills and not _booked_twice:
+            _booked_twice.append(fills[0])
+            updates = [*updates, fills[0]]
+        return await _apply(self, updates, rows, notes)
+
+    execution.LiveExecution.apply = _apply_doubled  # type: ignore[method-assign]
