@@ -244,11 +244,22 @@ def test_delayed_fill_pushes_carry_the_delay() -> None:
     assert delays == [3.0, 0.0]
 
 
+def test_delayed_pushes_hold_an_orders_acceptance_back_too() -> None:
+    """``delay_pushes`` holds the CREATE push as well (``delay_fills`` does not), so a test can have the
+    exchange know an order whose acknowledgement the bot never saw, whatever the machine's speed."""
+    b = Book()
+    b.faults.arm(Fault("delay_pushes", seconds=3.0), 0.0)
+    b.place(side="BUY", qty="0.01")
+    b.place(side="BUY", qty="0.01")
+    creates = [d for ch, data, d in b.pushes if ch == "order" and data["event"] == "CREATE"]
+    assert creates == [3.0, 0.0]
+
+
 def test_private_faults_parse_from_a_schedule_and_from_json() -> None:
     from laptop_agents.testing.fake_exchange.faults import FaultSpecError, parse_schedule
 
     items = parse_schedule("place_timeout@10:3,cancel_5xx=503@11:2,reject_order=30014@12,private_disconnect@13,"
-                           "delay_fills@14:2.5,position_by_hand=-0.01@15")
+                           "delay_fills@14:2.5,position_by_hand=-0.01@15,delay_pushes@16:4")
     got = [(i.at_s, i.fault.kind, i.fault.seconds, i.fault.status, i.fault.code, i.fault.count, i.fault.qty)
            for i in items]
     assert got == [
@@ -258,6 +269,7 @@ def test_private_faults_parse_from_a_schedule_and_from_json() -> None:
         (13.0, "private_disconnect", 0.0, None, None, 1, 0.0),
         (14.0, "delay_fills", 2.5, None, None, 1, 0.0),
         (15.0, "position_by_hand", 0.0, None, None, 1, -0.01),
+        (16.0, "delay_pushes", 4.0, None, None, 1, 0.0),
     ]
     assert not Fault.from_dict({"kind": "place_timeout", "accepted": False}).accepted
     for bad in ("position_by_hand@5", "cancel_5xx=404@5"):

@@ -69,9 +69,9 @@ def test_killed_between_commit_and_send_the_order_is_resolved_as_never_placed(tm
 def test_killed_between_send_and_ack_the_order_is_found_not_sent_again(tmp_path: Path,
                                                                       fake: FakeExchangeHandle) -> None:
     ws = tmp_path / "ws"
-    # The fill's push often beats the REST acknowledgement (and books the
-    # order): hold the pushes back so the kill lands with the order unknown.
-    fake.inject("delay_fills", seconds=3.0, count=100)
+    # The order's pushes (its acceptance, its fill) can beat the REST acknowledgement and book the
+    # order: hold them all back so the kill lands with the order unknown, on any machine.
+    fake.inject("delay_pushes", seconds=3.0, count=100)
     _killed_at(ws, fake, "acked", 2)
     fake.clear_faults()
     pending = [r for r in db_rows(ws, "SELECT * FROM live_orders") if r["state"] == "committed"]
@@ -97,7 +97,7 @@ def test_killed_between_send_and_ack_the_order_is_found_not_sent_again(tmp_path:
 
 def test_an_order_that_cannot_be_resolved_stops_with_16_naming_it(tmp_path: Path, fake: FakeExchangeHandle) -> None:
     ws = tmp_path / "ws"
-    fake.inject("delay_fills", seconds=3.0, count=100)
+    fake.inject("delay_pushes", seconds=3.0, count=100)  # unknown to the bot when it dies (see above)
     _killed_at(ws, fake, "acked", 1)
     fake.clear_faults()
     cid = next(r["exchange_id"] for r in db_rows(ws, "SELECT * FROM live_orders") if r["state"] == "committed")

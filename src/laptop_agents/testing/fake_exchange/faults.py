@@ -33,6 +33,8 @@ Private side (the fake trades; see ``trading.py``):
 - ``reject_order=20003@10:2``    the next 2 placements are refused with that code
 - ``private_disconnect@30``      close every private websocket
 - ``delay_fills@10:5``           the pushes of the next fill (``count``) are held back 5 s
+- ``delay_pushes@10:5``          the pushes of the next order placed (``count``), its acceptance
+                                 first, are held back 5 s (the bot hears of it by REST only)
 - ``position_by_hand=0.01@60``   someone trades 0.01 (negative: sells) on the account by hand
 """
 
@@ -47,7 +49,7 @@ from laptop_agents.domain.errors import UsageError
 WS_FRAME_KINDS = ("malformed", "truncated", "bad_shape", "duplicate", "out_of_order")
 REST_KINDS = ("http_status", "error_code", "slow", "rest_duplicate_rows", "rest_shuffle_rows")
 OTHER_KINDS = ("disconnect", "silence", "reject_connect", "kline_gap", "clock_jump")
-PRIVATE_QUEUED_KINDS = ("place_timeout", "cancel_5xx", "reject_order", "delay_fills")
+PRIVATE_QUEUED_KINDS = ("place_timeout", "cancel_5xx", "reject_order", "delay_fills", "delay_pushes")
 PRIVATE_ACTION_KINDS = ("private_disconnect", "position_by_hand")
 PRIVATE_KINDS = PRIVATE_QUEUED_KINDS + PRIVATE_ACTION_KINDS
 FAULT_KINDS: tuple[str, ...] = WS_FRAME_KINDS + REST_KINDS + OTHER_KINDS + PRIVATE_KINDS
@@ -62,7 +64,7 @@ class FaultSpecError(UsageError):
 class Fault:
     """One armed fault. ``count`` is how many frames/requests it affects;
     ``seconds`` is a duration (silence) or a delay (slow, place_timeout,
-    delay_fills); ``path`` restricts a REST fault to paths starting with it.
+    delay_fills, delay_pushes); ``path`` restricts a REST fault to paths starting with it.
     Private faults: ``accepted`` (did the exchange act before failing the
     reply), ``qty`` (position_by_hand, signed), ``account`` (a uid; default:
     every account for queued faults, the first account for position_by_hand).
@@ -87,7 +89,7 @@ class Fault:
         self.kind = _ALIASES.get(self.kind, self.kind)
         if self.kind not in FAULT_KINDS:
             raise FaultSpecError(f"unknown fault kind {self.kind!r}: allowed are {', '.join(FAULT_KINDS)}")
-        if self.kind in ("place_timeout", "delay_fills") and self.seconds == 0:
+        if self.kind in ("place_timeout", "delay_fills", "delay_pushes") and self.seconds == 0:
             self.seconds = 5.0
         if self.kind == "cancel_5xx" and self.status is None:
             self.status = 502
@@ -172,7 +174,7 @@ def _fault_from_parts(kind: str, value: str, arg: str) -> Fault:
         return Fault("clock_jump", market_s=float(value or 0))
     if canonical == "disconnect":
         return Fault("disconnect", close_code=int(value or 1011))
-    if canonical in ("place_timeout", "delay_fills"):
+    if canonical in ("place_timeout", "delay_fills", "delay_pushes"):
         return Fault(canonical, seconds=float(arg or 5))
     if canonical == "cancel_5xx":
         return Fault("cancel_5xx", status=int(value or 502), count=int(arg or 1))

@@ -421,7 +421,13 @@ class TradingBook:
         self.record("accepted", uid, order_id=order.order_id, client_id=client_id, side=side,
                      order_type=order_type, qty=qty, price=price, effect=effect, reduce_only=reduce_only,
                      source=source)
-        self._push_order(order, "CREATE")
+        # The outbox keeps push order, so a held acceptance holds this order's fill pushes behind it.
+        held = self.faults.take_private("delay_pushes", uid)
+        self._pending_delay = held.seconds if held is not None else 0.0
+        try:
+            self._push_order(order, "CREATE")
+        finally:
+            self._pending_delay = 0.0
         self._execute_on_arrival(acct, order, bid, ask)
         return order
 
