@@ -42,6 +42,9 @@ def test_the_quick_live_drill_passes_with_the_live_faults_and_the_exchanges_reco
     if "kill9_in_flight" in by_kind:
         assert "killed (SIGKILL)" in by_kind["kill9_in_flight"]["outcome"]
         assert "accepted by the exchange" in by_kind["kill9_in_flight"]["outcome"]
+        after = by_kind["kill9_in_flight"]["notes"]["in_flight_after"]
+        # found by its client id (the exchange has it: never "not_placed"), never sent again
+        assert after["row_state"] in ("acked", "final") and after["exchange_accepted"] == 1, after
     if "place_5xx" in by_kind:
         assert "settled by client id" in by_kind["place_5xx"]["outcome"], by_kind["place_5xx"]
     # the live invariants were checked (and held), the paper replay said not to apply, and why

@@ -60,7 +60,7 @@ def test_an_order_sent_twice_under_a_new_client_id_is_an_unknown_exchange_order(
 def test_a_client_id_accepted_twice_and_an_intent_with_two_orders_are_doubled() -> None:
     log, positions, rows, fills = _agreeing()
     b = compare_books(log + [_accepted("a1")], positions, rows, fills, account=UID)
-    assert b.doubled_orders == ["a1"]
+    assert b.doubled_orders == ["a1"] and b.accepted == {"a1": 2, "b1": 1}
     rows2 = rows + [_row("a2", "strategy-1-0")]
     b2 = compare_books(log + [_accepted("a2")], positions, rows2, fills, account=UID)
     assert b2.doubled_orders == ["strategy-1-0 (a1, a2)"] and "more than one exchange order" in b2.order_problems()[0]

@@ -179,7 +179,7 @@ def _hang(rec: FaultRecord, planned: PlannedFault, run: DrillRun, disk: DiskFill
 
 
 def _kill9_in_flight(rec: FaultRecord, planned: PlannedFault, run: DrillRun, disk: DiskFill) -> None:
-    """Hold the next placement's reply and its fill pushes at the exchange,
+    """Hold the next placement's reply and its pushes at the exchange,
     wait until the exchange has accepted that order, then kill -9 the
     session: it dies with a ``committed`` row whose order is at the exchange."""
     fake = run.fake
@@ -188,7 +188,8 @@ def _kill9_in_flight(rec: FaultRecord, planned: PlannedFault, run: DrillRun, dis
     _live_pid(run)
     seen = len(fake.order_log())
     fake.inject(Fault("place_timeout", seconds=IN_FLIGHT_HOLD_S))
-    fake.inject(Fault("delay_fills", seconds=IN_FLIGHT_HOLD_S, count=1))
+    # its acceptance push held too (and its fill pushes behind it): the bot can hear of it only by asking
+    fake.inject(Fault("delay_pushes", seconds=IN_FLIGHT_HOLD_S, count=1))
     deadline = time.time() + ORDER_WAIT_S
     held: dict[str, Any] | None = None
     while held is None and time.time() < deadline:
@@ -200,7 +201,7 @@ def _kill9_in_flight(rec: FaultRecord, planned: PlannedFault, run: DrillRun, dis
         fake.clear_faults()  # disarm what no order consumed, so that it does not hit a later fault's window
         raise _NotInjected(f"the strategy placed no order within {ORDER_WAIT_S:g} s")
     rec.params = {"faults": [{"kind": "place_timeout", "seconds": IN_FLIGHT_HOLD_S},
-                             {"kind": "delay_fills", "seconds": IN_FLIGHT_HOLD_S}],
+                             {"kind": "delay_pushes", "seconds": IN_FLIGHT_HOLD_S}],
                   "order_accepted": bool(held.get("accepted")), "signal": "SIGKILL"}
     rec.notes["order_in_flight"] = held.get("client_id")
     rec.at_wall = time.time()

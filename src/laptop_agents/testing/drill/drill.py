@@ -249,6 +249,7 @@ class Drill:
             evidence[run.name] = inv.RunEvidence(run.name, store, rt, read_runs(ws), rp, list(run.samples), end_ts,
                                                  books)
         observe(records, faulted_logs, self.stop_wall or ended)
+        in_flight_outcomes(records, evidence["faulted"].books)
         ev = list(evidence.values())
         checks = [
             inv.reached_end(ev),
@@ -278,6 +279,25 @@ class Drill:
             return None
         return compare_books(run.fake.order_log(), run.fake.positions(), store.live_orders, store.fills,
                              account=DEFAULT_ACCOUNT.uid)
+
+
+def in_flight_outcomes(records: list[FaultRecord], books: BooksComparison | None) -> None:
+    """What became of each order a ``kill9_in_flight`` caught between the bot
+    and the exchange: its row at the end, and how often the exchange accepted it."""
+    if books is None:
+        return
+    for rec in records:
+        cid = rec.notes.get("order_in_flight")
+        if not rec.injected or not cid:
+            continue
+        row = books.rows.get(str(cid))
+        accepted = books.accepted.get(str(cid), 0)
+        rec.notes["in_flight_after"] = {"row_state": row.get("state") if row else None,
+                                        "row_status": row.get("status") if row else None,
+                                        "exchange_accepted": accepted}
+        rec.outcome += (f"; the restart settled it by client id: row {row.get('state')} "
+                        f"({(row.get('status') or '').lower() or 'no status'}), accepted {accepted}x by the exchange"
+                        if row is not None else "; the books have no row for it")
 
 
 def machine_info(load: list[float]) -> dict[str, Any]:

@@ -42,6 +42,7 @@ class BooksComparison:
     exchange_position: float = 0.0
     books_position: float = 0.0
     rows: dict[str, dict[str, Any]] = field(default_factory=dict)
+    accepted: dict[str, int] = field(default_factory=dict)  # client id -> times the exchange accepted it
     positions: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -105,6 +106,7 @@ def compare_books(order_log: Sequence[Mapping[str, Any]], positions: Iterable[Ma
     seen: set[str] = set()
     per_intent: dict[str, list[str]] = defaultdict(list)
     for cid in accepted:
+        out.accepted[cid] = out.accepted.get(cid, 0) + 1
         if cid in seen:
             out.doubled_orders.append(cid)
             continue

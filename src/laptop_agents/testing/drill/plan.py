@@ -68,7 +68,7 @@ LIVE_KINDS: tuple[FaultKind, ...] = (
                                "client's timeout is 10 s): an unknown outcome settled by client id", "exchange", 14.0),
     FaultKind("delayed_fills", "the pushes of the next two fills are held back 4 s", "exchange", 6.0),
     FaultKind("kill9_in_flight", "kill -9 of the session right after the exchange accepted an order whose reply "
-                                 "and fill pushes are held back: the restart must find it by client id",
+                                 "and pushes are held back: the restart must find it by client id",
               "process", 8.0),
 )
 KIND_NAMES: tuple[str, ...] = tuple(k.name for k in KINDS)
