@@ -99,7 +99,8 @@ def _outcome(rec: FaultRecord) -> str:
     if o.get("reconnects"):
         parts.append(f"{o['reconnects']} reconnect(s)")
     if rec.notes.get("hit_after_s") is not None:
-        parts.append(f"the exchange's fault hit the next order {rec.notes['hit_after_s']:.1f} s after it was armed")
+        what = "fill" if rec.kind == "delayed_fills" else "placement"
+        parts.append(f"the exchange's fault hit the next {what} {rec.notes['hit_after_s']:.1f} s after it was armed")
     if rec.notes.get("order_in_flight"):
         parts.append(f"killed with order {rec.notes['order_in_flight']} accepted by the exchange, its reply held")
     if o.get("placements_unknown"):
