@@ -15,10 +15,13 @@ from __future__ import annotations
 import os
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from laptop_agents.domain.errors import UsageError
+from laptop_agents.wallclock import now_ms
 
 ENV_WORKSPACE = "LAPTOP_AGENTS_WORKSPACE"
 APP_DIR = "btc-laptop-agents"
@@ -50,6 +53,18 @@ def validate_run_id(run_id: str) -> str:
             or run_id.split(".", 1)[0].lower() in _WINDOWS_DEVICES:
         raise RunIdError(f"bad --run-id {run_id!r}: {RUN_ID_RULE}")
     return run_id
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def new_run_id(prefix: str, label: str, clock: Callable[[], int] = now_ms) -> str:
+    """A generated run id, ``<prefix>-<UTC time to the second>-<label>``: runs
+    sort by kind and start time in a listing, and the label (a plain name: the
+    strategy of a backtest, a random tag for a session) tells apart runs that
+    started in the same second."""
+    stamp = (_EPOCH + timedelta(milliseconds=clock())).strftime("%Y%m%d-%H%M%S")
+    return f"{prefix}-{stamp}-{label}"
 
 
 def default_workspace() -> Path:
@@ -128,6 +143,20 @@ class Workspace:
             raise RunIdError(f"run directory {path} already exists (--run-id {run_id}); choose another "
                              "--run-id or leave it out for a generated one") from None
         return path
+
+    def claim_run_dir(self, base: str) -> str:
+        """Create the directory of a generated run id: ``runs/<base>``, or
+        ``<base>-2``, ``-3``... when a run of the same second took it (also
+        one in another process a moment ago). Returns the id it created."""
+        run_id, k = base, 2
+        while True:
+            if not self.run_dir(run_id).exists():
+                try:
+                    self.new_run_dir(run_id)
+                    return run_id
+                except RunIdError:
+                    pass  # another run took this name a moment ago
+            run_id, k = f"{base}-{k}", k + 1
 
     def check_new_run_id(self, run_id: str) -> str:
         """The early check before a run starts: a valid id whose directory does not exist yet."""

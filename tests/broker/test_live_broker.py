@@ -9,10 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 from laptop_agents.broker.live import ExchangeFill, ExchangeStatus, LiveBroker
+from laptop_agents.broker.paper import PaperBroker
 from laptop_agents.config import BrokerConfig, RiskConfig
-from laptop_agents.domain.models import CancelIntent, Side
+from laptop_agents.domain.models import CancelIntent, OrderIntent, Side
 from laptop_agents.domain.symbols import instrument_for
-from tests.broker.helpers import MIN, T0, buy, candle, flat, kinds, of_kind, sell
+from tests.broker.helpers import MIN, T0, buy, candle, flat, kinds, make_broker, of_kind, sell
 
 
 def live(equity: float = 10_000.0, **risk: Any) -> LiveBroker:
@@ -156,3 +157,43 @@ def test_max_leverage_and_the_daily_loss_refuse_before_a_send() -> None:
     assert [(o["client_id"], o["status"]) for o in of_kind(events, "order")] == [
         ("more", "rejected"), ("out", "submitted")]
     assert [o.client_id for o in b.take_outbox()[0]] == ["out"]
+
+
+def test_paper_and_live_refuse_the_same_intents_for_the_same_reasons() -> None:
+    """Both brokers take intents through one intake: each refusal, and the
+    note of what passes, is the same in both (only the status of an accepted
+    order differs: the paper broker trades it, the live one sends it)."""
+    cases: list[tuple[str, list[OrderIntent], str]] = [
+        ("no price yet", [buy("n", 0.01)], "rejected no_price_yet"),
+        ("below minimum size", [buy("m", 0.00001)], "rejected min_qty"),
+        ("below minimum notional", [buy("t", 0.001, price=1.0)], "rejected min_notional"),
+        ("stop on the wrong side", [buy("s", 0.01, stop=51_000.0)], "rejected stop_on_wrong_side"),
+        ("target on the wrong side", [buy("g", 0.01, target=49_000.0)], "rejected target_on_wrong_side"),
+        ("over the position cap", [buy("c", 1.0)], "rejected max_notional"),
+        ("a processed id", [buy("d", 0.01), buy("d", 0.01)], "duplicate client id already processed"),
+        ("orders per minute", [buy("r1", 0.01), buy("r2", 0.01), buy("r3", 0.01)], "rejected max_orders_per_minute"),
+        ("accepted", [buy("a", 0.01, stop=49_000.0, reason="entry")], "* entry"),
+    ]
+    for name, intents, expected in cases:
+        risk = {"max_position_notional": 5_000.0, "max_orders_per_minute": 2}
+        paper = make_broker(risk=risk)
+        brokers: list[PaperBroker] = [paper, live(**risk)]
+        seen = []
+        for b in brokers:
+            if name != "no price yet":
+                b.on_candle(flat(0, 50_000.0))
+                b.drain()
+            for intent in intents:
+                b.submit(intent, T0 + MIN)
+            b.submit(CancelIntent("unknown"), T0 + MIN)  # nothing to cancel: no event in either
+            events, _ = b.drain()
+            last = of_kind(events, "order")[-1]
+            seen.append((last["client_id"], last["status"], last["reason"]))
+        (pcid, pstatus, preason), (lcid, lstatus, lreason) = seen
+        assert pcid == lcid == intents[-1].client_id, name
+        assert preason == lreason, name
+        if expected.startswith("*"):
+            assert (pstatus, lstatus) == ("accepted", "submitted"), name
+            assert preason == expected[2:], name
+        else:
+            assert pstatus == lstatus and f"{pstatus} {preason}" == expected, name

@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 import time
+from typing import Any
 
 import httpx
 import pytest
@@ -22,9 +23,22 @@ from laptop_agents.testing.fake_exchange import (
     parse_schedule,
     start_fake_exchange,
 )
-from tests.exchange.support import fake_exchange, run
+from tests.exchange.support import START_MS, fake_exchange, run
 
 SUB = {"op": "subscribe", "args": [{"symbol": "BTCUSDT", "ch": "market_kline_1min"}]}
+
+
+async def _closed_by_server(ws: Any, *send: str) -> int | None:
+    """Send ``send``, then read until the server closes the connection; its
+    close code (None: none sent). A send may meet the close already."""
+    try:
+        for frame in send:
+            await ws.send(frame)
+        async with asyncio.timeout(5):
+            while True:
+                await ws.recv()
+    except websockets.ConnectionClosed as exc:
+        return exc.rcvd.code if exc.rcvd else None
 
 
 def test_kline_rest_newest_first_capped_with_forming_row() -> None:
@@ -100,13 +114,7 @@ def test_silent_client_is_closed_after_the_ping_timeout() -> None:
         async def go() -> int | None:
             async with connect(fake.ws_url, ping_interval=None) as ws:
                 await ws.send(json.dumps(SUB))
-                try:
-                    async with asyncio.timeout(5):
-                        while True:
-                            await ws.recv()
-                except websockets.ConnectionClosed as exc:
-                    return exc.rcvd.code if exc.rcvd else None
-            return None
+                return await _closed_by_server(ws)
 
         assert run(go()) == 1000
         stats = fake.stats()
@@ -120,19 +128,47 @@ def test_more_than_five_messages_a_second_disconnects() -> None:
         async def go() -> int | None:
             async with connect(fake.ws_url, ping_interval=None) as ws:
                 await ws.recv()
-                try:
-                    for i in range(8):
-                        await ws.send(json.dumps({"op": "ping", "ping": i}))
-                    async with asyncio.timeout(5):
-                        while True:
-                            await ws.recv()
-                except websockets.ConnectionClosed as exc:
-                    return exc.rcvd.code if exc.rcvd else None
-            return None
+                return await _closed_by_server(ws, *(json.dumps({"op": "ping", "ping": i}) for i in range(8)))
 
         assert run(go()) == 1008
         stats = fake.stats()
         assert stats["ws_rate_violations"] == 1 and stats["ws_max_msgs_in_window"] == 6
+
+
+@pytest.mark.parametrize("private", [False, True], ids=["public", "private"])
+def test_both_sockets_keep_the_same_connection_rules(private: bool) -> None:
+    """The public and the private socket live one connection life: a refused
+    handshake when the fault is armed, the connect message, a pong, the close
+    on a sixth message in a second (1008) and on a missing ping (1000)."""
+    with fake_exchange(ping_timeout_s=0.6) as fake:
+        url = fake.private_ws_url if private else fake.ws_url
+
+        async def go() -> tuple[bool, Any, Any, int | None, int | None]:
+            await asyncio.to_thread(fake.inject, "reject_connect", count=1)
+            try:
+                async with connect(url, ping_interval=None):
+                    refused = False
+            except websockets.InvalidStatus:
+                refused = True
+            async with connect(url, ping_interval=None) as ws:
+                first = json.loads(await ws.recv())
+                await ws.send(json.dumps({"op": "ping", "ping": 7}))
+                pong = json.loads(await ws.recv())
+                too_many = await _closed_by_server(ws, *(json.dumps({"op": "ping", "ping": i}) for i in range(5)))
+            async with connect(url, ping_interval=None) as ws:
+                silent = await _closed_by_server(ws)
+            return refused, first, pong, too_many, silent
+
+        refused, first, pong, too_many, silent = run(go())
+        assert refused and first == protocol.CONNECT_MESSAGE
+        assert pong["op"] == "ping" and pong["pong"] == 7
+        assert START_MS // 1000 <= pong["ping"] <= fake.now_ms() // 1000  # the exchange's (simulated) seconds
+        assert (too_many, silent) == (1008, 1000)
+        stats = fake.stats()
+        assert stats["ws_rejected"] == 1 and stats["ws_rate_violations"] == 1 and stats["ws_ping_timeouts"] == 1
+        closed = stats["closed_connections"]
+        assert [c["close_reason"] for c in closed] == ["more than 5 messages per second", "no ping for 0.6 s"]
+        assert all(bool(c.get("private")) is private for c in closed)
 
 
 def test_control_endpoint_arms_and_rejects_faults() -> None:

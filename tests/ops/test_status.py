@@ -143,4 +143,7 @@ def test_a_pause_is_shown(tmp_path: Path) -> None:
     proc = _status_cli(ws.root)
     assert proc.returncode == 0, proc.stderr
     text = " ".join(proc.stdout.split())
-    assert "PAUSED since 2026-03-01T10:00:00+00:00" in text
+    assert "PAUSED since 2026-03-01T10:00:00+00:00" in text  # a file of an earlier version
+    ws.pause_file.write_text(json.dumps({"paused_at": "2026-03-02T10:00:00Z", "source": "dashboard"}))
+    assert collect_status(ws)["pause"]["paused_at"] == "2026-03-02T10:00:00Z"
+    assert "PAUSED since 2026-03-02T10:00:00Z" in " ".join(_status_cli(ws.root).stdout.split())

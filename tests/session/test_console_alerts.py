@@ -51,14 +51,22 @@ def _alerts(urls: list[str], **kw: Any) -> ConsoleOptions:
 
 def test_start_trades_daily_summary_kill_switch_and_stop(tmp_path: Path, receiver: Receiver) -> None:
     """A wall clock one second before midnight UTC (the session's injectable
-    clock) brings the 00:00 daily summary within the test."""
+    clock) brings the 00:00 daily summary within the test. It stands still until
+    the first trade alert (the watcher then exists and has planned the summary for
+    this midnight, however slow the start was), then runs."""
     midnight = datetime(2026, 3, 2, tzinfo=UTC).timestamp()
-    t0 = time.monotonic()
-    runner = session(tmp_path, config(**{"risk.breaker_consecutive_losses": 1000}), plan="roundtrip", wall=lambda: midnight - 1.0 + (time.monotonic() - t0),
+    running: list[float] = []
+
+    def wall() -> float:
+        return midnight - 1.0 + (time.monotonic() - running[0] if running else 0.0)
+
+    runner = session(tmp_path, config(**{"risk.breaker_consecutive_losses": 1000}), plan="roundtrip", wall=wall,
                      console=_alerts([receiver.url("/ok")], daily_summary_hour_utc=0))
 
     async def main() -> Any:
         task = asyncio.create_task(runner.run())
+        await until(lambda: "Trade opened: long" in _titles(receiver), what="the first trade alert")
+        running.append(time.monotonic())
         await until(lambda: {"Daily summary 2026-03-02 [live-t]"} <= set(_titles(receiver))
                     and any(t.startswith("Trade closed") for t in _titles(receiver)), what="trades and summary")
         (tmp_path / "kill.txt").write_text(json.dumps({"reason": "test", "flatten": False}))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +93,26 @@ def test_dashboard_rides_the_session_and_its_controls_act_and_are_journaled(tmp_
     assert controls(tmp_path)[-1]["flatten"] is False
 
 
+def _a_paused_start(tmp_path: Path, cfg: Any, run_id: str) -> list[tuple[str, Any]]:
+    """Run a session on the workspace's pause file: it starts paused and no
+    entry goes through (a strategy that ignores entries_blocked, so the
+    broker's refusal shows). Returns its control events' (source, paused_at)."""
+    runner = session(tmp_path, cfg, plan="roundtrip", run_id=run_id)
+
+    async def main() -> Any:
+        task = asyncio.create_task(runner.run())
+        await until(lambda: runner.counts["candles"] >= 3, what="trading")
+        assert runner.controls.paused
+        runner.request_stop(StopReason.SIGNAL, "test")
+        return await asyncio.wait_for(task, 30)
+
+    out = asyncio.run(main())
+    assert out.summary["position"]["qty"] == 0.0  # no entry while paused
+    refused = [e for e in events(tmp_path, run_id) if e["kind"] == "order"]
+    assert refused and all(e["status"] == "rejected" and e["reason"] == "paused" for e in refused)
+    return [(e["source"], e.get("paused_at")) for e in controls(tmp_path, run_id)]
+
+
 def test_a_pause_survives_a_restart_and_a_kill_file_carries_its_flatten_word(tmp_path: Path) -> None:
     cfg = config(**{"system.flatten_on_kill": False})
     first = session(tmp_path, cfg, plan="hold", run_id="live-a", store=tmp_path / "state.db")
@@ -107,24 +128,21 @@ def test_a_pause_survives_a_restart_and_a_kill_file_carries_its_flatten_word(tmp
     assert out1.reason is StopReason.KILL_SWITCH
     assert out1.summary["position"]["qty"] == 0.0  # the kill file's word beats flatten_on_kill=false
     assert (tmp_path / "pause.json").is_file() and not (tmp_path / "kill.txt").exists()
+    paused_at = json.loads((tmp_path / "pause.json").read_text())["paused_at"]
+    # The product's one time form (domain.isotime.ms_to_iso), as in kill.txt and the reports.
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", paused_at), paused_at
 
-    # A strategy that ignores entries_blocked, so the broker's refusal shows.
-    second = session(tmp_path, cfg, plan="roundtrip", run_id="live-b")
-
-    async def two() -> Any:
-        task = asyncio.create_task(second.run())
-        await until(lambda: second.counts["candles"] >= 3, what="trading")
-        assert second.controls.paused
-        second.request_stop(StopReason.SIGNAL, "test")
-        return await asyncio.wait_for(task, 30)
-
-    out2 = asyncio.run(two())
-    assert out2.summary["position"]["qty"] == 0.0  # no entry while paused
-    ev = events(tmp_path, "live-b")
-    assert [e["source"] for e in controls(tmp_path, "live-b")] == ["pause_file"]
-    refused = [e for e in ev if e["kind"] == "order"]
-    assert refused and all(e["status"] == "rejected" and e["reason"] == "paused" for e in refused)
+    assert _a_paused_start(tmp_path, cfg, "live-b") == [("pause_file", paused_at)]
     assert (tmp_path / "pause.json").is_file()  # still paused for the next start
+
+
+def test_a_pause_file_of_an_earlier_version_still_pauses(tmp_path: Path) -> None:
+    """Before the pause was written in the ``Z`` form, ``paused_at`` ended in
+    ``+00:00``; a user upgrading with such a file must still start paused."""
+    old = {"paused_at": "2026-03-01T10:00:00+00:00", "run_id": "live-old", "source": "dashboard", "pid": 1}
+    (tmp_path / "pause.json").write_text(json.dumps(old) + "\n")
+    assert _a_paused_start(tmp_path, config(), "live-t") == [("pause_file", old["paused_at"])]
+    assert json.loads((tmp_path / "pause.json").read_text()) == old  # left as it was
 
 
 def test_health_port_alone_serves_health_and_metrics_but_no_pages_or_controls(tmp_path: Path) -> None:

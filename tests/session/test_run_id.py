@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from laptop_agents.exit_codes import ExitCode
-from laptop_agents.workspace import RunIdError, Workspace, validate_run_id
+from laptop_agents.workspace import RunIdError, Workspace, new_run_id, validate_run_id
 from tests.session.helpers import FAST, PROJECT_ROOT, run, session_env
 
 
@@ -47,6 +47,23 @@ def test_new_run_dir_is_created_exclusively(tmp_path: Path) -> None:
     assert d.is_dir() and d == ws.runs_dir / "r1"
     with pytest.raises(RunIdError, match="already exists"):
         ws.new_run_dir("r1")
+
+
+def test_a_generated_run_id_is_kind_utc_second_and_label() -> None:
+    t = 1_699_920_000_000 + 3_723_999  # 2023-11-14 01:02:03.999 UTC: the second, not rounded up
+    run_id = new_run_id("backtest", "sma_cross", clock=lambda: t)
+    assert run_id == "backtest-20231114-010203-sma_cross"
+    assert validate_run_id(run_id) == run_id
+
+
+def test_claim_run_dir_numbers_the_ids_of_one_second(tmp_path: Path) -> None:
+    """Two backtests started in the same second never share a directory."""
+    ws = Workspace(tmp_path / "ws").ensure()
+    base = new_run_id("backtest", "default", clock=lambda: 0)
+    assert [ws.claim_run_dir(base) for _ in range(3)] == [base, f"{base}-2", f"{base}-3"]
+    assert all((ws.runs_dir / name).is_dir() for name in (base, f"{base}-2", f"{base}-3"))
+    (ws.runs_dir / f"{base}-4").mkdir()  # taken by another process a moment ago
+    assert ws.claim_run_dir(base) == f"{base}-5"
 
 
 def _one_error_line(err: str) -> str:

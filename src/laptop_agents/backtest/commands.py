@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import re
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +35,7 @@ from laptop_agents.logs import scrub
 from laptop_agents.report.console import print_summary
 from laptop_agents.sources.candle_files import CandleFileError, load_candles
 from laptop_agents.strategy import StrategyConfigError, build_strategy
-from laptop_agents.workspace import RunIdError
+from laptop_agents.workspace import RunIdError, new_run_id
 
 
 class _Fail(LaptopAgentsError):
@@ -112,7 +111,7 @@ def time_options(ctx: CommandContext) -> dict[str, str | None]:
     return {"time_column": getattr(ctx.args, "time_column", None), "time_unit": getattr(ctx.args, "time_unit", None)}
 
 
-def new_run_id(ctx: CommandContext, prefix: str, strategy: str) -> str:
+def claim_run_id(ctx: CommandContext, prefix: str, strategy: str) -> str:
     """``--run-id`` (checked) or ``<prefix>-<UTC time>-<strategy>``; its directory is
     created here, exclusively, so no earlier run's files are ever overwritten."""
     ws = ctx.workspace
@@ -123,18 +122,8 @@ def new_run_id(ctx: CommandContext, prefix: str, strategy: str) -> str:
         except RunIdError as exc:
             raise _Fail(ExitCode.CONFIG_ERROR, str(exc)) from None
         return str(given)
-    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     label = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(strategy).stem).strip(".-")[:40] or "strategy"
-    base = f"{prefix}-{stamp}-{label}"
-    run_id, k = base, 2
-    while True:
-        if not ws.run_dir(run_id).exists():
-            try:
-                ws.new_run_dir(run_id)
-                return run_id
-            except RunIdError:
-                pass  # another run took this name a moment ago
-        run_id, k = f"{base}-{k}", k + 1
+    return ws.claim_run_dir(new_run_id(prefix, label))
 
 
 def cmd_backtest(ctx: CommandContext) -> int:
@@ -146,7 +135,7 @@ def cmd_backtest(ctx: CommandContext) -> int:
         config, candles, funding, data_report, desc, file = load_data(ctx, ctx.config, err)
         if not candles:
             raise _Fail(ExitCode.BAD_INPUT, "no candles to backtest")
-        run_id = new_run_id(ctx, "backtest", label)
+        run_id = claim_run_id(ctx, "backtest", label)
         run_dir = ctx.workspace.run_dir(run_id)
         err.print(scrub(desc), markup=False, highlight=False, style="dim", soft_wrap=True)
         fields: dict[str, Any] = {"run_id": run_id, "source": desc}
@@ -191,7 +180,7 @@ def cmd_validate(ctx: CommandContext) -> int:
             raise _Fail(ExitCode.CONFIG_ERROR, f"bad --jobs {jobs}: must be >= 1")
         splits = getattr(args, "splits", None) or 4
         train_frac = getattr(args, "train_frac", None) or 0.7
-        run_id = new_run_id(ctx, "validate", label)
+        run_id = claim_run_id(ctx, "validate", label)
         run_dir = ctx.workspace.run_dir(run_id)
         spec = DataSpec(file=str(file.resolve()) if file else None, strict=bool(getattr(args, "strict", False)),
                         interval=config.trading.interval if file else None, **time_options(ctx))

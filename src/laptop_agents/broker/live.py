@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from laptop_agents.broker.fills import fill_reason
 from laptop_agents.broker.ledger import QTY_EPS
-from laptop_agents.broker.paper import DEFAULT_STARTING_EQUITY, PaperBroker
+from laptop_agents.broker.paper import DEFAULT_STARTING_EQUITY, PaperBroker, order_event
 from laptop_agents.broker.state import Position, WorkingOrder
 from laptop_agents.domain.events import OrderCancelled, OrderEvent, OrderExpired, Reconciled
 from laptop_agents.domain.models import CancelIntent, Candle, Instrument, OrderIntent, OrderType, Side
@@ -79,67 +79,20 @@ class LiveBroker(PaperBroker):
 
     # ------------------------------------------------------------------ intents
     def submit(self, intent: OrderIntent | CancelIntent, ts: int) -> None:
-        if isinstance(intent, CancelIntent):
-            self.cancel(intent.client_id, ts, intent.reason or "cancel")
+        """Check the intent as the paper broker does, then send instead of filling."""
+        taken = self._intake(intent, ts)
+        if taken is None:
             return
-        o = intent
-        cid = o.client_id
+        self._send(taken.order)
+        self.events.append(order_event(taken.intent, ts, "submitted", taken.note, taken.order.qty))
 
-        def order_event(status: str, reason: str, qty: float = o.qty) -> OrderEvent:
-            return OrderEvent(ts, cid, o.side, o.type, qty, o.price, o.stop, o.target, status, reason)
-
-        if cid in self.processed_ids:
-            self.events.append(order_event("duplicate", "client id already processed"))
-            return
-        self.processed_ids.add(cid)
-        self.new_ids.append(cid)
-        refusal = self._refusal(o, ts)
-        if isinstance(refusal, str):
-            self.events.append(order_event("rejected", refusal))
-            return
-        allowed, note = refusal
-        self.limits.order_times.append(ts)
-        expire = o.expire_ts if o.expire_ts is not None else ts + self._expiry_ms
-        wo = WorkingOrder(
-            cid, o.side, o.type, allowed, 0.0, o.price, o.stop, o.target, o.trailing,
-            o.reduce_only or allowed < o.qty - QTY_EPS, o.reason, ts, expire,
-        )  # fmt: skip
-        self._send(wo)
-        self.events.append(order_event("submitted", note, allowed))
-
-    def _refusal(self, o: OrderIntent, ts: int) -> str | tuple[float, str]:
-        """The paper broker's checks, in its order: why the order is refused,
-        or the quantity allowed and the note for the order event."""
-        if self.limits.rate_limited(ts):
-            return "max_orders_per_minute"
-        if self.mark is None:
-            return "no_price_yet"
-        if o.qty < self.instrument.min_qty - QTY_EPS:
-            return "min_qty"
-        touch = self.model.touch(o.side, self.tick, self.mark, self.mark_ts)
-        mkt = self.model.market_price(o.side, touch)
-        if o.type is OrderType.MARKET or o.price is None:
-            px = mkt
-        else:
-            px = min(mkt, o.price) if o.side is Side.BUY else max(mkt, o.price)
-        # What is already working counts against the limits too: two entries
-        # sent in one candle must not together break the position cap.
+    def _admit_new(self, o: OrderIntent, px: float) -> tuple[float, str]:
+        """What is already working counts against the limits too: two entries
+        sent in one candle must not together break the position cap. The
+        order is judged as if the working entries had filled."""
         pending = sum(w.qty * w.side.sign for w in self.orders.values() if not w.reduce_only)
-        allowed, why = self._admit(o.side, o.qty, px, o.reduce_only, pending)
-        if allowed <= QTY_EPS:
-            return why
-        if allowed < o.qty - QTY_EPS:
-            return allowed, f"clipped to close: {why}"
-        if not o.reduce_only and fill_reason(self.position_qty, o.side, o.qty) != "exit":
-            bad = self._bad_bracket(o, px)
-            if bad:
-                return bad
-        return allowed, o.reason
-
-    def _admit(self, side: Side, qty: float, price: float, reduce_only: bool, pending: float = 0.0) -> tuple[float, str]:
-        if not pending or reduce_only:
-            return super()._admit(side, qty, price, reduce_only)
-        # Judge the order as if the working entries had filled.
+        if not pending or o.reduce_only:
+            return self._admit(o.side, o.qty, px, o.reduce_only)
         ledger = self.ledger
         saved = ledger.position
         base = saved.qty if saved is not None else 0.0
@@ -147,9 +100,9 @@ class LiveBroker(PaperBroker):
             if saved is not None:
                 ledger.position = saved._replace(qty=base + pending)
             elif abs(pending) > QTY_EPS:
-                ledger.position = Position(pending, price, 0, "pending", None, None, False, 0.0, False,
+                ledger.position = Position(pending, px, 0, "pending", None, None, False, 0.0, False,
                                            abs(pending), 0.0, 0.0, 0.0, 0.0, 0.0)
-            return super()._admit(side, qty, price, reduce_only)
+            return self._admit(o.side, o.qty, px, o.reduce_only)
         finally:
             ledger.position = saved
 
@@ -200,13 +153,7 @@ class LiveBroker(PaperBroker):
         """Day roll, stop/target watch, expiry requests, trailing, the mark.
         No simulated fills and no simulated funding: the exchange does both."""
         ts = c.ts
-        if self.mark is None:
-            self._first_price(c)
-        breaker = self.breaker
-        if ts >= breaker.next_day_ts:  # type: ignore[operator]
-            reset = breaker.roll_day(ts, self.equity())
-            if reset is not None:
-                self.events.append(reset)
+        self._open_candle(c)
         pos = self.ledger.position
         if pos is not None:
             hit = self.model.bar_exit(pos, c)
@@ -214,13 +161,7 @@ class LiveBroker(PaperBroker):
                 self._request_exit(ts, hit[2])
         if self.orders:
             self.expire(ts)
-        pos = self.ledger.position
-        if pos is not None and pos.trailing and pos.risk > 0.0 and pos.stop is not None:
-            self.ledger.position = self.model.trail(pos, c.close)
-        self.mark = c.close
-        self.mark_ts = ts
-        self.volume = c.volume
-        self.liquidity_left = self.model.cap(c.volume)
+        self._close_candle(c)
 
     # ------------------------------------------------------------------ the exchange's word
     def apply(self, update: ExchangeUpdate) -> None:

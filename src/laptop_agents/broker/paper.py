@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from mypy_extensions import mypyc_attr
 
@@ -61,6 +61,23 @@ if TYPE_CHECKING:  # the broker depends on domain only; config sections are read
 # candle the store commits) without the named tuple's interpreted __new__:
 # tuple.__new__ with every field, in field order.
 _new_tuple = tuple.__new__
+
+
+class Intake(NamedTuple):
+    """An order that passed :meth:`PaperBroker._intake`: the intent, the order
+    as it will work (``qty`` is what the limits allow), the note for its order
+    event, the price it trades at now and the touch."""
+
+    intent: OrderIntent
+    order: WorkingOrder
+    note: str
+    price: float
+    touch: float
+
+
+def order_event(o: OrderIntent, ts: int, status: str, reason: str, qty: float) -> OrderEvent:
+    """The journal's record of what became of intent ``o`` (``qty``: the part concerned)."""
+    return OrderEvent(ts, o.client_id, o.side, o.type, qty, o.price, o.stop, o.target, status, reason)
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)  # the compiled core: LiveBroker derives from it in Python
@@ -242,64 +259,22 @@ class PaperBroker:
     # ------------------------------------------------------------------ intents
     def submit(self, intent: OrderIntent | CancelIntent, ts: int) -> None:
         """Accept a strategy intent at event time ``ts`` (the candle just closed)."""
-        if isinstance(intent, CancelIntent):
-            self.cancel(intent.client_id, ts, intent.reason or "cancel")
+        taken = self._intake(intent, ts)
+        if taken is None:
             return
-        o = intent
+        o, wo, note, px, touch = taken
         cid = o.client_id
-
-        def order_event(status: str, reason: str, qty: float = o.qty) -> OrderEvent:
-            return OrderEvent(ts, cid, o.side, o.type, qty, o.price, o.stop, o.target, status, reason)
-
-        if cid in self.processed_ids:
-            self.events.append(order_event("duplicate", "client id already processed"))
-            return
-        self.processed_ids.add(cid)
-        self.new_ids.append(cid)
-        if self.limits.rate_limited(ts):
-            self.events.append(order_event("rejected", "max_orders_per_minute"))
-            return
-        if self.mark is None:
-            self.events.append(order_event("rejected", "no_price_yet"))
-            return
-        if o.qty < self.instrument.min_qty - QTY_EPS:
-            self.events.append(order_event("rejected", "min_qty"))
-            return
-        model = self.model
-        touch = model.touch(o.side, self.tick, self.mark, self.mark_ts)
-        mkt = model.market_price(o.side, touch)
+        allowed = wo.qty
         marketable = o.type is OrderType.MARKET or (
             o.price is not None and (o.price >= touch if o.side is Side.BUY else o.price <= touch)
         )
-        if o.type is OrderType.MARKET or o.price is None:
-            px = mkt
-        else:  # a limit never trades worse than its price; resting, it is priced at its limit
-            px = min(mkt, o.price) if o.side is Side.BUY else max(mkt, o.price)
-        allowed, why = self._admit(o.side, o.qty, px, o.reduce_only)
-        if allowed <= QTY_EPS:
-            self.events.append(order_event("rejected", why))
-            return
-        if allowed < o.qty - QTY_EPS:
-            note = f"clipped to close: {why}"
-        else:
-            note = o.reason
-            if not o.reduce_only and fill_reason(self.position_qty, o.side, o.qty) != "exit":
-                bad = self._bad_bracket(o, px)
-                if bad:
-                    self.events.append(order_event("rejected", bad))
-                    return
-        self.limits.order_times.append(ts)
-        expire = o.expire_ts if o.expire_ts is not None else ts + self._expiry_ms
-        wo = WorkingOrder(
-            cid, o.side, o.type, allowed, 0.0, o.price, o.stop, o.target, o.trailing,
-            o.reduce_only or allowed < o.qty - QTY_EPS, o.reason, ts, expire,
-        )  # fmt: skip
         if not marketable:
-            self.events.append(order_event("working", note, allowed))
+            self.events.append(order_event(o, ts, "working", note, allowed))
             self.orders[cid] = wo
             self.orders_dirty = True
             return
-        self.events.append(order_event("accepted", note, allowed))
+        self.events.append(order_event(o, ts, "accepted", note, allowed))
+        model = self.model
         fill_qty = model.capped(allowed, self.liquidity_left, px)
         if fill_qty >= self.instrument.min_qty - QTY_EPS:
             reason = fill_reason(self.position_qty, o.side, fill_qty)
@@ -310,7 +285,71 @@ class PaperBroker:
             # The rest waits for the next candles' liquidity (a limit keeps its price).
             self.orders[cid] = wo
             self.orders_dirty = True
-            self.events.append(order_event("working", "partial_fill", wo.qty))
+            self.events.append(order_event(o, ts, "working", "partial_fill", wo.qty))
+
+    def _intake(self, intent: OrderIntent | CancelIntent, ts: int) -> Intake | None:
+        """What every broker does with an intent before it trades or sends it
+        (the live broker too, so both refuse the same orders for the same
+        reasons): a cancel goes to :meth:`cancel`; an order whose client id was
+        already processed is journaled as a duplicate (a replayed step must not
+        trade twice); then the checks, in this order: orders per minute, a price
+        to trade at, minimum size, the hard limits, the bracket. A refusal is
+        journaled here; None then, else the accepted order (its time counts
+        against the orders per minute from now on)."""
+        if isinstance(intent, CancelIntent):
+            self.cancel(intent.client_id, ts, intent.reason or "cancel")
+            return None
+        o = intent
+        cid = o.client_id
+        if cid in self.processed_ids:
+            self.events.append(order_event(o, ts, "duplicate", "client id already processed", o.qty))
+            return None
+        self.processed_ids.add(cid)
+        self.new_ids.append(cid)
+        refusal = self._refusal(o, ts)
+        if isinstance(refusal, str):
+            self.events.append(order_event(o, ts, "rejected", refusal, o.qty))
+            return None
+        allowed, note, px, touch = refusal
+        self.limits.order_times.append(ts)
+        expire = o.expire_ts if o.expire_ts is not None else ts + self._expiry_ms
+        wo = WorkingOrder(
+            cid, o.side, o.type, allowed, 0.0, o.price, o.stop, o.target, o.trailing,
+            o.reduce_only or allowed < o.qty - QTY_EPS, o.reason, ts, expire,
+        )  # fmt: skip
+        return Intake(o, wo, note, px, touch)
+
+    def _refusal(self, o: OrderIntent, ts: int) -> str | tuple[float, str, float, float]:
+        """Why the order is refused, or the quantity allowed, the note for the
+        order event, the price it trades at now and the touch (see :meth:`_intake`)."""
+        if self.limits.rate_limited(ts):
+            return "max_orders_per_minute"
+        if self.mark is None:
+            return "no_price_yet"
+        if o.qty < self.instrument.min_qty - QTY_EPS:
+            return "min_qty"
+        model = self.model
+        touch = model.touch(o.side, self.tick, self.mark, self.mark_ts)
+        mkt = model.market_price(o.side, touch)
+        if o.type is OrderType.MARKET or o.price is None:
+            px = mkt
+        else:  # a limit never trades worse than its price; resting, it is priced at its limit
+            px = min(mkt, o.price) if o.side is Side.BUY else max(mkt, o.price)
+        allowed, why = self._admit_new(o, px)
+        if allowed <= QTY_EPS:
+            return why
+        if allowed < o.qty - QTY_EPS:
+            return allowed, f"clipped to close: {why}", px, touch
+        if not o.reduce_only and fill_reason(self.position_qty, o.side, o.qty) != "exit":
+            bad = self._bad_bracket(o, px)
+            if bad:
+                return bad
+        return allowed, o.reason, px, touch
+
+    def _admit_new(self, o: OrderIntent, px: float) -> tuple[float, str]:
+        """How much of a new order the limits allow at ``px``, and why not all
+        (the live broker also counts the orders still working at the exchange)."""
+        return self._admit(o.side, o.qty, px, o.reduce_only)
 
     def _admit(self, side: Side, qty: float, price: float, reduce_only: bool) -> tuple[float, str]:
         blocked = self.entries_blocked()
@@ -357,13 +396,7 @@ class PaperBroker:
         """Everything the market did to the account during candle ``c``: day
         roll, funding, expiry, stops/targets, working-order fills, trailing."""
         ts = c.ts
-        if self.mark is None:
-            self._first_price(c)
-        breaker = self.breaker
-        if ts >= breaker.next_day_ts:  # type: ignore[operator]
-            reset = breaker.roll_day(ts, self.equity())
-            if reset is not None:
-                self.events.append(reset)
+        self._open_candle(c)
         if ts >= self.next_funding_ts:  # type: ignore[operator]
             self._funding(c)
         ledger = self.ledger
@@ -376,11 +409,30 @@ class PaperBroker:
             self.expire(ts)
             if self.orders:
                 self._fill_working(c)
+        self._close_candle(c)
+
+    def _open_candle(self, c: Candle) -> None:
+        """What every candle starts with (the live broker's too): the first
+        price, and the UTC day roll before anything is booked in the new day."""
+        ts = c.ts
+        if self.mark is None:
+            self._first_price(c)
+        breaker = self.breaker
+        if ts >= breaker.next_day_ts:  # type: ignore[operator]
+            reset = breaker.roll_day(ts, self.equity())
+            if reset is not None:
+                self.events.append(reset)
+
+    def _close_candle(self, c: Candle) -> None:
+        """What every candle ends with (the live broker's too): the trailing
+        stop follows the close, which becomes the mark; the close's volume is
+        the liquidity orders placed now may take."""
+        ledger = self.ledger
         pos = ledger.position
         if pos is not None and pos.trailing and pos.risk > 0.0 and pos.stop is not None:
             ledger.position = self.model.trail(pos, c.close)
         self.mark = c.close
-        self.mark_ts = ts
+        self.mark_ts = c.ts
         self.volume = c.volume
         self.liquidity_left = self.model.cap(c.volume)
 

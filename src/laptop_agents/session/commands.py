@@ -20,7 +20,6 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -57,11 +56,7 @@ from laptop_agents.store import (
 )
 from laptop_agents.store.journal import EventJournal
 from laptop_agents.strategy import build_strategy
-from laptop_agents.workspace import RunIdError, Workspace
-
-
-def new_run_id(prefix: str = "live") -> str:
-    return f"{prefix}-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+from laptop_agents.workspace import RunIdError, Workspace, new_run_id
 
 
 def _err(msg: str) -> None:
@@ -353,7 +348,7 @@ def cmd_run(ctx: CommandContext) -> int:
         interrupts.check()
         if took_over:
             ctx.log.warning("took over a stale workspace lock", extra={"fields": {"previous": took_over}})
-        run_id = getattr(ctx.args, "run_id", None) or new_run_id("live")
+        run_id = getattr(ctx.args, "run_id", None) or new_run_id("live", uuid.uuid4().hex[:6])
         run_dir = ws.run_dir(run_id)
 
         def build(engine: Engine) -> SessionSource:
@@ -386,7 +381,7 @@ def cmd_replay(ctx: CommandContext) -> int:
     console = console_options(ctx.config, live=False)
     if isinstance(console, int):
         return console
-    run_id = getattr(args, "run_id", None) or new_run_id("replay")
+    run_id = getattr(args, "run_id", None) or new_run_id("replay", uuid.uuid4().hex[:6])
     try:
         source = build_replay_source(ctx.config, path, strict=strict, time_column=getattr(args, "time_column", None),
                                      time_unit=getattr(args, "time_unit", None))

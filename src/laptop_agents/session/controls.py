@@ -25,20 +25,23 @@ from __future__ import annotations
 import json
 import logging
 import os
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Generic
 
 from laptop_agents.console.view import ControlRefused
+from laptop_agents.domain.isotime import ms_to_iso
 from laptop_agents.fileio import io_error_line, write_text_atomic
 from laptop_agents.session.parts import E
 from laptop_agents.session.state import SessionState
 from laptop_agents.session.step import CandleStep
 from laptop_agents.stop_reasons import StopReason
+from laptop_agents.wallclock import now_ms
 
 
 def read_pause(path: Path | None) -> dict[str, Any] | None:
-    """The pause record if the file exists (any content counts), else None."""
+    """The pause record if the file exists (any content counts), else None.
+    ``paused_at`` is shown and journaled as written: before it was written in
+    the ``Z`` form it ended in ``+00:00``, and such a file pauses all the same."""
     if path is None:
         return None
     try:
@@ -95,7 +98,7 @@ class SessionControls(Generic[E]):
         if self.paused:
             return
         path = self.pause_file
-        record = {"paused_at": datetime.now(UTC).isoformat(timespec="seconds"), "run_id": self.run_id,
+        record = {"paused_at": ms_to_iso(now_ms(), "seconds"), "run_id": self.run_id,
                   "source": source, "pid": os.getpid()}
         if path is not None:
             try:

@@ -29,7 +29,7 @@ from typing import Any, Literal
 from rich.console import Console
 from rich.table import Table
 
-from laptop_agents.backtest.commands import load_data, new_run_id, time_options
+from laptop_agents.backtest.commands import claim_run_id, load_data, time_options
 from laptop_agents.backtest.research.objective import METRICS, Objective, ObjectiveSpec
 from laptop_agents.backtest.research.overfit import Overfitting
 from laptop_agents.backtest.research.report import write_study_report
@@ -236,7 +236,7 @@ def cmd_optimize(ctx: CommandContext) -> int:
                                 data=(candles, funding), on_progress=progress.refresh)
         finally:
             progress.stop()
-        run_id = new_run_id(ctx, "optimize", _label(config))
+        run_id = claim_run_id(ctx, "optimize", _label(config))
         run_dir = ctx.workspace.run_dir(run_id)
         rows = leaderboard_rows(study)
         best = best_row(rows)

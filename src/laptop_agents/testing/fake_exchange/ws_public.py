@@ -22,18 +22,14 @@ from starlette.websockets import WebSocket
 from laptop_agents.domain.models import Candle
 from laptop_agents.exchange import protocol
 from laptop_agents.testing.fake_exchange.state import FakeExchange, WsConn
+from laptop_agents.testing.fake_exchange.ws_common import Socket, accept, dumps
 
-_COMPACT = (",", ":")
 _MALFORMED: tuple[Any, ...] = (
     "half",  # the real frame cut in half
     "<html><body>502 Bad Gateway</body></html>",
     '{"ch":"market_kline_1min","symbol":"BTCUSDT","ts":',
     b"\x00\xff\x80 not text",
 )
-
-
-def _dumps(obj: Any) -> str:
-    return json.dumps(obj, separators=_COMPACT)
 
 
 def kline_payload(ex: FakeExchange, channel: str, symbol: str, ts: int, c: Candle) -> dict[str, Any]:
@@ -54,7 +50,7 @@ def kline_payload(ex: FakeExchange, channel: str, symbol: str, ts: int, c: Candl
 
 def _bad_shape(ex: FakeExchange, payload: dict[str, Any], n: int) -> str:
     """Valid JSON of the wrong shape, a different flavour each time."""
-    p = json.loads(_dumps(payload))
+    p = json.loads(dumps(payload))
     variant = n % 7
     if variant == 0:
         p["data"] = [p["data"]["o"], p["data"]["c"]]
@@ -67,10 +63,10 @@ def _bad_shape(ex: FakeExchange, payload: dict[str, Any], n: int) -> str:
     elif variant == 4:
         del p["ts"]
     elif variant == 5:
-        return _dumps([1, 2, 3])
+        return dumps([1, 2, 3])
     else:
         p["data"]["l"] = ex.fmt(-1.0, "l")
-    return _dumps(p)
+    return dumps(p)
 
 
 class _Pusher:
@@ -98,7 +94,7 @@ class _Pusher:
         payloads.append(kline_payload(ex, channel, symbol, now, ex.candle_at(index, now)))
         frames: list[str | bytes] = []
         for payload in payloads:
-            text = _dumps(payload)
+            text = dumps(payload)
             fault = ex.faults.take_frame_fault()
             if fault == "malformed":
                 bad = _MALFORMED[self.malformed_n % len(_MALFORMED)]
@@ -119,7 +115,7 @@ class _Pusher:
                 frames.append(text)
             elif fault == "out_of_order" and index >= 2:
                 old = index - 2
-                frames.append(_dumps(kline_payload(ex, channel, symbol, market.open_ts(old + 1) - 1, market.candle(old))))
+                frames.append(dumps(kline_payload(ex, channel, symbol, market.open_ts(old + 1) - 1, market.candle(old))))
         return frames
 
     def ticker_frame(self, symbol: str, now: int) -> str:
@@ -127,7 +123,7 @@ class _Pusher:
         index = ex.market.index_at(now)
         last = ex.candle_at(index, now).close
         day_open, high, low, base_vol, quote_vol = ex.day_stats(index)
-        return _dumps({
+        return dumps({
             "ch": protocol.WS_CHANNEL_TICKER,
             "symbol": symbol,
             "ts": now,
@@ -147,7 +143,7 @@ class _Pusher:
         ex = self.ex
         rate, period_start, next_ts = ex.funding(now)
         last = ex.candle_at(ex.market.index_at(now), now).close
-        return _dumps({
+        return dumps({
             "ch": protocol.WS_CHANNEL_PRICE,
             "symbol": symbol,
             "ts": now,
@@ -177,107 +173,47 @@ class _Pusher:
         return out
 
 
-async def _send(ws: WebSocket, conn: WsConn, ex: FakeExchange, frame: str | bytes) -> None:
-    if isinstance(frame, bytes):
-        await ws.send_bytes(frame)
-    else:
-        await ws.send_text(frame)
-    conn.frames_sent += 1
-    ex.stats["ws_frames_sent"] += 1
+class PublicSocket(Socket):
+    """A public connection: subscriptions by channel and symbol, pushes every ``push_interval_s``."""
 
+    frames_stat = "ws_frames_sent"
 
-async def _reader(ws: WebSocket, conn: WsConn, ex: FakeExchange) -> None:
-    loop = asyncio.get_running_loop()
-    while True:
-        message = await ws.receive()
-        if message["type"] == "websocket.disconnect":
-            if conn.close_reason is None:
-                conn.close_reason = "client closed"
-            return
-        now = loop.time()
-        raw = message.get("text")
-        if raw is None:
-            raw = (message.get("bytes") or b"").decode("utf-8", "replace")
-        if not ex.note_client_message(conn, now):
-            conn.request_close(1008, f"more than {ex.config.max_client_msgs} messages per second")
-            return
-        try:
-            obj = json.loads(raw)
-        except ValueError:
-            continue
-        if not isinstance(obj, dict):
-            continue
-        op = obj.get("op")
-        if op == "ping":
-            ex.note_ping(conn, now)
-            if not ex.faults.pongs_silent(now):
-                await _send(ws, conn, ex, _dumps(protocol.pong_message(obj.get("ping"), int(ex.now_ms() // 1000))))
-        elif op in ("subscribe", "unsubscribe"):
-            ex.stats["ws_subscribes"] += 1
+    async def on_op(self, op: Any, obj: dict[str, Any]) -> bool:
+        if op in ("subscribe", "unsubscribe"):
+            self.ex.stats["ws_subscribes"] += 1
             args = obj.get("args")
             if not isinstance(args, list):
-                continue
+                return True
+            channels = self.conn.channels
             for arg in args:
                 if not isinstance(arg, dict) or not isinstance(arg.get("ch"), str):
                     continue
-                if op == "subscribe" and len(conn.channels) < protocol.WS_MAX_CHANNELS:
-                    conn.channels[arg["ch"]] = str(arg.get("symbol", ""))
+                if op == "subscribe" and len(channels) < protocol.WS_MAX_CHANNELS:
+                    channels[arg["ch"]] = str(arg.get("symbol", ""))
                 elif op == "unsubscribe":
-                    conn.channels.pop(arg["ch"], None)
+                    channels.pop(arg["ch"], None)
+        return True
 
+    async def sender(self) -> None:
+        ex = self.ex
+        loop = asyncio.get_running_loop()
+        pusher = _Pusher(ex)
+        while True:
+            await asyncio.sleep(ex.config.push_interval_s)
+            if ex.faults.silent(loop.time()):
+                continue
+            for frame in pusher.frames(self.conn):
+                await self.send(frame)
 
-async def _pusher(ws: WebSocket, conn: WsConn, ex: FakeExchange) -> None:
-    loop = asyncio.get_running_loop()
-    pusher = _Pusher(ex)
-    while True:
-        await asyncio.sleep(ex.config.push_interval_s)
-        if ex.faults.silent(loop.time()):
-            continue
-        for frame in pusher.frames(conn):
-            await _send(ws, conn, ex, frame)
-
-
-async def _ping_watch(conn: WsConn, ex: FakeExchange) -> None:
-    loop = asyncio.get_running_loop()
-    timeout = ex.config.ping_timeout_s
-    while True:
-        await asyncio.sleep(min(1.0, timeout / 4))
-        if loop.time() - conn.last_ping > timeout:
-            ex.stats["ws_ping_timeouts"] += 1
-            conn.request_close(1000, f"no ping for {timeout:g} s")
-            return
+    def closed(self) -> None:
+        self.ex.note_ping_gap(self.conn, asyncio.get_running_loop().time())  # the silence before the close counts too
+        self.ex.close_conn(self.conn)
 
 
 async def public_ws(ws: WebSocket) -> None:
     ex: FakeExchange = ws.app.state.exchange
-    if ex.faults.take_reject_connect():
-        ex.stats["ws_rejected"] += 1
-        await ws.close(code=1013)
-        return
-    await ws.accept()
-    loop = asyncio.get_running_loop()
-    conn = ex.open_conn(loop.time())
-    tasks = [
-        asyncio.create_task(_reader(ws, conn, ex)),
-        asyncio.create_task(_pusher(ws, conn, ex)),
-        asyncio.create_task(_ping_watch(conn, ex)),
-        asyncio.create_task(conn.close_request.wait()),
-    ]
-    try:
-        await _send(ws, conn, ex, _dumps(protocol.CONNECT_MESSAGE))
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    except Exception:  # the client vanished mid-send: nothing more to do for it
-        conn.close_reason = conn.close_reason or "send failed"
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        ex.note_ping_gap(conn, loop.time())  # the silence before the close counts too
-        ex.close_conn(conn)
-        try:
-            await ws.close(code=conn.close_code, reason=(conn.close_reason or "")[:100])
-        except Exception:  # already closed by the client
-            conn.close_reason = conn.close_reason or "closed by client"
+    if await accept(ws, ex):
+        await PublicSocket(ws, ex, ex.open_conn(asyncio.get_running_loop().time())).serve()
 
 
 def routes() -> list[WebSocketRoute]:
