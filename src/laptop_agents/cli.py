@@ -142,6 +142,7 @@ CONFIG_FLAGS: dict[str, str] = {
     "bitunix_private_ws_url": "trading.bitunix_private_ws_url",
     "reconcile_minutes": "trading.reconcile_minutes",
     "adopt": "trading.adopt",
+    "leverage": "trading.leverage",
     "warmup_bars": "trading.warmup_bars",
     "stale_timeout": "system.stale_timeout_s",
     "health_port": "system.health_port",
@@ -298,6 +299,9 @@ def add_trading_options(p: argparse.ArgumentParser, only: Collection[str] | None
                 "(and at start; default 5)")
     se.flag("--adopt", dest="adopt",
             help="live: take over a position found on the exchange that the books cannot explain (journaled)")
+    se.add("--leverage", dest="leverage", type=int, default=None, metavar="N",
+           help="live: set the exchange's leverage for the symbol to N at start (1..125; default: keep the "
+                "account's, refused above risk.max_leverage on isolated margin)")
     se.flag("--preflight", dest="preflight", help="run the preflight checks before starting (seed flag)")
     se.flag("--dashboard", dest="dashboard",
             help="serve the live web dashboard (with /health and /metrics) on 127.0.0.1 (seed flag)")

@@ -119,6 +119,9 @@ class TradingConfig(_Section):
     # whether an unexplained exchange position found at start is taken over.
     reconcile_minutes: float = Field(5.0, gt=0, le=1440)
     adopt: bool = False
+    # Live: the exchange leverage for the symbol, set at start when it differs
+    # (None: leave the account's setting as it is, checked against the limits).
+    leverage: int | None = Field(None, ge=1, le=125)
     warmup_bars: int = Field(200, ge=0, le=5000)
 
     @field_validator("symbol", mode="before")

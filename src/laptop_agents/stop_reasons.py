@@ -34,6 +34,10 @@ class StopReason(StrEnum):
     ORDER_UNRESOLVED = "order_unresolved"
     RECONCILE_MISMATCH = "reconcile_mismatch"
     FLATTEN_INCOMPLETE = "flatten_incomplete"
+    # Live: the exchange account is set up in a way the bot's limits cannot
+    # stand behind (leverage above risk.max_leverage on isolated margin), or
+    # the leverage asked for could not be set.
+    LIVE_GATE = "live_gate"
     CRASH = "crash"
 
 
@@ -53,6 +57,7 @@ EXIT_CODES: dict[StopReason, ExitCode] = {
     StopReason.ORDER_UNRESOLVED: ExitCode.ORDER_UNRESOLVED,
     StopReason.RECONCILE_MISMATCH: ExitCode.RECONCILE_MISMATCH,
     StopReason.FLATTEN_INCOMPLETE: ExitCode.FLATTEN_INCOMPLETE,
+    StopReason.LIVE_GATE: ExitCode.LIVE_NOT_ALLOWED,
     StopReason.CRASH: ExitCode.CRASH,
 }
 

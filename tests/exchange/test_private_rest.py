@@ -298,6 +298,26 @@ def test_a_timeout_before_acceptance_resolves_as_never_placed() -> None:
         assert fake.stats()["rest_requests"][pp.PATH_ORDER_DETAIL] == 3
 
 
+def test_a_timeout_on_a_refused_placement_is_recorded_and_resolves_as_never_placed() -> None:
+    """The fault is used up by whatever placement comes next, a refused one too: its reply is lost
+    like any other (the client cannot tell), and the exchange's record says the fault fired."""
+    with trading_fake() as fake:
+        fake.inject("place_timeout", seconds=1.0, accepted=True)
+
+        async def go() -> object:
+            async with private_client(fake, rest=dataclasses.replace(FAST_REST, timeout_s=0.3)) as c:
+                with pytest.raises(UnknownOutcome):  # far beyond the account's margin: refused, reply lost
+                    await c.place_order(OrderRequest.market(SYMBOL, "BUY", 1000.0, client_id="huge1"))
+                return await c.resolve_by_client_id("huge1", not_found_confirmations=3, interval_s=0.05)
+
+        assert run(go()) is NOT_PLACED
+        log = fake.order_log()
+        assert not [e for e in log if e["kind"] == "accepted"]
+        faults = [e for e in log if e["kind"] == "fault"]
+        assert len(faults) == 1 and faults[0]["fault"] == "place_timeout" and faults[0]["client_id"] == "huge1"
+        assert faults[0]["accepted"] is False and faults[0]["refused"]
+
+
 def test_resolution_gives_up_after_its_bound_and_names_the_order() -> None:
     with trading_fake() as fake:
 

@@ -50,6 +50,7 @@ from laptop_agents.domain.errors import LaptopAgentsError
 from laptop_agents.domain.models import OrderType, Side
 from laptop_agents.engine import Engine
 from laptop_agents.exchange import client_ids
+from laptop_agents.exchange import protocol_private as pp
 from laptop_agents.exchange.errors import (
     DuplicateClientIdError,
     ExchangeError,
@@ -118,6 +119,8 @@ class LiveExecution:
         run_id: str,
         adopt: bool = False,
         reconcile_s: float = 300.0,
+        leverage: int | None = None,
+        max_leverage: float | None = None,
         log: logging.Logger,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
@@ -129,6 +132,8 @@ class LiveExecution:
         self.run_id = run_id
         self.adopt = adopt
         self.reconcile_s = reconcile_s
+        self.leverage = leverage
+        self.max_leverage = max_leverage
         self.log = log
         self._sleep = sleep
         self.stats = ExecutionStats()
@@ -399,6 +404,41 @@ class LiveExecution:
             raise SessionFatal(StopReason.RECONCILE_MISMATCH,
                                f"the exchange differs from the books ({len(exc.lines)} difference(s)): "
                                + "; ".join(exc.lines)) from None
+        await self._check_leverage()
+
+    async def _check_leverage(self) -> None:
+        """The account's leverage and margin mode for the symbol, before the first order.
+
+        The books size and limit positions by notional over equity; on isolated
+        margin the exchange liquidates by its own leverage instead, so a 100x
+        isolated setting would liquidate a position long before the bot's
+        ``risk.max_leverage`` and stops expect. Such an account is refused (or
+        ``--leverage`` sets it); cross margin answers with the whole wallet, and
+        only the configured leverage, if any, is applied."""
+        client, symbol = self.client, self.symbol
+        try:
+            now = await client.leverage_margin_mode(symbol)
+            if self.leverage is not None and now.leverage != self.leverage:
+                before = now.leverage
+                await client.set_leverage(symbol, self.leverage)
+                now = await client.leverage_margin_mode(symbol)
+                if now.leverage != self.leverage:
+                    raise SessionFatal(StopReason.LIVE_GATE, f"leverage on {symbol}: asked {self.leverage}x, "
+                                                             f"the exchange still says {now.leverage}x")
+                await self.apply([], [], [("leverage_set", None, f"{symbol} leverage {before}x -> {now.leverage}x")])
+        except ExchangeError as exc:
+            what = f"set {self.leverage}x" if self.leverage is not None else "read"
+            hint = " (the exchange refuses a change while orders are open: cancel them first)" \
+                if exc.code == pp.CODE_OPEN_ORDERS_BLOCK_CHANGE else ""
+            raise SessionFatal(StopReason.LIVE_GATE, f"leverage on {symbol}: could not {what}: {exc}{hint}") from None
+        mode = str(now.margin_mode).upper()
+        self.log.info("exchange account: %s leverage %dx, %s margin", symbol, now.leverage, mode.lower())
+        if mode.startswith("ISOLAT") and self.max_leverage is not None and now.leverage > self.max_leverage:
+            raise SessionFatal(StopReason.LIVE_GATE,
+                               f"the exchange leverage for {symbol} is {now.leverage}x on isolated margin, above "
+                               f"risk.max_leverage {self.max_leverage:g}: a position would be liquidated before the "
+                               f"bot's limits and stops expect; pass --leverage {int(self.max_leverage)} "
+                               f"(or lower) or change it on the exchange")
 
     async def reconcile(self, *, startup: bool) -> None:
         """Exchange vs books. Explained differences are booked and journaled;
@@ -571,4 +611,5 @@ def build_execution(config: Any, engine: Engine, store: Any, *, run_id: str, log
     client = BitunixPrivateClient(creds, t.bitunix_rest_url)
     ws = BitunixPrivateWsClient(creds, t.bitunix_private_ws_url)
     return LiveExecution(engine, store, client, ws, symbol=engine.instrument.symbol, run_id=run_id,
-                         adopt=t.adopt, reconcile_s=t.reconcile_minutes * 60.0, log=log)
+                         adopt=t.adopt, reconcile_s=t.reconcile_minutes * 60.0, leverage=t.leverage,
+                         max_leverage=config.risk.max_leverage, log=log)

@@ -133,6 +133,10 @@ async def place_order(ex: FakeExchange, book: TradingBook, acct: FAccount, call:
     except OrderRefused as exc:
         book.stats["orders_rejected"] += 1
         book.record("rejected", uid, client_id=call.b("clientId"), code=exc.code, reason=exc.msg)
+        if timeout is not None:  # the fault is used up here too: the refusal's reply is the one lost
+            book.record("fault", uid, fault="place_timeout", accepted=False, refused=exc.code,
+                        client_id=call.b("clientId"))
+            await asyncio.sleep(timeout.seconds)
         raise
     if timeout is not None:
         book.record("fault", uid, fault="place_timeout", accepted=True, order_id=order.order_id,
