@@ -193,8 +193,12 @@ def _kill9_in_flight(rec: FaultRecord, planned: PlannedFault, run: DrillRun, dis
     deadline = time.time() + ORDER_WAIT_S
     held: dict[str, Any] | None = None
     while held is None and time.time() < deadline:
-        held = next((e for e in fake.order_log()[seen:] if e["kind"] == "fault" and e.get("fault") == "place_timeout"),
-                    None)
+        log = fake.order_log()
+        held = next((e for e in log[seen:] if e["kind"] == "fault" and e.get("fault") == "place_timeout"), None)
+        if held is not None and not held.get("accepted"):
+            # a placement the exchange refused used the fault up: nothing is in flight; wait for the next one
+            seen, held = len(log), None
+            fake.inject(Fault("place_timeout", seconds=IN_FLIGHT_HOLD_S))
         if held is None:
             time.sleep(0.02)
     if held is None:
