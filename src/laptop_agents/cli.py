@@ -467,7 +467,8 @@ def _add_subcommand_options(name: str, p: argparse.ArgumentParser) -> None:
         p.add_argument("--faults", dest="drill_faults", default=None, metavar="KINDS",
                        help="fault kinds to play: all (default), none, or a comma list")
         p.add_argument("--live-fake", dest="live_fake", action="store_true",
-                       help="trade on the fake's private side (not wired into the drill yet: refused)")
+                       help="the sessions trade live (--execution-mode live) on the fake's private side; adds the "
+                            "live fault kinds and checks the exchange's order log against the books")
     if name == "fetch-candles":
         p.add_argument("--symbol", default=None)
         p.add_argument("--interval", default=None)

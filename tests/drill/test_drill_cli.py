@@ -19,8 +19,11 @@ def _drill(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.parametrize(("args", "code", "text"), [
-    # Exit 11 is retired (live execution exists); the drill does not drive it yet: a refused flag, exit 2.
-    (["--live-fake"], ExitCode.CONFIG_ERROR, "--live-fake: the drill does not drive live execution yet"),
+    # Live faults need live execution: --live-fake.
+    (["--faults", "kill9,place_timeout"], ExitCode.CONFIG_ERROR,
+     "fault kind 'place_timeout' in --faults needs --live-fake"),
+    (["--live-fake", "--faults", "kill9,meteor"], ExitCode.CONFIG_ERROR,
+     "unknown fault kind 'meteor' in --faults: allowed are all, none, socket_drop"),
     (["--quick", "--soak"], ExitCode.CONFIG_ERROR, "--quick and --soak exclude each other"),
     (["--faults", "kill9,meteor"], ExitCode.CONFIG_ERROR, "unknown fault kind 'meteor' in --faults: allowed are"),
     (["--days", "0"], ExitCode.CONFIG_ERROR, "--days must be between 0.02 and 400"),

@@ -11,6 +11,7 @@ from laptop_agents.testing.drill.plan import (
     DAY_MS,
     DEFAULTS,
     KIND_NAMES,
+    LIVE_KIND_NAMES,
     PROCESS_KINDS,
     DrillPlan,
     DrillPlanError,
@@ -69,6 +70,21 @@ def test_fault_kinds_option() -> None:
     assert parse_kinds("kill9, hang,kill9") == ("kill9", "hang")
     with pytest.raises(DrillPlanError, match="unknown fault kind 'reboot'.*allowed are all, none, socket_drop"):
         parse_kinds("kill9,reboot")
+
+
+def test_live_kinds_are_played_only_with_live_fake() -> None:
+    assert parse_kinds(None, live=True) == KIND_NAMES + LIVE_KIND_NAMES == parse_kinds("all", live=True)
+    assert {"private_ws_drop", "place_5xx", "place_timeout", "delayed_fills", "kill9_in_flight"} <= set(LIVE_KIND_NAMES)
+    assert parse_kinds("kill9,place_5xx", live=True) == ("kill9", "place_5xx")
+    with pytest.raises(DrillPlanError, match="fault kind 'place_5xx' in --faults needs --live-fake"):
+        parse_kinds("kill9,place_5xx")
+    with pytest.raises(DrillPlanError, match="unknown fault kind 'reboot'.*allowed are .*kill9_in_flight"):
+        parse_kinds("reboot", live=True)
+    with pytest.raises(DrillPlanError, match="needs --live-fake"):
+        DrillPlan("drill", 1.0, 720.0, kinds=("delayed_fills",))
+    plan = DrillPlan("drill", *DEFAULTS["quick"], kinds=parse_kinds(None, live=True), live=True)
+    kinds = [f.kind for f in schedule(plan, START)]
+    assert set(kinds) == set(KIND_NAMES) | set(LIVE_KIND_NAMES) and "kill9_in_flight" in PROCESS_KINDS
 
 
 @pytest.mark.parametrize(("days", "speed", "match"), [

@@ -240,6 +240,26 @@ def test_reads_are_retried_but_a_placement_is_sent_once() -> None:
         assert not [e for e in fake.order_log() if e["kind"] == "accepted"]
 
 
+def test_armed_counts_what_a_queued_fault_will_still_hit() -> None:
+    """The drill waits on it: a placement fault stays armed until a placement comes."""
+    with trading_fake() as fake:
+        assert fake.armed("place_timeout") == 0
+        fake.inject("place_timeout", seconds=0.1)
+        fake.inject("http_status", status=502, count=2, path=pp.PATH_PLACE_ORDER)
+        fake.inject("delay_fills", seconds=0.1, count=3)
+        assert (fake.armed("place_timeout"), fake.armed("http_status"), fake.armed("delay_fills")) == (1, 2, 3)
+
+        async def go() -> None:
+            async with private_client(fake) as c:
+                with pytest.raises(UnknownOutcome):
+                    await c.place_order(OrderRequest.market(SYMBOL, "BUY", 0.001, client_id="arm1"))
+
+        run(go())
+        assert fake.armed("http_status") == 1 and fake.armed("place_timeout") == 1  # the 502 came first
+        fake.clear_faults()
+        assert fake.armed("http_status") == fake.armed("delay_fills") == 0
+
+
 def test_a_timeout_after_acceptance_resolves_as_placed_and_is_never_doubled() -> None:
     with trading_fake() as fake:
         fake.inject("place_timeout", seconds=1.5, accepted=True)

@@ -23,6 +23,7 @@ from typing import Any
 
 from laptop_agents.domain.errors import LaptopAgentsError
 from laptop_agents.exchange import protocol
+from laptop_agents.exchange import protocol_private as pp
 from laptop_agents.testing.drill.plan import BY_NAME, PlannedFault
 from laptop_agents.testing.drill.runs import DrillRun, _alive, wait_dead
 from laptop_agents.testing.fake_exchange import Fault
@@ -31,6 +32,9 @@ SILENCE_S = 24.0  # longer than the websocket client's 20 s idle timeout
 GAP_S = 1.5
 REST_GAP_S = 0.6  # a short gap whose REST backfill meets the armed REST fault
 DISK_WAIT_S = 20.0
+PLACE_TIMEOUT_S = 11.0  # the private REST client gives up after 10 s
+IN_FLIGHT_HOLD_S = 6.0
+ORDER_WAIT_S = 90.0  # how long kill9_in_flight waits for the strategy's next order
 
 
 @dataclass
@@ -106,6 +110,31 @@ def _exchange(*faults: Fault) -> Callable[[FaultRecord, PlannedFault, DrillRun, 
     return act
 
 
+def _queued(fault: Fault, hold_s: float) -> Callable[[FaultRecord, PlannedFault, DrillRun, DiskFill], None]:
+    """A fault the exchange keeps armed until the next order (or fill) comes:
+    wait until it was consumed, so that what the bot did about it falls in
+    its window; an order that never comes is said, and the fault disarmed."""
+    def act(rec: FaultRecord, planned: PlannedFault, run: DrillRun, disk: DiskFill) -> None:
+        fake = run.fake
+        if fake is None:
+            raise _NotInjected("the fake exchange is not running")
+        before = fake.armed(fault.kind)  # left over by an earlier fault, if any
+        fake.inject(fault)
+        rec.params = {"faults": [_fault_params(fault)]}
+        deadline = time.time() + ORDER_WAIT_S
+        while fake.armed(fault.kind) >= before + fault.count and time.time() < deadline:
+            time.sleep(0.02)
+        if fake.armed(fault.kind) >= before + fault.count:
+            fake.clear_faults()
+            raise _NotInjected(f"armed, but the strategy placed no order (or had no fill) within {ORDER_WAIT_S:g} s")
+        rec.notes["hit_after_s"] = round(time.time() - (rec.at_wall or time.time()), 2)
+        while fake.armed(fault.kind) > before and time.time() < deadline:
+            time.sleep(0.02)
+        rec.effect_until_wall = time.time() + hold_s
+
+    return act
+
+
 def _fault_params(f: Fault) -> dict[str, Any]:
     out = {"kind": f.kind}
     for key in ("count", "seconds", "status", "retry_after", "path", "market_s"):
@@ -147,6 +176,40 @@ def _hang(rec: FaultRecord, planned: PlannedFault, run: DrillRun, disk: DiskFill
     if not dead:
         os.kill(pid, signal.SIGCONT)  # give it back rather than leave a frozen process behind
         rec.notes["watchdog"] = "did not notice the hang within 60 s"
+
+
+def _kill9_in_flight(rec: FaultRecord, planned: PlannedFault, run: DrillRun, disk: DiskFill) -> None:
+    """Hold the next placement's reply and its pushes at the exchange,
+    wait until the exchange has accepted that order, then kill -9 the
+    session: it dies with a ``committed`` row whose order is at the exchange."""
+    fake = run.fake
+    if fake is None:
+        raise _NotInjected("the fake exchange is not running")
+    _live_pid(run)
+    seen = len(fake.order_log())
+    fake.inject(Fault("place_timeout", seconds=IN_FLIGHT_HOLD_S))
+    # its acceptance push held too (and its fill pushes behind it): the bot can hear of it only by asking
+    fake.inject(Fault("delay_pushes", seconds=IN_FLIGHT_HOLD_S, count=1))
+    deadline = time.time() + ORDER_WAIT_S
+    held: dict[str, Any] | None = None
+    while held is None and time.time() < deadline:
+        log = fake.order_log()
+        held = next((e for e in log[seen:] if e["kind"] == "fault" and e.get("fault") == "place_timeout"), None)
+        if held is not None and not held.get("accepted"):
+            # a placement the exchange refused used the fault up: nothing is in flight; wait for the next one
+            seen, held = len(log), None
+            fake.inject(Fault("place_timeout", seconds=IN_FLIGHT_HOLD_S))
+        if held is None:
+            time.sleep(0.02)
+    if held is None:
+        fake.clear_faults()  # disarm what no order consumed, so that it does not hit a later fault's window
+        raise _NotInjected(f"the strategy placed no order within {ORDER_WAIT_S:g} s")
+    rec.params = {"faults": [{"kind": "place_timeout", "seconds": IN_FLIGHT_HOLD_S},
+                             {"kind": "delay_pushes", "seconds": IN_FLIGHT_HOLD_S}],
+                  "order_accepted": bool(held.get("accepted")), "signal": "SIGKILL"}
+    rec.notes["order_in_flight"] = held.get("client_id")
+    rec.at_wall = time.time()
+    _kill9(rec, planned, run, disk)
 
 
 def _run_dir_of(run: DrillRun, pid: int) -> Path | None:
@@ -256,4 +319,10 @@ _ACTIONS: dict[str, Callable[[FaultRecord, PlannedFault, DrillRun, DiskFill], An
     "full_disk": _full_disk,
     "corrupt_journal": _corrupt_journal,
     "torn_wal": _torn_wal,
+    # live (--live-fake)
+    "private_ws_drop": _exchange(Fault("private_disconnect", close_code=1011)),
+    "place_5xx": _queued(Fault("http_status", status=502, count=1, path=pp.PATH_PLACE_ORDER), 2.0),
+    "place_timeout": _queued(Fault("place_timeout", seconds=PLACE_TIMEOUT_S), PLACE_TIMEOUT_S),
+    "delayed_fills": _queued(Fault("delay_fills", seconds=4.0, count=2), 4.0),
+    "kill9_in_flight": _kill9_in_flight,
 }

@@ -1,4 +1,5 @@
-"""``laptop-agents drill``: the chaos drill (``--quick``: a day) and the soak (``--soak --days N``).
+"""``laptop-agents drill``: the chaos drill (``--quick``: a day) and the soak (``--soak --days N``),
+paper by default, live on the fake exchange's private side with ``--live-fake``.
 
 Exit 0 only when every invariant holds; ``DRILL_FAILED`` naming the broken
 ones otherwise. Its workspaces, logs and scorecard stay in
@@ -31,10 +32,6 @@ def _terminated(signum: int, frame: FrameType | None) -> None:
 
 def cmd_drill(ctx: CommandContext) -> int:
     args = ctx.args
-    if getattr(args, "live_fake", False):
-        _err("laptop-agents drill --live-fake: the drill does not drive live execution yet; it runs paper "
-             "sessions against the fake exchange only (drop --live-fake)")
-        return ExitCode.CONFIG_ERROR
     if os.name != "posix":
         _err("laptop-agents drill: needs POSIX signals (kill -9, SIGSTOP) and is not available on this system")
         return ExitCode.CONFIG_ERROR
@@ -42,6 +39,7 @@ def cmd_drill(ctx: CommandContext) -> int:
     if quick and soak:
         _err("laptop-agents drill: --quick and --soak exclude each other (--soak --days 1 is a one-day soak)")
         return ExitCode.CONFIG_ERROR
+    live = bool(getattr(args, "live_fake", False))
     preset = "soak" if soak else "quick" if quick else "drill"
     days, speed = DEFAULTS[preset]
     try:
@@ -50,7 +48,8 @@ def cmd_drill(ctx: CommandContext) -> int:
             days=float(args.drill_days) if getattr(args, "drill_days", None) is not None else days,
             speed=float(args.drill_speed) if getattr(args, "drill_speed", None) is not None else speed,
             seed=int(args.drill_seed) if getattr(args, "drill_seed", None) is not None else 7,
-            kinds=parse_kinds(getattr(args, "drill_faults", None)),
+            kinds=parse_kinds(getattr(args, "drill_faults", None), live=live),
+            live=live,
         )
     except DrillPlanError as exc:
         _err(f"laptop-agents drill: {exc}")

@@ -20,10 +20,12 @@ from laptop_agents.domain.models import Candle
 from laptop_agents.testing.drill import invariants as inv
 from laptop_agents.testing.drill.actions import DiskFill, FaultRecord, inject
 from laptop_agents.testing.drill.evidence import read_logs, read_runs, read_store, routing
+from laptop_agents.testing.drill.live_books import BooksComparison, compare_books
 from laptop_agents.testing.drill.outcomes import observe
 from laptop_agents.testing.drill.plan import BY_NAME, DAY_MS, DrillPlan, PlannedFault, schedule, window
 from laptop_agents.testing.drill.replay import replay
 from laptop_agents.testing.drill.runs import FUNDING_RATE, DrillRun
+from laptop_agents.testing.fake_exchange import DEFAULT_ACCOUNT
 
 TMPFS_BYTES = 256 << 20
 RECOVER_TIMEOUT_S = 120.0
@@ -41,6 +43,7 @@ class DrillOutcome:
     ended_wall: float
     window: tuple[int, int]
     machine: dict[str, Any] = field(default_factory=dict)
+    not_applicable: dict[str, str] = field(default_factory=dict)  # invariant -> why it is not checked
 
     @property
     def ok(self) -> bool:
@@ -239,11 +242,14 @@ class Drill:
             rt = routing(logs, store.last_candle_ts, step, late_limit_ms=late_limit,
                          blind_walls=disk_walls if run.name == "faulted" else ())
             rp = None
-            if rt.first_ts is not None and store.last_candle_ts is not None:
+            if not plan.live and rt.first_ts is not None and store.last_candle_ts is not None:
                 rp = replay(config, candle_at, rt.routes, set(rt.blind), rt.first_ts, store.last_candle_ts, step,
                             funding_rate=FUNDING_RATE, ledger=store.fills)
-            evidence[run.name] = inv.RunEvidence(run.name, store, rt, read_runs(ws), rp, list(run.samples), end_ts)
+            books = self._books(run, store) if plan.live else None
+            evidence[run.name] = inv.RunEvidence(run.name, store, rt, read_runs(ws), rp, list(run.samples), end_ts,
+                                                 books)
         observe(records, faulted_logs, self.stop_wall or ended)
+        in_flight_outcomes(records, evidence["faulted"].books)
         ev = list(evidence.values())
         checks = [
             inv.reached_end(ev),
@@ -252,15 +258,46 @@ class Drill:
             inv.candles_true(ev, candle_at, late_limit),
             inv.fills_not_doubled(ev),
             inv.fills_not_lost(ev),
-            inv.ledger_matches_replay(ev),
         ]
+        if plan.live:
+            checks += [inv.exchange_orders_once(ev), inv.exchange_fills_once(ev), inv.position_matches_exchange(ev),
+                       inv.live_orders_resolved(ev)]
+        else:
+            checks.append(inv.ledger_matches_replay(ev))
         if "baseline" in evidence:
-            checks.append(inv.matches_baseline(evidence["faulted"], evidence["baseline"]))
+            checks.append(inv.matches_baseline(evidence["faulted"], evidence["baseline"], live=plan.live))
         checks.append(inv.faults_survived(records))
         watched = evidence["baseline"] if "baseline" in evidence else evidence["faulted"]
         checks.extend(inv.resources(watched.name, watched.samples, soak=plan.mode == "soak"))
         return DrillOutcome(plan, self.root, records, checks, evidence, started, ended, win,
-                            machine_info(self.load))
+                            machine_info(self.load), dict(inv.NOT_IN_LIVE) if plan.live else {})
+
+    @staticmethod
+    def _books(run: DrillRun, store: Any) -> BooksComparison | None:
+        """The run's exchange's own record (its order log and positions) against its books."""
+        if run.fake is None:
+            return None
+        return compare_books(run.fake.order_log(), run.fake.positions(), store.live_orders, store.fills,
+                             account=DEFAULT_ACCOUNT.uid)
+
+
+def in_flight_outcomes(records: list[FaultRecord], books: BooksComparison | None) -> None:
+    """What became of each order a ``kill9_in_flight`` caught between the bot
+    and the exchange: its row at the end, and how often the exchange accepted it."""
+    if books is None:
+        return
+    for rec in records:
+        cid = rec.notes.get("order_in_flight")
+        if not rec.injected or not cid:
+            continue
+        row = books.rows.get(str(cid))
+        accepted = books.accepted.get(str(cid), 0)
+        rec.notes["in_flight_after"] = {"row_state": row.get("state") if row else None,
+                                        "row_status": row.get("status") if row else None,
+                                        "exchange_accepted": accepted}
+        rec.outcome += (f"; the restart settled it by client id: row {row.get('state')} "
+                        f"({(row.get('status') or '').lower() or 'no status'}), accepted {accepted}x by the exchange"
+                        if row is not None else "; the books have no row for it")
 
 
 def machine_info(load: list[float]) -> dict[str, Any]:

@@ -28,7 +28,7 @@ import io
 import json
 import sqlite3
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -202,6 +202,7 @@ class StoreView:
     fills: list[dict[str, Any]] = field(default_factory=list)
     trades: list[dict[str, Any]] = field(default_factory=list)
     processed_ids: set[str] = field(default_factory=set)
+    live_orders: list[dict[str, Any]] = field(default_factory=list)
 
 
 def read_store(path: Path) -> StoreView:
@@ -222,7 +223,7 @@ def read_store(path: Path) -> StoreView:
         return StoreView(path, False, f"{type(exc).__name__}: {str(exc).splitlines()[0]}", integrity)
     try:
         return StoreView(path, True, None, integrity, store.last_candle_ts(), store.fills(), store.trades(),
-                         store.processed_ids())
+                         store.processed_ids(), [asdict(o) for o in store.live_orders()])
     finally:
         store.close()
 

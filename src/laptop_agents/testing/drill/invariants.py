@@ -20,6 +20,15 @@ measured allowance, and the only one:
   them, and the final position, when no candle was routed differently);
   the differences after it are measured and listed, and by the replay
   invariant they come from that routing alone.
+
+Live (``--live-fake``): a fill is the exchange's, made by its matching at the
+price and time the order reached it, so neither the replay (it models the
+paper broker) nor the baseline's fills are a reference any more; the
+exchange's own record is (:mod:`.live_books`): ``exchange_orders_once``,
+``exchange_fills_once``, ``position_matches_exchange`` and
+``live_orders_resolved``. ``ledger_matches_replay`` is listed as not
+applicable (``NOT_IN_LIVE``) and ``matches_baseline`` compares the candles
+processed only.
 """
 
 from __future__ import annotations
@@ -33,6 +42,7 @@ from typing import Any
 from laptop_agents.domain.models import Candle
 from laptop_agents.testing.drill.actions import FaultRecord
 from laptop_agents.testing.drill.evidence import Routing, RunFiles, StoreView
+from laptop_agents.testing.drill.live_books import BooksComparison
 from laptop_agents.testing.drill.replay import FILL_KEYS, TRADE_KEYS, Replayed, key_of
 from laptop_agents.testing.drill.runs import Sample
 
@@ -66,6 +76,7 @@ class RunEvidence:
     replay: Replayed | None
     samples: list[Sample]
     end_ts: int
+    books: BooksComparison | None = None  # live: the exchange's record against the books
 
     @property
     def position_qty(self) -> float:
@@ -236,10 +247,11 @@ def _last_summary_position(r: RunEvidence) -> float | None:
     return None
 
 
-def matches_baseline(faulted: RunEvidence, base: RunEvidence) -> Check:
+def matches_baseline(faulted: RunEvidence, base: RunEvidence, *, live: bool = False) -> Check:
     fr, br = faulted.routing, base.routing
+    definition = _BASELINE_LIVE_DEF if live else _BASELINE_DEF
     if fr.first_ts is None or br.first_ts is None:
-        return Check("matches_baseline", False, _BASELINE_DEF, "a run processed no candle")
+        return Check("matches_baseline", False, definition, "a run processed no candle")
     lo = max(fr.first_ts, br.first_ts)
     hi = min(fr.last_ts or 0, br.last_ts or 0)
     step = 60_000
@@ -269,6 +281,11 @@ def matches_baseline(faulted: RunEvidence, base: RunEvidence) -> Check:
     problems = []
     if only_f:
         problems.append(f"{len(only_f)} candle(s) processed by one run only (first {only_f[0]})")
+    if live:
+        detail = (f"the same {len(common)} candles processed; fills, trades and positions measured, not compared "
+                  f"(live fills are the exchange's, at its price and time): {same} of {len(b_trades)} baseline "
+                  f"trades identical, same position on {same_pos:.0%} of the candles")
+        return Check("matches_baseline", not problems, definition, "; ".join(problems) or detail, measured)
     if fk != bk:
         i = next((i for i, (a, b) in enumerate(zip(fk, bk, strict=False)) if a != b), min(len(fk), len(bk)))
         problems.append(f"fills differ before any candle was routed differently, at #{i + 1}")
@@ -292,7 +309,8 @@ def _same_position_share(f_fills: Sequence[dict[str, Any]], b_fills: Sequence[di
     def deltas(fills: Sequence[dict[str, Any]]) -> dict[int, float]:
         out: dict[int, float] = {}
         for f in fills:
-            out[f["ts"]] = out.get(f["ts"], 0.0) + (f["qty"] if f["side"] == "BUY" else -f["qty"])
+            t = f["ts"] - f["ts"] % step  # a live fill is at the exchange's time, inside its candle
+            out[t] = out.get(t, 0.0) + (f["qty"] if f["side"] == "BUY" else -f["qty"])
         return out
 
     fd, bd = deltas(f_fills), deltas(b_fills)
@@ -311,6 +329,90 @@ _BASELINE_DEF = ("the faulted and the fault-free run processed the same candles;
                  "the first candle one of them warmed (it came late) and the other traded, and all fills, trades "
                  "and the final position are identical if there is none; later differences are listed and come "
                  "from that routing alone (see ledger_matches_replay)")
+
+
+_BASELINE_LIVE_DEF = ("live: the faulted and the fault-free run processed the same candles. Their fills, trades "
+                      "and positions are not required to be identical: a live fill is the exchange's, at the price "
+                      "and time its matching gave the order when it arrived, and every fault moves that time; "
+                      "that nothing was lost or doubled is checked against the exchange's own record instead "
+                      "(exchange_orders_once, exchange_fills_once, position_matches_exchange)")
+
+# Paper invariants that do not hold in live mode, and why (printed in the scorecard).
+NOT_IN_LIVE: dict[str, str] = {
+    "ledger_matches_replay": "the replay runs the paper broker's fill model; live fills come from the exchange's "
+                             "matching, at its price and time, so they cannot be replayed from the candles -- "
+                             "the exchange's own order log is the reference instead (exchange_fills_once)",
+}
+
+
+def _books(runs: Sequence[RunEvidence]) -> list[tuple[RunEvidence, BooksComparison | None]]:
+    return [(r, r.books) for r in runs]
+
+
+def exchange_orders_once(runs: Sequence[RunEvidence]) -> Check:
+    problems: list[str] = []
+    measured: dict[str, Any] = {}
+    for r, b in _books(runs):
+        if b is None:
+            problems.append(f"{r.name}: the exchange's record was not read")
+            continue
+        measured[r.name] = {"exchange_orders": b.orders, "rows": len(b.rows), "doubled": len(b.doubled_orders),
+                            "unknown": len(b.unknown_orders)}
+        problems += [f"{r.name}: {p}" for p in b.order_problems()]
+    return Check("exchange_orders_once", not problems,
+                 "every order in the exchange's order log carries the client id of one live_orders row of the "
+                 "books, no client id was accepted twice and no intent became two exchange orders (0 doubled, "
+                 "0 unknown orders)", "; ".join(problems) or "ok", measured)
+
+
+def exchange_fills_once(runs: Sequence[RunEvidence]) -> Check:
+    problems: list[str] = []
+    measured: dict[str, Any] = {}
+    for r, b in _books(runs):
+        if b is None:
+            problems.append(f"{r.name}: the exchange's record was not read")
+            continue
+        measured[r.name] = {"exchange_fills": b.fills, "booked_fills": len(r.store.fills),
+                            "orders_booked_differently": len(b.fill_mismatches), "orphan_fills": len(b.orphan_fills)}
+        problems += [f"{r.name}: {p}" for p in b.fill_problems()]
+    return Check("exchange_fills_once", not problems,
+                 "per exchange order, the quantity and the value booked in state.db equal what the exchange "
+                 "filled, and every booked fill belongs to a live order row (every fill counted once: 0 lost, "
+                 "doubled or invented)", "; ".join(problems) or "ok", measured)
+
+
+def position_matches_exchange(runs: Sequence[RunEvidence]) -> Check:
+    problems: list[str] = []
+    measured: dict[str, Any] = {}
+    for r, b in _books(runs):
+        if b is None:
+            problems.append(f"{r.name}: the exchange's record was not read")
+            continue
+        measured[r.name] = {"exchange": b.exchange_position, "books": b.books_position}
+        problems += [f"{r.name}: {p}" for p in b.position_problems()]
+        summary_pos = _last_summary_position(r)
+        if summary_pos is not None and abs(summary_pos - b.exchange_position) > 1e-9:
+            problems.append(f"{r.name}: final summary says position {summary_pos}, the exchange "
+                            f"{b.exchange_position}")
+    return Check("position_matches_exchange", not problems,
+                 "at the end the exchange's position equals the books' (the net of their fills) and the last "
+                 "run summary's", "; ".join(problems) or "ok", measured)
+
+
+def live_orders_resolved(runs: Sequence[RunEvidence]) -> Check:
+    problems: list[str] = []
+    measured: dict[str, Any] = {}
+    for r, b in _books(runs):
+        if b is None:
+            problems.append(f"{r.name}: the exchange's record was not read")
+            continue
+        states: Counter[str] = Counter(str(row.get("state")) for row in b.rows.values())
+        measured[r.name] = dict(states)
+        problems += [f"{r.name}: {p}" for p in b.resolved_problems()]
+    return Check("live_orders_resolved", not problems,
+                 "no live_orders row is left committed at the end: every order the bot decided to send is "
+                 "known to have reached the exchange or proven never placed",
+                 "; ".join(problems) or "ok", measured)
 
 
 def faults_survived(records: Sequence[FaultRecord]) -> Check:

@@ -41,7 +41,7 @@ def observe(records: list[FaultRecord], logs: list[LogLine], end_wall: float) ->
 def _observed(window: list[LogLine]) -> dict[str, Any]:
     exits: list[dict[str, Any]] = []
     errors: Counter[str] = Counter()
-    late = warmup = backfilled = rest_retries = reconnects = 0
+    late = warmup = backfilled = rest_retries = reconnects = unknown = lookups_failed = private_problems = 0
     watchdog_end: int | None = None
     for ln in window:
         msg, f = ln.message, ln.fields
@@ -63,9 +63,16 @@ def _observed(window: list[LogLine]) -> dict[str, Any]:
             rest_retries += 1
         elif msg.startswith("bitunix websocket reconnected"):
             reconnects += 1
+        elif msg.startswith("bitunix place") and "outcome unknown" in msg:
+            unknown += 1
+        elif msg.startswith("resolving client id"):
+            lookups_failed += 1
+        elif msg.startswith("private stream:"):
+            private_problems += 1
     return {"exits": exits, "watchdog_end": watchdog_end, "md_errors": dict(errors), "late_warmed": late,
             "restart_warmup": warmup, "backfilled": backfilled, "rest_retries": rest_retries,
-            "reconnects": reconnects}
+            "reconnects": reconnects, "placements_unknown": unknown, "lookups_failed": lookups_failed,
+            "private_stream_problems": private_problems}
 
 
 def _outcome(rec: FaultRecord) -> str:
@@ -91,6 +98,18 @@ def _outcome(rec: FaultRecord) -> str:
         parts.append("market-data errors " + ", ".join(f"{k} x{v}" for k, v in sorted(o["md_errors"].items())))
     if o.get("reconnects"):
         parts.append(f"{o['reconnects']} reconnect(s)")
+    if rec.notes.get("hit_after_s") is not None:
+        what = "fill" if rec.kind == "delayed_fills" else "placement"
+        parts.append(f"the exchange's fault hit the next {what} {rec.notes['hit_after_s']:.1f} s after it was armed")
+    if rec.notes.get("order_in_flight"):
+        parts.append(f"killed with order {rec.notes['order_in_flight']} accepted by the exchange, its reply held")
+    if o.get("placements_unknown"):
+        parts.append(f"{o['placements_unknown']} placement(s) with an unknown outcome, settled by client id "
+                     f"(never sent again)")
+    if o.get("lookups_failed"):
+        parts.append(f"{o['lookups_failed']} client-id lookup(s) failed and were retried")
+    if o.get("private_stream_problems"):
+        parts.append(f"{o['private_stream_problems']} private-stream problem(s)")
     if o.get("rest_retries"):
         parts.append(f"{o['rest_retries']} REST retries")
     if o.get("backfilled"):

@@ -58,11 +58,25 @@ KINDS: tuple[FaultKind, ...] = (
               "disk", 5.0),
     FaultKind("torn_wal", "kill -9, then garbage is appended to the state store's write-ahead log", "disk", 5.0),
 )
+# Faults of live execution (--live-fake only): the fake's private side breaks,
+# or the session dies with an order between the bot and the exchange.
+LIVE_KINDS: tuple[FaultKind, ...] = (
+    FaultKind("private_ws_drop", "the exchange drops the private websocket (order and fill pushes)", "exchange", 3.0),
+    FaultKind("place_5xx", "the next order placement is answered 502 without being performed: an unknown outcome "
+                           "the bot must settle by asking for its client id, never by sending again", "exchange", 6.0),
+    FaultKind("place_timeout", "the next order placement is performed but its reply comes only after 11 s (the "
+                               "client's timeout is 10 s): an unknown outcome settled by client id", "exchange", 14.0),
+    FaultKind("delayed_fills", "the pushes of the next two fills are held back 4 s", "exchange", 6.0),
+    FaultKind("kill9_in_flight", "kill -9 of the session right after the exchange accepted an order whose reply "
+                                 "and pushes are held back: the restart must find it by client id",
+              "process", 8.0),
+)
 KIND_NAMES: tuple[str, ...] = tuple(k.name for k in KINDS)
-BY_NAME: dict[str, FaultKind] = {k.name: k for k in KINDS}
+LIVE_KIND_NAMES: tuple[str, ...] = tuple(k.name for k in LIVE_KINDS)
+BY_NAME: dict[str, FaultKind] = {k.name: k for k in KINDS + LIVE_KINDS}
 # Played twice in a drill ("at random moments").
 TWICE = frozenset({"kill9"})
-PROCESS_KINDS = frozenset(k.name for k in KINDS if k.layer != "exchange")
+PROCESS_KINDS = frozenset(k.name for k in KINDS + LIVE_KINDS if k.layer != "exchange")
 
 
 class DrillPlanError(UsageError):
@@ -84,6 +98,7 @@ class DrillPlan:
     lead_frac: float = 0.06
     tail_frac: float = 0.18
     extra: dict[str, float] = field(default_factory=dict)
+    live: bool = False  # --live-fake: the sessions trade on the fake's private side
 
     def __post_init__(self) -> None:
         if self.mode not in ("drill", "soak"):
@@ -95,6 +110,10 @@ class DrillPlan:
         unknown = [k for k in self.kinds if k not in BY_NAME]
         if unknown:
             raise DrillPlanError(f"unknown fault kind {unknown[0]!r}: allowed are {', '.join(KIND_NAMES)} (or none)")
+        live_only = [k for k in self.kinds if k in LIVE_KIND_NAMES]
+        if live_only and not self.live:
+            raise DrillPlanError(f"fault kind {live_only[0]!r} needs --live-fake (live execution on the fake's "
+                                 f"private side)")
 
     @property
     def span_ms(self) -> int:
@@ -119,17 +138,21 @@ DEFAULTS: dict[str, tuple[float, float]] = {
 }
 
 
-def parse_kinds(spec: str | None) -> tuple[str, ...]:
+def parse_kinds(spec: str | None, *, live: bool = False) -> tuple[str, ...]:
     """``--faults``: ``all`` (default), ``none`` or a comma list of kinds."""
     if spec is None or spec.strip() in ("", "all"):
-        return KIND_NAMES
+        return KIND_NAMES + LIVE_KIND_NAMES if live else KIND_NAMES
     if spec.strip() == "none":
         return ()
     kinds = tuple(dict.fromkeys(p.strip() for p in spec.split(",") if p.strip()))
+    allowed = KIND_NAMES + LIVE_KIND_NAMES if live else KIND_NAMES
     for k in kinds:
-        if k not in BY_NAME:
+        if k in LIVE_KIND_NAMES and not live:
+            raise DrillPlanError(f"fault kind {k!r} in --faults needs --live-fake (live execution on the fake's "
+                                 f"private side)")
+        if k not in allowed:
             raise DrillPlanError(f"unknown fault kind {k!r} in --faults: allowed are all, none, "
-                                 f"{', '.join(KIND_NAMES)}")
+                                 f"{', '.join(allowed)}")
     return kinds
 
 

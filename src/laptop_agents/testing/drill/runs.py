@@ -1,5 +1,6 @@
-"""One run of a drill: a fake exchange, a watchdog-run paper session against
-it, and what the drill sees of it from outside while it runs.
+"""One run of a drill: a fake exchange, a watchdog-run session against it
+(paper, or with ``--live-fake`` live on the fake's private side), and what
+the drill sees of it from outside while it runs.
 
 The session is the real product, started the way a user starts it
 (``python -m laptop_agents watchdog ... -- run --source bitunix ...``) in its
@@ -27,7 +28,7 @@ import psutil
 
 from laptop_agents.heartbeat import Heartbeat, read_heartbeat
 from laptop_agents.testing.drill.plan import DrillPlan
-from laptop_agents.testing.fake_exchange import FakeExchangeHandle, start_fake_exchange
+from laptop_agents.testing.fake_exchange import DEFAULT_ACCOUNT, FakeExchangeHandle, start_fake_exchange
 
 _PID = re.compile(r"started session pid (\d+)")
 _HEALTH = re.compile(r"health: (http://127\.0\.0\.1:\d+/health)")
@@ -46,6 +47,10 @@ STRATEGY = {
     "strategy": "sma_cross", "fast": 20, "slow": 120, "stop_bps": 100, "attach_stop": True, "tp_r_mult": 3.0,
     "risk": {"equity": 100000, "risk_pct": 10.0},
 }
+# Live (--live-fake): the fake account's wallet is 10,000 USDT; the books start
+# from the same equity and risk 2 % over the 1 % stop (about 20,000 notional,
+# 1,000 of margin at the fake's 20x), so no entry is refused for the balance.
+LIVE_STRATEGY = {**STRATEGY, "risk": {"equity": 10000, "risk_pct": 2.0}}
 FUNDING_RATE = 0.0001
 
 
@@ -109,7 +114,8 @@ class DrillRun:
     # ------------------------------------------------------------------ start
     def start(self) -> None:
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        self.strategy_file.write_text(json.dumps(STRATEGY, indent=1), encoding="utf-8")
+        self.strategy_file.write_text(json.dumps(LIVE_STRATEGY if self.plan.live else STRATEGY, indent=1),
+                                      encoding="utf-8")
         push = 0.02 if self.plan.speed > 1200 else 0.05
         self.fake = start_fake_exchange(
             seed=self.plan.seed, speed=self.plan.speed, start_ms=self.start_ms, end_ms=self.end_ms,
@@ -121,11 +127,24 @@ class DrillRun:
     def run_args(self, run_id: str) -> list[str]:
         assert self.fake is not None
         minutes = min(527_040, int(self.plan.span_ms / 60_000 * 3) + 60)
-        return [
+        args = [
             "--source", "bitunix", "--bitunix-rest-url", self.fake.rest_url, "--bitunix-ws-url", self.fake.ws_url,
             "--speed", f"{self.plan.speed:g}", "--duration", str(minutes), "--strategy-file", str(self.strategy_file),
             "--no-flatten", "--warmup-bars", "200", "--run-id", run_id, "--health-port", "0",
         ]
+        if self.plan.live:
+            # Live execution on the fake's private side (signed REST on the same
+            # server, the private websocket); the keys go through the environment.
+            args += ["--execution-mode", "live", "--enable-live",
+                     "--bitunix-private-ws-url", self.fake.private_ws_url]
+        return args
+
+    def live_env(self) -> dict[str, str]:
+        """The fake account's API keys, for the session's environment only
+        (never on a command line, in a log or in the scorecard)."""
+        if not self.plan.live:
+            return {}
+        return {"BITUNIX_API_KEY": DEFAULT_ACCOUNT.api_key, "BITUNIX_API_SECRET": DEFAULT_ACCOUNT.secret_key}
 
     def start_watchdog(self) -> None:
         """A watchdog (again, after one that stopped: with a new run id, since
@@ -140,6 +159,7 @@ class DrillRun:
         ]
         env = dict(os.environ)
         env.update({"LA_SYSTEM__HEARTBEAT_INTERVAL_S": f"{HEARTBEAT_S:g}", "PYTHONUNBUFFERED": "1"})
+        env.update(self.live_env())
         env.update(self.extra_env)
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                 errors="replace", bufsize=1, start_new_session=True)

@@ -66,10 +66,13 @@ def build(outcome: DrillOutcome, *, command: str, exit_code: int) -> dict[str, A
         "exit_code": exit_code,
         "command": command,
         "mode": plan.mode,
+        "execution": "live on the fake exchange's private side (--live-fake)" if plan.live else "paper",
         "plan": {"days": plan.days, "speed": plan.speed, "seed": plan.seed, "candles": plan.candles,
                  "market": [_iso(outcome.window[0]), _iso(outcome.window[1])], "kinds": list(plan.kinds),
-                 "interval": "1m", "strategy": "sma_cross 20/120, 1 % stop attached, target 3R, size capped by "
-                 "the maximum notional"},
+                 "interval": "1m", "live": plan.live,
+                 "strategy": "sma_cross 20/120, 1 % stop attached, target 3R, " + (
+                     "risking 2 % of the fake account's 10,000 USDT" if plan.live
+                     else "size capped by the maximum notional")},
         "wall_s": round(outcome.ended_wall - outcome.started_wall, 1),
         "machine": outcome.machine,
         "fault_kinds": sorted({r.kind for r in injected}),
@@ -79,6 +82,7 @@ def build(outcome: DrillOutcome, *, command: str, exit_code: int) -> dict[str, A
         "failed": [c.name for c in outcome.checks if not c.ok],
         "runs": runs,
         "definitions": {c.name: c.definition for c in outcome.checks},
+        "not_applicable": dict(outcome.not_applicable),
     }
 
 
@@ -100,7 +104,9 @@ def console(card: dict[str, Any], echo: Callable[[str], None]) -> None:
         echo(f"{mark} #{f['seq']:<2} {f['kind']:<21} {f['outcome']}")
     echo("")
     for c in card["invariants"]:
-        echo(f"{'PASS' if c['ok'] else 'FAIL'}  {c['name']:<24} {c['detail']}")
+        echo(f"{'PASS' if c['ok'] else 'FAIL'}  {c['name']:<26} {c['detail']}")
+    for name, why in card.get("not_applicable", {}).items():
+        echo(f"n/a   {name:<26} {why}")
     load = card["machine"].get("load_avg_1m")
     if load:
         echo(f"machine: {card['machine']['cpus']} cores, load average {load['min']}-{load['max']} "
@@ -162,6 +168,8 @@ def render_html(card: dict[str, Any]) -> str:
         inv_rows.append(f"<tr><td class='{cls}'>{'PASS' if c['ok'] else 'FAIL'}</td><td><b>{_e(c['name'])}</b><br>"
                         f"<span class='muted'>{_e(c['definition'])}</span></td><td>{_e(c['detail'])}</td>"
                         f"<td><code>{_e(json.dumps(c.get('measured') or {}, default=str))[:600]}</code></td></tr>")
+    for name, why in card.get("not_applicable", {}).items():
+        inv_rows.append(f"<tr><td class='muted'>n/a</td><td><b>{_e(name)}</b></td><td>{_e(why)}</td><td></td></tr>")
     run_parts = []
     for name, r in card["runs"].items():
         s = r["series"]
@@ -181,7 +189,7 @@ def render_html(card: dict[str, Any]) -> str:
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>drill {_e(card['drill'])}</title>
 <style>{_CSS}</style></head><body>
 <h1>Drill {_e(card['drill'])}: <span class="{'ok' if ok else 'bad'}">{card['verdict']}</span></h1>
-<p><code>{_e(card['command'])}</code> &mdash; {_e(card['mode'])}: {plan['days']:g} day(s) of 1-minute candles
+<p><code>{_e(card['command'])}</code> &mdash; {_e(card['mode'])}, {_e(card.get('execution', 'paper'))}: {plan['days']:g} day(s) of 1-minute candles
 ({plan['candles']} candles, market {_e(plan['market'][0])} to {_e(plan['market'][1])}) at {plan['speed']:g}x,
 seed {plan['seed']}, in {card['wall_s']:.0f} s of wall time on {_e(machine)}. Strategy: {_e(plan['strategy'])}.
 Exit code {card['exit_code']}.</p>

@@ -113,6 +113,15 @@ class FakeExchangeHandle:
     def clear_faults(self) -> None:
         self._call(self.exchange.faults.clear)
 
+    def armed(self, kind: str) -> int:
+        """How many requests or fills an armed fault of ``kind`` will still hit
+        (0: consumed, or never armed) -- queued REST and private faults only."""
+        def count() -> int:
+            book = self.exchange.faults
+            return sum(f.count for f in book.rest_faults + book.private_faults if f.kind == kind)
+        result: int = self._call(count)
+        return result
+
     def stats(self) -> dict[str, Any]:
         result: dict[str, Any] = self._call(self.exchange.snapshot)
         return result
