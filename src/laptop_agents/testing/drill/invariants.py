@@ -345,74 +345,65 @@ NOT_IN_LIVE: dict[str, str] = {
 }
 
 
-def _books(runs: Sequence[RunEvidence]) -> list[tuple[RunEvidence, BooksComparison | None]]:
-    return [(r, r.books) for r in runs]
+BooksMeasure = Callable[[RunEvidence, BooksComparison], tuple[Any, list[str]]]
+
+
+def _per_run_books(name: str, statement: str, runs: Sequence[RunEvidence], measure: BooksMeasure) -> Check:
+    """One live check over every run: ``measure`` gives what it measured and its
+    problems for a run whose exchange record was read (a run without one fails)."""
+    problems: list[str] = []
+    measured: dict[str, Any] = {}
+    for r in runs:
+        b = r.books
+        if b is None:
+            problems.append(f"{r.name}: the exchange's record was not read")
+            continue
+        measured[r.name], found = measure(r, b)
+        problems += [f"{r.name}: {p}" for p in found]
+    return Check(name, not problems, statement, "; ".join(problems) or "ok", measured)
 
 
 def exchange_orders_once(runs: Sequence[RunEvidence]) -> Check:
-    problems: list[str] = []
-    measured: dict[str, Any] = {}
-    for r, b in _books(runs):
-        if b is None:
-            problems.append(f"{r.name}: the exchange's record was not read")
-            continue
-        measured[r.name] = {"exchange_orders": b.orders, "rows": len(b.rows), "doubled": len(b.doubled_orders),
-                            "unknown": len(b.unknown_orders)}
-        problems += [f"{r.name}: {p}" for p in b.order_problems()]
-    return Check("exchange_orders_once", not problems,
-                 "every order in the exchange's order log carries the client id of one live_orders row of the "
-                 "books, no client id was accepted twice and no intent became two exchange orders (0 doubled, "
-                 "0 unknown orders)", "; ".join(problems) or "ok", measured)
+    return _per_run_books(
+        "exchange_orders_once",
+        "every order in the exchange's order log carries the client id of one live_orders row of the "
+        "books, no client id was accepted twice and no intent became two exchange orders (0 doubled, "
+        "0 unknown orders)", runs,
+        lambda r, b: ({"exchange_orders": b.orders, "rows": len(b.rows), "doubled": len(b.doubled_orders),
+                       "unknown": len(b.unknown_orders)}, b.order_problems()))
 
 
 def exchange_fills_once(runs: Sequence[RunEvidence]) -> Check:
-    problems: list[str] = []
-    measured: dict[str, Any] = {}
-    for r, b in _books(runs):
-        if b is None:
-            problems.append(f"{r.name}: the exchange's record was not read")
-            continue
-        measured[r.name] = {"exchange_fills": b.fills, "booked_fills": len(r.store.fills),
-                            "orders_booked_differently": len(b.fill_mismatches), "orphan_fills": len(b.orphan_fills)}
-        problems += [f"{r.name}: {p}" for p in b.fill_problems()]
-    return Check("exchange_fills_once", not problems,
-                 "per exchange order, the quantity and the value booked in state.db equal what the exchange "
-                 "filled, and every booked fill belongs to a live order row (every fill counted once: 0 lost, "
-                 "doubled or invented)", "; ".join(problems) or "ok", measured)
+    return _per_run_books(
+        "exchange_fills_once",
+        "per exchange order, the quantity and the value booked in state.db equal what the exchange "
+        "filled, and every booked fill belongs to a live order row (every fill counted once: 0 lost, "
+        "doubled or invented)", runs,
+        lambda r, b: ({"exchange_fills": b.fills, "booked_fills": len(r.store.fills),
+                       "orders_booked_differently": len(b.fill_mismatches), "orphan_fills": len(b.orphan_fills)},
+                      b.fill_problems()))
 
 
 def position_matches_exchange(runs: Sequence[RunEvidence]) -> Check:
-    problems: list[str] = []
-    measured: dict[str, Any] = {}
-    for r, b in _books(runs):
-        if b is None:
-            problems.append(f"{r.name}: the exchange's record was not read")
-            continue
-        measured[r.name] = {"exchange": b.exchange_position, "books": b.books_position}
-        problems += [f"{r.name}: {p}" for p in b.position_problems()]
+    def measure(r: RunEvidence, b: BooksComparison) -> tuple[Any, list[str]]:
+        found = b.position_problems()
         summary_pos = _last_summary_position(r)
         if summary_pos is not None and abs(summary_pos - b.exchange_position) > 1e-9:
-            problems.append(f"{r.name}: final summary says position {summary_pos}, the exchange "
-                            f"{b.exchange_position}")
-    return Check("position_matches_exchange", not problems,
-                 "at the end the exchange's position equals the books' (the net of their fills) and the last "
-                 "run summary's", "; ".join(problems) or "ok", measured)
+            found.append(f"final summary says position {summary_pos}, the exchange {b.exchange_position}")
+        return {"exchange": b.exchange_position, "books": b.books_position}, found
+
+    return _per_run_books(
+        "position_matches_exchange",
+        "at the end the exchange's position equals the books' (the net of their fills) and the last "
+        "run summary's", runs, measure)
 
 
 def live_orders_resolved(runs: Sequence[RunEvidence]) -> Check:
-    problems: list[str] = []
-    measured: dict[str, Any] = {}
-    for r, b in _books(runs):
-        if b is None:
-            problems.append(f"{r.name}: the exchange's record was not read")
-            continue
-        states: Counter[str] = Counter(str(row.get("state")) for row in b.rows.values())
-        measured[r.name] = dict(states)
-        problems += [f"{r.name}: {p}" for p in b.resolved_problems()]
-    return Check("live_orders_resolved", not problems,
-                 "no live_orders row is left committed at the end: every order the bot decided to send is "
-                 "known to have reached the exchange or proven never placed",
-                 "; ".join(problems) or "ok", measured)
+    return _per_run_books(
+        "live_orders_resolved",
+        "no live_orders row is left committed at the end: every order the bot decided to send is "
+        "known to have reached the exchange or proven never placed", runs,
+        lambda r, b: (dict(Counter(str(row.get("state")) for row in b.rows.values())), b.resolved_problems()))
 
 
 def faults_survived(records: Sequence[FaultRecord]) -> Check:
